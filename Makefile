@@ -1,0 +1,94 @@
+# zimage - plain GNU Makefile (see docs/ARCHITECTURE.md for why not CMake).
+#
+#   make            library (static + shared), CLI, tests, tools, benchmarks -> build/
+#   make test       golden runner on tests/fixtures + unit tests
+#   make test-san   the same suite built with -fsanitize=address,undefined -> build-san/
+#   make demo       generate a PNG with the tiny fixture model
+#
+# Every .c under src/ goes into the library (src/cli/ is the CLI program).
+
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS = -fsanitize=address,undefined
+OPT = -O1 -g -fno-omit-frame-pointer $(SANFLAGS) -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+OPT = -O3 -g
+endif
+
+CC ?= cc
+ARCH ?= -march=native
+CFLAGS ?= $(OPT) $(ARCH) -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -fPIC -MMD -MP
+PKGS = jansson libpng zlib libutf8proc libpcre2-8
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpng -lz -lutf8proc -lpcre2-8)
+CPPFLAGS += -Iinclude $(PKG_CFLAGS)
+LDLIBS = $(PKG_LIBS) -lm -lpthread
+LDFLAGS += -fopenmp $(SANFLAGS)
+
+LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+CLI_SRC := $(shell find src/cli -name '*.c' | sort)
+GOLDEN_SRC := $(wildcard tests/golden/*.c)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+TOOL_SRC := $(wildcard tools/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+GOLDEN_OBJ := $(GOLDEN_SRC:%.c=$(BUILD)/%.o)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+TOOLS := $(TOOL_SRC:tools/%.c=$(BUILD)/%)
+BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
+
+STATIC := $(BUILD)/libzimage.a
+SHARED := $(BUILD)/libzimage.so
+
+all: $(STATIC) $(SHARED) $(BUILD)/zimage $(BUILD)/zimage-golden $(BUILD)/zimage-unit $(TOOLS) $(BENCHES)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/zimage: $(CLI_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/zimage-golden: $(GOLDEN_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/zimage-unit: $(UNIT_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%: $(BUILD)/tools/%.o $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%: $(BUILD)/bench/%.o $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+FIXTURES ?= tests/fixtures
+
+test: all
+	$(BUILD)/zimage-unit $(FIXTURES)
+	$(BUILD)/zimage-golden $(FIXTURES)
+	bash tests/cli_test.sh $(BUILD)/zimage $(FIXTURES)
+
+test-san:
+	$(MAKE) SAN=1 test
+
+demo: all
+	$(BUILD)/zimage -m tests/fixtures/tiny-zimage -p "a red fox in the snow" -W 64 -H 64 --seed 42 -o fox.png
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all test test-san demo clean
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

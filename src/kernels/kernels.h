@@ -1,0 +1,59 @@
+/* kernels.h - the compute layer: matmul, attention, norms, RoPE, activations.
+ *
+ * This is the only place with SIMD and threads (OpenMP). Model code (dit/,
+ * text/, vae/) calls these on plain row-major float32 activations; weights are
+ * views (kn_mat) on mmapped F32/BF16/F16 data, converted on the fly inside the
+ * matmul, so a later CUDA or quantized backend can slot in behind the same calls.
+ * All functions are deterministic for a given thread count. */
+#ifndef ZI_KERNELS_H
+#define ZI_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/dtype.h"
+
+/* A weight matrix W [rows = out features, cols = in features], row-major. */
+typedef struct {
+    zi_dtype dtype; /* F32, BF16 or F16 */
+    int64_t rows, cols;
+    const void *data;
+} kn_mat;
+
+void kn_set_threads(int n); /* <= 0: all cores */
+int kn_get_threads(void);
+
+/* y[M, N] = x[M, K] . W[N, K]^T (+ bias[N] if not NULL).  N = W->rows, K = W->cols. */
+void kn_linear(float *y, const float *x, int64_t M, const kn_mat *W, const float *bias);
+/* Same, for x rows with a stride (elements between rows) and y rows with a stride. */
+void kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, const kn_mat *W,
+                       const float *bias);
+/* Plain f32 GEMM: C[M, N] = A[M, K] . B[N, K]^T (row-major, leading dims lda/ldb/ldc). */
+void kn_gemm_nt(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
+                int64_t N, int64_t K);
+
+/* RMSNorm over rows of length D: y = x * rsqrt(mean(x^2) + eps) * g  (g may be NULL). In-place ok. */
+void kn_rmsnorm(float *y, const float *x, int64_t M, int64_t D, const float *g, float eps);
+/* LayerNorm without affine over rows of length D (biased variance). In-place ok. */
+void kn_layernorm(float *y, const float *x, int64_t M, int64_t D, float eps);
+
+/* Elementwise */
+void kn_silu(float *x, int64_t n);
+/* gate[i] = silu(gate[i]) * up[i] */
+void kn_swiglu(float *gate, const float *up, int64_t n);
+
+/* RoPE on L rows of n_heads heads of dim hd, row stride ld (elements).
+ * Interleaved pairs (x[2p], x[2p+1]) - the DiT layout; cos/sin are [L, hd/2]. */
+void kn_rope_interleaved(float *x, int64_t L, int n_heads, int hd, int64_t ld, const float *cos, const float *sin);
+/* Half-split "rotate_half" (x[p], x[p+hd/2]) - the Qwen3 layout; cos/sin are [L, hd/2]. */
+void kn_rope_halfsplit(float *x, int64_t L, int n_heads, int hd, int64_t ld, const float *cos, const float *sin);
+
+/* Multi-head attention, flash-style (online softmax over key tiles; never an L x L matrix).
+ * q: [Lq, *] with head h at columns h*hd (row stride ldq); k, v: [Lk, *] with kv head g at
+ * columns g*hd (row strides ldk, ldv); out: [Lq, n_heads*hd] (row stride ldo).
+ * Query head h uses kv head h / (n_heads / n_kv_heads). causal: query i sees keys <= i. */
+void kn_attention(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                  const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd,
+                  float scale, int causal);
+
+#endif

@@ -1,0 +1,56 @@
+/* golden.h - shared plumbing of the golden-test runner (zimage-golden).
+ *
+ * The runner scans <fixtures>/golden/<case>.json, dispatches each manifest on its
+ * "kind" to a golden_run_<kind>() function (one file per kind), and counts
+ * results. A kind function compares every output tensor it can produce with
+ * golden_check(), which prints one line per tensor with the max error. */
+#ifndef ZI_GOLDEN_H
+#define ZI_GOLDEN_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "../../src/io/safetensors.h"
+
+enum { GOLDEN_PASS = 0, GOLDEN_FAIL = 1, GOLDEN_SKIP = 2 };
+
+typedef struct {
+    const char *fixtures; /* fixtures root directory */
+    const char *name;     /* case name */
+    json_t *manifest;
+    zi_st_file st;        /* the case's tensors */
+    int n_checked, n_failed;
+} golden_case;
+
+/* Path of the model folder a variant ("f32"/"bf16"/"any") used, resolved against the fixtures dir. */
+int golden_model_path(golden_case *c, const char *variant, char *out, size_t cap);
+/* The tensor `name` of the case (NULL + message if missing). */
+const zi_tensor *golden_tensor(golden_case *c, const char *name);
+/* Same, converted to a new f32 array; optionally returns numel. */
+float *golden_f32(golden_case *c, const char *name, int64_t *numel);
+/* Numbers from manifest params. */
+json_t *golden_param(golden_case *c, const char *key);
+
+/* Compare got[n] with tensor `name`: |got-want| <= atol + rtol*|want| everywhere.
+ * Prints a PASS/FAIL line with max abs error and returns 0 (pass) or 1 (fail). */
+int golden_check(golden_case *c, const char *name, const float *got, int64_t n, double atol, double rtol);
+/* uint8 image check: max |diff| <= max_diff and at most frac of values differing. */
+int golden_check_u8(golden_case *c, const char *name, const uint8_t *got, int64_t n, int max_diff, double frac);
+/* Exact integer check. */
+int golden_check_i32(golden_case *c, const char *name, const int32_t *got, int64_t n);
+/* Print a note line for the case. */
+void golden_note(golden_case *c, const char *fmt, ...);
+
+/* One entry per kind; a kind returns GOLDEN_PASS/FAIL/SKIP. */
+int golden_run_dit_forward(golden_case *c);
+int golden_run_rope(golden_case *c);
+int golden_run_qwen3(golden_case *c);
+int golden_run_scheduler(golden_case *c);
+int golden_run_torch_randn(golden_case *c);
+int golden_run_vae_decode(golden_case *c);
+int golden_run_vae_encode(golden_case *c);
+int golden_run_end_to_end(golden_case *c);
+/* tokenizer_cases.json (not a manifest): returns GOLDEN_* and prints per-case lines. */
+int golden_run_tokenizer(const char *fixtures, int *n_pass, int *n_fail);
+
+#endif

@@ -1,0 +1,13 @@
+/* unit_main.c - zimage-unit: unit tests (bad input files, kernels). */
+#include <stdio.h>
+#include "unit.h"
+
+int unit_failures = 0, unit_passes = 0;
+
+int main(int argc, char **argv) {
+    const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
+    unit_safetensors(fixtures);
+    unit_kernels();
+    printf("unit: %d passed, %d failed\n", unit_passes, unit_failures);
+    return unit_failures ? 1 : 0;
+}
