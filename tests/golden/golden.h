@@ -28,12 +28,17 @@ int golden_model_path(golden_case *c, const char *variant, char *out, size_t cap
 const zi_tensor *golden_tensor(golden_case *c, const char *name);
 /* Same, converted to a new f32 array; optionally returns numel. */
 float *golden_f32(golden_case *c, const char *name, int64_t *numel);
+/* Manifest tolerance {atol, rtol} when numeric; leaves the defaults passed in otherwise. */
+void golden_tol(golden_case *c, double *atol, double *rtol);
 /* Numbers from manifest params. */
 json_t *golden_param(golden_case *c, const char *key);
 
 /* Compare got[n] with tensor `name`: |got-want| <= atol + rtol*|want| everywhere.
  * Prints a PASS/FAIL line with max abs error and returns 0 (pass) or 1 (fail). */
 int golden_check(golden_case *c, const char *name, const float *got, int64_t n, double atol, double rtol);
+/* Compare two arrays directly (label is printed). */
+int golden_check_vals(golden_case *c, const char *label, const float *got, const float *want, int64_t n,
+                      double atol, double rtol);
 /* uint8 image check: max |diff| <= max_diff and at most frac of values differing. */
 int golden_check_u8(golden_case *c, const char *name, const uint8_t *got, int64_t n, int max_diff, double frac);
 /* Exact integer check. */

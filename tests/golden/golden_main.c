@@ -47,6 +47,13 @@ float *golden_f32(golden_case *c, const char *name, int64_t *numel) {
     return zi_tensor_to_f32(t);
 }
 
+void golden_tol(golden_case *c, double *atol, double *rtol) {
+    json_t *t = json_object_get(c->manifest, "tolerance");
+    json_t *a = json_object_get(t, "atol"), *r = json_object_get(t, "rtol");
+    if (json_is_number(a)) *atol = json_number_value(a);
+    if (json_is_number(r)) *rtol = json_number_value(r);
+}
+
 json_t *golden_param(golden_case *c, const char *key) {
     return json_object_get(json_object_get(c->manifest, "params"), key);
 }
@@ -60,15 +67,9 @@ void golden_note(golden_case *c, const char *fmt, ...) {
     printf("\n");
 }
 
-int golden_check(golden_case *c, const char *name, const float *got, int64_t n, double atol, double rtol) {
+int golden_check_vals(golden_case *c, const char *label, const float *got, const float *want, int64_t n,
+                      double atol, double rtol) {
     c->n_checked++;
-    const zi_tensor *t = golden_tensor(c, name);
-    if (!t || t->numel != n) {
-        printf("  FAIL %-28s %-34s %s\n", c->name, name, t ? "element count differs" : "golden tensor missing");
-        c->n_failed++;
-        return 1;
-    }
-    float *want = zi_tensor_to_f32(t);
     double maxerr = 0, worst_ratio = 0;
     int64_t bad = 0, worst = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -83,15 +84,28 @@ int golden_check(golden_case *c, const char *name, const float *got, int64_t n, 
         }
         if (e > lim) bad++;
     }
-    int fail = bad > 0;
-    printf("  %s %-28s %-34s max_abs_err %.3g (%.2f of tolerance)", fail ? "FAIL" : "ok  ", c->name, name, maxerr,
+    int fail = bad > 0 || n == 0;
+    printf("  %s %-28s %-34s max_abs_err %.3g (%.2f of tolerance)", fail ? "FAIL" : "ok  ", c->name, label, maxerr,
            worst_ratio);
-    if (fail) printf("  %lld bad, worst at %lld: got %.7g want %.7g", (long long)bad, (long long)worst,
-                     (double)got[worst], (double)want[worst]);
+    if (bad) printf("  %lld bad, worst at %lld: got %.7g want %.7g", (long long)bad, (long long)worst,
+                    (double)got[worst], (double)want[worst]);
     printf("\n");
-    free(want);
     if (fail) c->n_failed++;
     return fail;
+}
+
+int golden_check(golden_case *c, const char *name, const float *got, int64_t n, double atol, double rtol) {
+    const zi_tensor *t = golden_tensor(c, name);
+    if (!t || t->numel != n) {
+        c->n_checked++;
+        printf("  FAIL %-28s %-34s %s\n", c->name, name, t ? "element count differs" : "golden tensor missing");
+        c->n_failed++;
+        return 1;
+    }
+    float *want = zi_tensor_to_f32(t);
+    int r = golden_check_vals(c, name, got, want, n, atol, rtol);
+    free(want);
+    return r;
 }
 
 int golden_check_u8(golden_case *c, const char *name, const uint8_t *got, int64_t n, int max_diff, double frac) {

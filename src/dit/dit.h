@@ -1,0 +1,86 @@
+/* dit.h - the S3-DiT denoiser (ZImageTransformer2DModel), spec section 5.
+ *
+ * Pipeline position: text features (text/) + noisy latent (sampling/) -> here
+ * -> velocity-like output u consumed by the Euler sampler. Weights stay
+ * mmapped (views into the safetensors files); activations are float32. */
+#ifndef ZI_DIT_H
+#define ZI_DIT_H
+
+#include <stdint.h>
+
+#include "../io/store.h"
+#include "../kernels/kernels.h"
+
+typedef struct {
+    int dim;           /* 3840 (tiny: 64) */
+    int n_heads;       /* 30 */
+    int head_dim;      /* dim / n_heads */
+    int n_layers;      /* 30 */
+    int n_refiner;     /* 2 */
+    int in_channels;   /* 16 */
+    int patch;         /* 2 */
+    int cap_feat_dim;  /* 2560 */
+    int adaln_dim;     /* min(dim, 256): width of t_embedder output / adaLN input */
+    int t_hidden;      /* 1024: hidden width of the timestep MLP */
+    int ffn_dim;       /* int(dim / 3 * 8) */
+    int axes_dims[3];  /* [32, 48, 48] */
+    int axes_lens[3];  /* [1536, 512, 512] */
+    float rope_theta;  /* 256 */
+    float t_scale;     /* 1000 */
+    float norm_eps;    /* 1e-5 */
+} zi_dit_config;
+
+typedef struct {
+    kn_mat wq, wk, wv, wo;     /* [dim, dim] */
+    float *norm_q, *norm_k;    /* [head_dim] */
+    float *attn_norm1, *attn_norm2, *ffn_norm1, *ffn_norm2; /* [dim] */
+    kn_mat w1, w3;             /* [ffn, dim] gate, up */
+    kn_mat w2;                 /* [dim, ffn] down */
+    kn_mat ada_w;              /* [4*dim, adaln_dim] (modulated blocks only; data NULL otherwise) */
+    float *ada_b;              /* [4*dim] */
+} zi_dit_block;
+
+typedef struct zi_dit {
+    zi_dit_config cfg;
+    zi_store store;
+    kn_mat t_w1, t_w2;         /* t_embedder.mlp.0 [1024, 256], .2 [adaln, 1024] */
+    float *t_b1, *t_b2;
+    float *cap_norm;           /* cap_embedder.0 [cap_feat_dim] */
+    kn_mat cap_w;              /* cap_embedder.1 [dim, cap_feat_dim] */
+    float *cap_b;
+    kn_mat x_w;                /* all_x_embedder.2-1 [dim, patch*patch*in] */
+    float *x_b;
+    float *x_pad, *cap_pad;    /* [dim] */
+    kn_mat final_w;            /* all_final_layer.2-1.linear [patch*patch*in, dim] */
+    float *final_b;
+    kn_mat final_ada_w;        /* all_final_layer.2-1.adaLN_modulation.1 [dim, adaln] */
+    float *final_ada_b;
+    zi_dit_block *noise_refiner, *context_refiner, *layers;
+} zi_dit;
+
+/* Optional hook: called with named intermediates ("x_embedded", "noise_refiner.0", ...,
+ * "final_layer"); data is [rows, cols] float32. Used by tests to localize bugs. */
+typedef void (*zi_dit_dump_fn)(void *user, const char *name, const float *data, int64_t rows, int64_t cols);
+
+/* Load from a transformer folder (config.json + safetensors, sharded or not). */
+int zi_dit_load(zi_dit **out, const char *dir);
+void zi_dit_free(zi_dit *m);
+
+/* One batch item. x, out: [in_channels, h, w] latents (frame axis dropped);
+ * t: the pipeline's t_model in [0,1]; cap: [cap_len, cap_feat_dim].
+ * Returns 0 or -1 (bad sizes). */
+int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float *cap, int cap_len, float *out,
+                   zi_dit_dump_fn dump, void *dump_user);
+
+/* Position ids (t, h, w) of the unified sequence [image tokens + pads ; caption tokens + pads]
+ * for an Ht x Wt token grid and Lc caption tokens; ids: [Limg_pad + Lc_pad, 3]. */
+void zi_dit_positions(int64_t Ht, int64_t Wt, int64_t Lc, int32_t *ids);
+/* Pad a token count up to the next multiple of 32 (SEQ_MULTI_OF). */
+static inline int64_t zi_dit_pad32(int64_t n) { return n + ((32 - n % 32) % 32); }
+/* Positions and RoPE tables (exposed for tests).
+ * ids: [n, 3] int32; cos/sin: [n, head_dim/2]. */
+void zi_dit_rope_table(const zi_dit_config *cfg, const int32_t *ids, int64_t n, float *cos, float *sin);
+/* Timestep sinusoid [256] (cos first) of t*t_scale. freqs may be NULL (computed in float32). */
+void zi_dit_timestep_freq(float t_scaled, const float *freqs, float *out256);
+
+#endif
