@@ -137,6 +137,17 @@ int zi_st_open(zi_st_file *f, const char *path) {
     }
     uint64_t data_off = 8 + hlen, data_size = size - data_off;
     const uint8_t *data = p + data_off;
+    if (data_off % 8 != 0 && data_size > 0) {
+        /* Header not padded to 8 bytes: element views would be misaligned, so copy the
+         * data area once into aligned memory (rare; standard writers pad the header). */
+        f->owned = zi_malloc_aligned((size_t)data_size);
+        if (!f->owned) {
+            json_decref(hdr);
+            goto fail;
+        }
+        memcpy(f->owned, data, (size_t)data_size);
+        data = f->owned;
+    }
     size_t n = json_object_size(hdr);
     f->tensors = zi_calloc(n ? n : 1, sizeof(zi_tensor));
     st_range *ranges = zi_calloc(n ? n : 1, sizeof(st_range));
@@ -164,7 +175,7 @@ int zi_st_open(zi_st_file *f, const char *path) {
             break;
         }
         size_t es = zi_dtype_size(t->dtype);
-        if (((uintptr_t)(data + b)) % es != 0) {
+        if (b % es != 0) {
             zi_err("%s: tensor '%s': data offset %llu is not aligned to its %zu-byte elements", path, key,
                    (unsigned long long)b, es);
             ok = 0;
@@ -210,6 +221,7 @@ void zi_st_close(zi_st_file *f) {
         for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
     free(f->tensors);
     if (f->map) munmap(f->map, f->map_size);
+    zi_free_aligned(f->owned);
     free(f->path);
     memset(f, 0, sizeof *f);
 }

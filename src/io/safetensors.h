@@ -30,6 +30,7 @@ typedef struct {
     char *path;
     void *map;          /* mmap of the whole file (or NULL for an empty file) */
     size_t map_size;
+    void *owned;        /* aligned copy of the data area when the header is not 8-byte padded */
     zi_tensor *tensors; /* sorted by name */
     int n_tensors;
 } zi_st_file;
