@@ -63,6 +63,9 @@ $(BUILD)/zimage: $(CLI_OBJ) $(STATIC)
 $(BUILD)/zimage-golden: $(GOLDEN_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/example-generate: $(BUILD)/examples/generate.o $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/zimage-unit: $(UNIT_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -74,10 +77,11 @@ $(BUILD)/%: $(BUILD)/bench/%.o $(STATIC)
 
 FIXTURES ?= tests/fixtures
 
-test: all
+test: all $(BUILD)/example-generate
 	$(BUILD)/zimage-unit $(FIXTURES)
 	$(BUILD)/zimage-golden $(FIXTURES)
 	bash tests/cli_test.sh $(BUILD)/zimage $(FIXTURES)
+	cd $(BUILD) && ./example-generate $(abspath $(FIXTURES))/tiny-zimage && test -s fox.png && echo 'example: 1 passed, 0 failed'
 
 test-san:
 	$(MAKE) SAN=1 test

@@ -1,6 +1,77 @@
 #!/usr/bin/env bash
-# cli_test.sh - end-to-end checks of the zimage CLI (filled in with the CLI issue).
+# cli_test.sh ZIMAGE FIXTURES - end-to-end checks of the zimage CLI:
+# the tiny model's PNG equals the golden image, its metadata is readable by PIL,
+# and every invalid input gets a clear message and a non-zero exit.
 set -u
 ZIMAGE=$1
 FIX=$2
-echo "cli: 0 passed, 0 failed"
+TMP=$(mktemp -d /tmp/zimage-cli-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "  ok   $1"; }
+bad() { fail=$((fail + 1)); echo "  FAIL $1"; }
+
+# expect_fail NAME PATTERN ARGS... : non-zero exit and stderr matching PATTERN
+expect_fail() {
+  local name=$1 pat=$2
+  shift 2
+  local err rc
+  err=$("$ZIMAGE" "$@" 2>&1 >/dev/null)
+  rc=$?
+  if [ $rc -ne 0 ] && printf '%s' "$err" | grep -q -- "$pat"; then ok "$name: $err"
+  else bad "$name: rc=$rc, stderr: $err (wanted /$pat/)"; fi
+}
+
+M=$FIX/tiny-zimage
+
+# help and version
+if "$ZIMAGE" --help | grep -q "usage: zimage"; then ok "--help"; else bad "--help"; fi
+if "$ZIMAGE" --version | grep -q "zimage [0-9]"; then ok "--version"; else bad "--version"; fi
+
+# the tiny model reproduces the golden e2e_turbo_fox_64x64 image (seed 42, 8 steps)
+out=$TMP/fox.png
+if "$ZIMAGE" -m "$M" -p "a red fox in the snow, watercolor" -W 64 -H 64 --seed 42 -o "$out" > "$TMP/log" 2>&1 \
+   && /usr/bin/python3 tests/png_check.py "$out" "$FIX/golden/e2e_turbo_fox_64x64.safetensors" f32/image_u8 1 0.01 > "$TMP/chk" 2>&1; then
+  ok "fox PNG equals golden image_u8; $(head -1 "$TMP/chk")"
+else
+  bad "fox PNG vs golden: $(cat "$TMP/log" "$TMP/chk" 2>/dev/null)"
+fi
+if grep -q "seed 42" "$TMP/log" && grep -q "peak memory" "$TMP/log" && grep -q "text encoder" "$TMP/log"; then
+  ok "summary printed (seed, timings, peak memory)"
+else bad "summary: $(cat "$TMP/log")"; fi
+if grep -q "a red fox in the snow, watercolor" "$TMP/chk" && grep -q "Seed: 42" "$TMP/chk"; then
+  ok "PNG metadata readable by PIL"
+else bad "PNG metadata: $(cat "$TMP/chk")"; fi
+
+# default seed is random and printed
+if "$ZIMAGE" -m "$M" -p "x" -W 32 -H 32 -o "$TMP/r.png" 2>/dev/null | grep -Eq "seed [0-9]+"; then ok "random seed printed"
+else bad "random seed not printed"; fi
+
+# tokenize aid
+if "$ZIMAGE" tokenize -m "$M" "hello world" | grep -q "^2 tokens"; then ok "tokenize"; else bad "tokenize"; fi
+
+# invalid inputs
+expect_fail "width not multiple of 16" "multiple of 16" -m "$M" -p x -W 100
+expect_fail "height not a number" "not an integer" -m "$M" -p x -H abc
+expect_fail "size too large" "between 16 and 8192" -m "$M" -p x -W 9000
+expect_fail "steps zero" "between 1 and 1000" -m "$M" -p x --steps 0
+expect_fail "steps garbage" "not an integer" -m "$M" -p x --steps 3x
+expect_fail "guidance negative" "between 0 and 100" -m "$M" -p x --guidance -1
+expect_fail "seed negative" "non-negative integer" -m "$M" -p x --seed -5
+expect_fail "threads zero" "between 1 and 1024" -m "$M" -p x -t 0
+expect_fail "unwritable output" "does not exist" -m "$M" -p x -o /nonexistent-dir/x.png
+expect_fail "no prompt" "no prompt" -m "$M"
+expect_fail "no model" "no model" -p x
+expect_fail "unknown option" "unknown option" -m "$M" -p x --frobnicate
+expect_fail "missing value" "needs a value" -m "$M" -p
+expect_fail "model folder missing" "does not exist" -m "$TMP/nope" -p x -o "$TMP/a.png"
+mkdir -p "$TMP/partial" && cp -r "$M/transformer" "$TMP/partial/"
+expect_fail "missing components listed" "text encoder: .*text_encoder" -m "$TMP/partial" -p x -o "$TMP/a.png"
+mkdir -p "$TMP/broken" && cp -r "$M"/* "$TMP/broken/" && echo '{"dim": 64,' > "$TMP/broken/transformer/config.json"
+expect_fail "corrupt config.json" "config.json: invalid JSON" -m "$TMP/broken" -p x -o "$TMP/a.png"
+expect_fail "invalid UTF-8 prompt" "UTF-8" -m "$M" -p $'\xff\xfe' -W 32 -H 32 -o "$TMP/a.png"
+
+echo "cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]

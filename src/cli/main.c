@@ -1,7 +1,361 @@
-/* main.c - the zimage command-line program (placeholder until the CLI lands). */
+/* main.c - the zimage command-line program. Uses only the public API (include/zimage.h).
+ *
+ *   zimage -m MODEL_DIR -p PROMPT [options]      generate a PNG
+ *   zimage tokenize [-m MODEL_DIR | --tokenizer tokenizer.json] TEXT
+ *   zimage encode -m MODEL_DIR PROMPT */
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-int main(void) {
-    printf("zimage\n");
+#include "zimage.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: zimage -m MODEL_DIR -p PROMPT [options]\n"
+            "       zimage tokenize [-m MODEL_DIR | --tokenizer FILE] [--template] TEXT\n"
+            "       zimage encode -m MODEL_DIR PROMPT\n"
+            "\n"
+            "Generate an image with Z-Image / Z-Image-Turbo.\n"
+            "\n"
+            "  -m, --model DIR          diffusers model folder (transformer/, text_encoder/, tokenizer/, vae/)\n"
+            "      --transformer PATH   transformer folder or single file (e.g. z_image_turbo_bf16.safetensors)\n"
+            "      --text-encoder PATH  text encoder folder or single file (e.g. qwen_3_4b.safetensors)\n"
+            "      --tokenizer FILE     tokenizer.json\n"
+            "      --vae PATH           VAE folder or ae.safetensors\n"
+            "  -p, --prompt TEXT        what to draw\n"
+            "  -n, --negative TEXT      negative prompt (used when guidance > 1; default \"\")\n"
+            "  -W, --width N            image width, multiple of 16 (default 1024)\n"
+            "  -H, --height N           image height, multiple of 16 (default 1024)\n"
+            "  -s, --steps N            denoising steps (default: model's, Turbo 8)\n"
+            "  -g, --guidance G         CFG scale (default: model's, Turbo 0 = off; CFG applies when > 1)\n"
+            "      --cfg-normalization  clamp the CFG output norm to the positive branch's\n"
+            "      --cfg-truncation T   disable CFG for t > T (default 1.0: never)\n"
+            "      --seed S             random seed (default: random, always printed)\n"
+            "      --max-tokens N       prompt token limit (default 512)\n"
+            "  -o, --output FILE        output PNG (default zimage.png)\n"
+            "  -t, --threads N          worker threads (default: all cores)\n"
+            "  -v, --verbose            more detail\n"
+            "  -h, --help               this help\n"
+            "      --version            print the version\n");
+}
+
+static int die(const char *fmt, const char *a) {
+    fprintf(stderr, "zimage: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+/* Strict integer parse: whole string, in [lo, hi]. */
+static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "zimage: %s: '%s' is not an integer between %ld and %ld\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
     return 0;
+}
+
+static int parse_float(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "zimage: %s: '%s' is not a number between %g and %g\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_seed(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || errno || s[0] == '-' || v == UINT64_MAX) {
+        fprintf(stderr, "zimage: --seed: '%s' is not a non-negative integer below 2^64-1\n", s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Can we create `path`? (folder exists and is writable; path is not a folder) */
+static int check_output(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    const char *dir = dirname(buf);
+    if (access(dir, W_OK) != 0) {
+        fprintf(stderr, "zimage: cannot write output '%s': folder '%s' %s\n", path, dir,
+                access(dir, F_OK) ? "does not exist" : "is not writable");
+        return -1;
+    }
+    if (access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+        fprintf(stderr, "zimage: cannot write output '%s': file is not writable\n", path);
+        return -1;
+    }
+    size_t n = strlen(path);
+    if (n == 0 || path[n - 1] == '/') {
+        fprintf(stderr, "zimage: output '%s' is a folder, not a file\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    int tty, verbose;
+    double start, sum;
+} progress_state;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int on_progress(void *user, zimage_stage st, int step, int total, double secs) {
+    progress_state *ps = user;
+    if (st == ZIMAGE_STAGE_TEXT && ps->verbose) fprintf(stderr, "encoding prompt...\n");
+    if (st == ZIMAGE_STAGE_DENOISE) {
+        if (step == 0) {
+            ps->start = now_s();
+            ps->sum = 0;
+        } else {
+            ps->sum += secs;
+        }
+        double per = step ? ps->sum / step : 0, eta = per * (total - step);
+        if (ps->tty) {
+            int width = 30, fill = total ? step * width / total : 0;
+            fprintf(stderr, "\rstep %d/%d [", step, total);
+            for (int i = 0; i < width; i++) fputc(i < fill ? '=' : (i == fill ? '>' : ' '), stderr);
+            fprintf(stderr, "] %.2f s/step  ETA %.1f s   ", per, eta);
+            if (step == total) fputc('\n', stderr);
+        } else if (step > 0 && ps->verbose) {
+            fprintf(stderr, "step %d/%d %.2f s\n", step, total, secs);
+        }
+    }
+    if (st == ZIMAGE_STAGE_DECODE && ps->verbose) fprintf(stderr, "decoding...\n");
+    return 0;
+}
+
+static int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *tokfile = NULL, *text = NULL;
+    int templated = 0;
+    for (int i = 0; i < argc; i++) {
+        if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc)
+            model = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc)
+            tokfile = argv[++i];
+        else if (!strcmp(argv[i], "--template"))
+            templated = 1;
+        else if (argv[i][0] == '-' && argv[i][1])
+            return die("tokenize: unknown option '%s'", argv[i]);
+        else
+            text = argv[i];
+    }
+    if (!text) return die("%s", "tokenize: no text given (zimage tokenize -m MODEL_DIR TEXT)");
+    char path[4096];
+    if (!tokfile) {
+        if (!model) return die("%s", "tokenize: give -m MODEL_DIR or --tokenizer tokenizer.json");
+        snprintf(path, sizeof path, "%s/tokenizer/tokenizer.json", model);
+        tokfile = path;
+    }
+    int32_t *ids;
+    char **pieces;
+    int n;
+    if (zimage_tokenize(tokfile, text, templated, 512, &ids, &pieces, &n)) {
+        fprintf(stderr, "zimage: %s\n", zimage_last_error());
+        return 1;
+    }
+    printf("%d tokens\n", n);
+    for (int i = 0; i < n; i++) printf("%6d  %-8d %s\n", i, ids[i], pieces[i]);
+    zimage_tokens_free(ids, pieces, n);
+    return 0;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    zimage_load_params lp = zimage_load_params_default();
+    const char *prompt = NULL;
+    for (int i = 0; i < argc; i++) {
+        if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc)
+            lp.model_dir = argv[++i];
+        else if (!strcmp(argv[i], "--text-encoder") && i + 1 < argc)
+            lp.text_encoder = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc)
+            lp.tokenizer = argv[++i];
+        else if (argv[i][0] == '-' && argv[i][1])
+            return die("encode: unknown option '%s'", argv[i]);
+        else
+            prompt = argv[i];
+    }
+    if (!lp.model_dir || !prompt) return die("%s", "encode: usage: zimage encode -m MODEL_DIR PROMPT");
+    zimage_model *m;
+    if (zimage_load(&m, &lp)) {
+        fprintf(stderr, "zimage: %s\n", zimage_last_error());
+        return 1;
+    }
+    float *f;
+    int n, dim;
+    if (zimage_encode_prompt(m, prompt, 512, &f, &n, &dim)) {
+        fprintf(stderr, "zimage: %s\n", zimage_last_error());
+        zimage_free(m);
+        return 1;
+    }
+    double sum = 0, asum = 0;
+    for (long i = 0; i < (long)n * dim; i++) {
+        sum += f[i];
+        asum += fabs(f[i]);
+    }
+    printf("features [%d, %d]  sum %.6f  abs-sum %.6f  first %.6f  last %.6f\n", n, dim, sum, asum, f[0],
+           f[(long)n * dim - 1]);
+    free(f);
+    zimage_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "encode")) return cmd_encode(argc - 2, argv + 2);
+    zimage_load_params lp = zimage_load_params_default();
+    zimage_params p = zimage_params_default();
+    const char *output = "zimage.png";
+    int verbose = 0;
+    long v;
+    double d;
+    if (argc == 1) {
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define ARG(s, l) (!strcmp(a, s) || !strcmp(a, l))
+#define NEED()                                                          \
+    if (i + 1 >= argc) return die("option '%s' needs a value", a);      \
+    const char *val = argv[++i];
+        if (ARG("-h", "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("zimage %s\n", ZIMAGE_VERSION);
+            return 0;
+        } else if (ARG("-v", "--verbose")) {
+            verbose = 1;
+        } else if (!strcmp(a, "--cfg-normalization")) {
+            p.cfg_normalization = 1;
+        } else if (ARG("-m", "--model")) {
+            NEED();
+            lp.model_dir = val;
+        } else if (!strcmp(a, "--transformer")) {
+            NEED();
+            lp.transformer = val;
+        } else if (!strcmp(a, "--text-encoder")) {
+            NEED();
+            lp.text_encoder = val;
+        } else if (!strcmp(a, "--tokenizer")) {
+            NEED();
+            lp.tokenizer = val;
+        } else if (!strcmp(a, "--vae")) {
+            NEED();
+            lp.vae = val;
+        } else if (ARG("-p", "--prompt")) {
+            NEED();
+            p.prompt = val;
+        } else if (ARG("-n", "--negative")) {
+            NEED();
+            p.negative_prompt = val;
+        } else if (ARG("-W", "--width")) {
+            NEED();
+            if (parse_int(a, val, 16, 8192, &v)) return 2;
+            if (v % 16) return die("width %s is not a multiple of 16", val);
+            p.width = (int)v;
+        } else if (ARG("-H", "--height")) {
+            NEED();
+            if (parse_int(a, val, 16, 8192, &v)) return 2;
+            if (v % 16) return die("height %s is not a multiple of 16", val);
+            p.height = (int)v;
+        } else if (ARG("-s", "--steps")) {
+            NEED();
+            if (parse_int(a, val, 1, 1000, &v)) return 2;
+            p.steps = (int)v;
+        } else if (ARG("-g", "--guidance")) {
+            NEED();
+            if (parse_float(a, val, 0, 100, &d)) return 2;
+            p.guidance = (float)d;
+        } else if (!strcmp(a, "--cfg-truncation")) {
+            NEED();
+            if (parse_float(a, val, 0, 1e9, &d)) return 2;
+            p.cfg_truncation = (float)d;
+        } else if (!strcmp(a, "--seed")) {
+            NEED();
+            if (parse_seed(val, &p.seed)) return 2;
+        } else if (!strcmp(a, "--max-tokens")) {
+            NEED();
+            if (parse_int(a, val, 1, 1024, &v)) return 2;
+            p.max_sequence_length = (int)v;
+        } else if (ARG("-o", "--output")) {
+            NEED();
+            output = val;
+        } else if (ARG("-t", "--threads")) {
+            NEED();
+            if (parse_int(a, val, 1, 1024, &v)) return 2;
+            lp.n_threads = (int)v;
+        } else {
+            fprintf(stderr, "zimage: unknown option '%s' (see zimage --help)\n", a);
+            return 2;
+        }
+#undef ARG
+#undef NEED
+    }
+    if (!p.prompt) return die("%s", "no prompt given (-p TEXT)");
+    if (!lp.model_dir && !(lp.transformer && lp.text_encoder && lp.vae && lp.tokenizer))
+        return die("%s", "no model given (-m MODEL_DIR, or --transformer, --text-encoder, --tokenizer and --vae)");
+    if (check_output(output)) return 2;
+
+    double t0 = now_s();
+    zimage_model *m;
+    if (zimage_load(&m, &lp)) {
+        fprintf(stderr, "zimage: %s\n", zimage_last_error());
+        return 1;
+    }
+    double t_load = now_s() - t0;
+    if (zimage_validate(m, &p)) {
+        fprintf(stderr, "zimage: %s\n", zimage_last_error());
+        zimage_free(m);
+        return 2;
+    }
+    progress_state ps = {isatty(2), verbose, 0, 0};
+    p.progress = on_progress;
+    p.progress_user = &ps;
+    zimage_image img;
+    if (zimage_generate(m, &p, &img)) {
+        fprintf(stderr, "zimage: %s\n", zimage_last_error());
+        zimage_free(m);
+        return 1;
+    }
+    const char *name = lp.model_dir ? lp.model_dir : lp.transformer;
+    char namebuf[4096];
+    snprintf(namebuf, sizeof namebuf, "%s", name);
+    int rc = zimage_save_png(&img, output, &p, basename(namebuf));
+    if (rc) {
+        fprintf(stderr, "zimage: %s\n", zimage_last_error());
+    } else {
+        printf("wrote %s (%dx%d, %d steps, guidance %g, seed %llu)\n", output, img.width, img.height, img.steps,
+               (double)img.guidance, (unsigned long long)img.seed);
+        const zimage_timings *t = &img.timings;
+        printf("time: load %.2f s, text encoder %.2f s, denoise %.2f s (", t_load, t->text, t->denoise);
+        for (int i = 0; i < img.steps && i < 1000; i++) printf("%s%.2f", i ? " " : "", t->step[i]);
+        printf(" s/step), VAE %.2f s, total %.2f s\n", t->decode, now_s() - t0);
+        printf("peak memory: %.1f MiB\n", (double)zimage_peak_rss() / (1024.0 * 1024.0));
+    }
+    zimage_image_free(&img);
+    zimage_free(m);
+    return rc ? 1 : 0;
 }

@@ -1,0 +1,122 @@
+/* zimage.h - public C API of libzimage: Z-Image / Z-Image-Turbo text-to-image.
+ *
+ *   zimage_model *m;
+ *   zimage_load_params lp = zimage_load_params_default();
+ *   lp.model_dir = "Z-Image-Turbo";                 // diffusers folder
+ *   if (zimage_load(&m, &lp) != 0) { fprintf(stderr, "%s\n", zimage_last_error()); ... }
+ *   zimage_params p = zimage_params_default();
+ *   p.prompt = "a red fox in the snow";
+ *   zimage_image img;
+ *   if (zimage_generate(m, &p, &img) == 0) zimage_save_png(&img, "fox.png", &p);
+ *   zimage_image_free(&img);
+ *   zimage_free(m);
+ *
+ * Every function returns 0 on success and -1 on error; zimage_last_error() then
+ * holds a message (per thread). The library never prints and never exits. */
+#ifndef ZIMAGE_H
+#define ZIMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZIMAGE_VERSION "0.1.0"
+
+typedef struct zimage_model zimage_model;
+
+/* Where the weights are. model_dir is a diffusers folder (model_index.json,
+ * transformer/, text_encoder/, tokenizer/, vae/, scheduler/). Any explicit path
+ * below overrides the folder's component (e.g. ComfyUI split files:
+ * z_image_turbo_bf16.safetensors, qwen_3_4b.safetensors, ae.safetensors). */
+typedef struct {
+    const char *model_dir;
+    const char *transformer;      /* folder or .safetensors file */
+    const char *text_encoder;     /* folder or .safetensors file */
+    const char *tokenizer;        /* tokenizer.json */
+    const char *vae;              /* folder or ae.safetensors */
+    const char *scheduler_config; /* scheduler_config.json (optional: shift 3.0 default) */
+    int n_threads;                /* 0: all cores */
+} zimage_load_params;
+
+typedef enum {
+    ZIMAGE_STAGE_LOAD = 0,
+    ZIMAGE_STAGE_TEXT,    /* tokenize + text encoder */
+    ZIMAGE_STAGE_DENOISE, /* one call per finished step */
+    ZIMAGE_STAGE_DECODE,  /* VAE */
+    ZIMAGE_STAGE_DONE
+} zimage_stage;
+
+/* Progress: step/total count denoising steps (0/total at the start of the loop).
+ * Return non-zero to cancel generation (zimage_generate then fails with "cancelled"). */
+typedef int (*zimage_progress_fn)(void *user, zimage_stage stage, int step, int total, double seconds);
+
+#define ZIMAGE_SEED_RANDOM UINT64_MAX
+
+typedef struct {
+    const char *prompt;
+    const char *negative_prompt; /* NULL: "" (used only with guidance > 1) */
+    int width, height;           /* multiples of 16; 0: 1024 */
+    int steps;                   /* 0: model default (Turbo: 8) */
+    float guidance;              /* < 0: model default (Turbo: 0 = no CFG); CFG when > 1 */
+    float cfg_truncation;        /* skip CFG where t_model > this (default 1.0: never) */
+    int cfg_normalization;       /* clamp ||u|| to ||u_pos|| (base model "realism" mode) */
+    uint64_t seed;               /* ZIMAGE_SEED_RANDOM: draw one (reported in the result) */
+    int max_sequence_length;     /* prompt token limit, default 512 */
+    zimage_progress_fn progress;
+    void *progress_user;
+    volatile int *cancel;        /* optional flag polled between steps */
+} zimage_params;
+
+/* Timings of one generation in seconds. */
+typedef struct {
+    double text, denoise, decode, total;
+    double step[1000]; /* per denoising step (first `steps` entries) */
+} zimage_timings;
+
+typedef struct {
+    uint8_t *rgb;   /* [height, width, 3] */
+    int width, height;
+    uint64_t seed;  /* the seed actually used */
+    int steps;
+    float guidance;
+    zimage_timings timings;
+} zimage_image;
+
+zimage_load_params zimage_load_params_default(void);
+zimage_params zimage_params_default(void);
+
+int zimage_load(zimage_model **out, const zimage_load_params *p);
+void zimage_free(zimage_model *m);
+/* Model defaults (Turbo: 8 steps, guidance 0). */
+int zimage_default_steps(const zimage_model *m);
+float zimage_default_guidance(const zimage_model *m);
+/* Check parameters without running anything (sizes, steps, guidance, prompt length). */
+int zimage_validate(const zimage_model *m, const zimage_params *p);
+
+int zimage_generate(zimage_model *m, const zimage_params *p, zimage_image *out);
+void zimage_image_free(zimage_image *img);
+
+/* PNG with A1111-style "parameters" text plus Software/prompt metadata. */
+int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *p, const char *model_name);
+
+/* Debugging aids. Tokenize `text` with a tokenizer.json (templated: wrap in the chat
+ * template and truncate to max_len as the pipeline does). ids and the byte-level
+ * token strings are new arrays; free with zimage_tokens_free. */
+int zimage_tokenize(const char *tokenizer_json, const char *text, int templated, int max_len, int32_t **ids,
+                    char ***pieces, int *n);
+void zimage_tokens_free(int32_t *ids, char **pieces, int n);
+/* Caption features of a prompt with the loaded model's tokenizer and text encoder:
+ * feats [n_tokens, dim] (free with free()). */
+int zimage_encode_prompt(zimage_model *m, const char *prompt, int max_len, float **feats, int *n_tokens, int *dim);
+
+const char *zimage_last_error(void);
+/* Peak resident memory of the process so far, in bytes (0 if unknown). */
+size_t zimage_peak_rss(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,383 @@
+/* pipeline.c - model loading and the text-to-image loop behind include/zimage.h. */
+#include "pipeline.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../common/error.h"
+#include "../io/json.h"
+#include "../io/png.h"
+#include "../kernels/kernels.h"
+#include "../sampling/randn.h"
+#include "../text/qwen3.h"
+
+#define ZI_LATENT_CHANNELS 16
+#define ZI_MAX_STEPS 1000
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *zimage_last_error(void) { return zi_last_error(); }
+
+size_t zimage_peak_rss(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+zimage_load_params zimage_load_params_default(void) {
+    zimage_load_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+zimage_params zimage_params_default(void) {
+    zimage_params p;
+    memset(&p, 0, sizeof p);
+    p.guidance = -1.0f;
+    p.cfg_truncation = 1.0f;
+    p.seed = ZIMAGE_SEED_RANDOM;
+    p.max_sequence_length = 512;
+    return p;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static int path_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static char *path_join(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = zi_malloc(n);
+    if (s) snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+
+/* Explicit path, else model_dir/sub; NULL if neither given. */
+static char *component_path(const char *explicit_path, const char *dir, const char *sub) {
+    if (explicit_path) return zi_strdup(explicit_path);
+    if (dir) return path_join(dir, sub);
+    return NULL;
+}
+
+/* Base (undistilled) Z-Image configs carry "siglip_feat_dim" (spec 3.1); Turbo does not. */
+static int detect_base_model(const char *transformer_path) {
+    char *cfg = path_join(transformer_path, "config.json");
+    int base = 0;
+    if (cfg && path_exists(cfg)) {
+        json_t *j = zi_json_load_file(cfg);
+        if (j) base = json_object_get(j, "siglip_feat_dim") != NULL;
+        json_decref(j);
+    }
+    free(cfg);
+    return base;
+}
+
+int zimage_load(zimage_model **out, const zimage_load_params *p) {
+    *out = NULL;
+    if (!p || (!p->model_dir && (!p->transformer || !p->text_encoder || !p->vae || !p->tokenizer)))
+        return zi_err("no model given: set model_dir, or all of transformer, text_encoder, tokenizer and vae");
+    if (p->model_dir && !path_exists(p->model_dir)) return zi_err("%s: model folder does not exist", p->model_dir);
+    zimage_model *m = zi_calloc(1, sizeof *m);
+    if (!m) return -1;
+    m->n_threads = p->n_threads;
+    kn_set_threads(p->n_threads);
+    m->transformer_path = component_path(p->transformer, p->model_dir, "transformer");
+    m->text_encoder_path = component_path(p->text_encoder, p->model_dir, "text_encoder");
+    m->tokenizer_path = component_path(p->tokenizer, p->model_dir, "tokenizer/tokenizer.json");
+    m->vae_path = component_path(p->vae, p->model_dir, "vae");
+    if (!m->transformer_path || !m->text_encoder_path || !m->tokenizer_path || !m->vae_path) goto fail;
+
+    /* list every missing component at once */
+    char missing[2048] = "";
+    const char *paths[4] = {m->transformer_path, m->text_encoder_path, m->tokenizer_path, m->vae_path};
+    const char *what[4] = {"transformer", "text encoder", "tokenizer", "VAE"};
+    for (int i = 0; i < 4; i++)
+        if (!path_exists(paths[i])) {
+            size_t o = strlen(missing);
+            snprintf(missing + o, sizeof missing - o, "\n  %s: %s", what[i], paths[i]);
+        }
+    if (missing[0]) {
+        zi_err("model files missing:%s", missing);
+        goto fail;
+    }
+
+    zi_sched_config_default(&m->sched);
+    char *sc = p->scheduler_config ? zi_strdup(p->scheduler_config)
+                                   : (p->model_dir ? path_join(p->model_dir, "scheduler/scheduler_config.json") : NULL);
+    if (sc && (p->scheduler_config || path_exists(sc))) {
+        if (zi_sched_config_load(&m->sched, sc)) {
+            free(sc);
+            goto fail;
+        }
+    }
+    free(sc);
+
+    if (zi_tokenizer_load(&m->tok, m->tokenizer_path)) goto fail;
+    /* validate the text encoder now (shapes), then release it until generation */
+    zi_qwen3 *te = NULL;
+    if (zi_qwen3_load(&te, m->text_encoder_path)) goto fail;
+    int te_hidden = zi_qwen3_hidden(te);
+    zi_qwen3_free(te);
+    if (zi_dit_load(&m->dit, m->transformer_path)) goto fail;
+    if (te_hidden != m->dit->cfg.cap_feat_dim) {
+        zi_err("text encoder width %d does not match the transformer's cap_feat_dim %d", te_hidden,
+               m->dit->cfg.cap_feat_dim);
+        goto fail;
+    }
+    if (zi_vae_load_ex(&m->vae, m->vae_path, ZI_VAE_DECODER)) goto fail;
+    if (detect_base_model(m->transformer_path)) {
+        m->default_steps = 50;
+        m->default_guidance = 4.0f;
+    } else {
+        m->default_steps = 8;
+        m->default_guidance = 0.0f;
+    }
+    *out = m;
+    return 0;
+fail:
+    zimage_free(m);
+    return -1;
+}
+
+void zimage_free(zimage_model *m) {
+    if (!m) return;
+    zi_dit_free(m->dit);
+    zi_vae_free(m->vae);
+    zi_tokenizer_free(m->tok);
+    free(m->transformer_path);
+    free(m->text_encoder_path);
+    free(m->tokenizer_path);
+    free(m->vae_path);
+    free(m);
+}
+
+int zimage_default_steps(const zimage_model *m) { return m->default_steps; }
+float zimage_default_guidance(const zimage_model *m) { return m->default_guidance; }
+
+/* ---------------------------------------------------------------- generation */
+
+static void resolve_params(const zimage_model *m, const zimage_params *p, int *W, int *H, int *steps, float *g) {
+    *W = p->width ? p->width : 1024;
+    *H = p->height ? p->height : 1024;
+    *steps = p->steps ? p->steps : m->default_steps;
+    *g = p->guidance < 0 ? m->default_guidance : p->guidance;
+}
+
+int zimage_validate(const zimage_model *m, const zimage_params *p) {
+    int W, H, steps;
+    float g;
+    resolve_params(m, p, &W, &H, &steps, &g);
+    if (!p->prompt) return zi_err("no prompt given");
+    const int f = 16; /* VAE factor 8 x patch 2 */
+    int max_side = 2 * 8 * (m->dit->cfg.axes_lens[1] < m->dit->cfg.axes_lens[2] ? m->dit->cfg.axes_lens[1]
+                                                                                 : m->dit->cfg.axes_lens[2]) - f;
+    if (W <= 0 || H <= 0 || W % f || H % f)
+        return zi_err("image size %dx%d: width and height must be positive multiples of 16", W, H);
+    if (W > max_side || H > max_side)
+        return zi_err("image size %dx%d: each side must be at most %d (RoPE table limit)", W, H, max_side);
+    if (steps < 1 || steps > ZI_MAX_STEPS) return zi_err("steps = %d: must be between 1 and %d", steps, ZI_MAX_STEPS);
+    if (!(g >= 0 && g <= 100)) return zi_err("guidance = %g: must be between 0 and 100", (double)g);
+    if (!(p->cfg_truncation >= 0)) return zi_err("cfg_truncation = %g: must be >= 0", (double)p->cfg_truncation);
+    if (p->max_sequence_length < 1 || p->max_sequence_length > m->dit->cfg.axes_lens[0] - 2)
+        return zi_err("max_sequence_length = %d: must be between 1 and %d", p->max_sequence_length,
+                      m->dit->cfg.axes_lens[0] - 2);
+    return 0;
+}
+
+int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, const char *prompt, int max_len,
+                              float **feats, int *n_tokens, int *dim, const zi_pipeline_hooks *h, int negative) {
+    int32_t *ids = NULL;
+    int n = 0;
+    *feats = NULL;
+    if (zi_tokenizer_encode_prompt(tok, prompt, max_len, &ids, &n)) return negative ? zi_err_ctx("negative prompt") : -1;
+    if (h && h->on_tokens) h->on_tokens(h->user, negative, ids, n);
+    zi_qwen3 *te = NULL;
+    if (zi_qwen3_load(&te, te_path)) {
+        free(ids);
+        return -1;
+    }
+    int hid = zi_qwen3_hidden(te);
+    float *out = zi_malloc((size_t)n * (size_t)hid * sizeof(float));
+    int rc = out ? zi_qwen3_encode(te, ids, n, out) : -1;
+    zi_qwen3_free(te); /* release the encoder's weights before the DiT runs */
+    free(ids);
+    if (rc) {
+        free(out);
+        return -1;
+    }
+    if (h && h->on_text) h->on_text(h->user, negative, out, n, hid);
+    *feats = out;
+    *n_tokens = n;
+    *dim = hid;
+    return 0;
+}
+
+static int report(const zimage_params *p, zimage_stage st, int step, int total, double secs) {
+    if (p->cancel && *p->cancel) return 1;
+    if (p->progress && p->progress(p->progress_user, st, step, total, secs)) return 1;
+    return 0;
+}
+
+/* ||v||_2 over n values (double accumulation). */
+static double vec_norm(const float *v, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)v[i] * v[i];
+    return sqrt(s);
+}
+
+int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *out, const zi_pipeline_hooks *h) {
+    memset(out, 0, sizeof *out);
+    if (zimage_validate(m, p)) return -1;
+    int W, H, steps;
+    float g;
+    resolve_params(m, p, &W, &H, &steps, &g);
+    const int lh = H / 8, lw = W / 8;
+    const int64_t n = (int64_t)ZI_LATENT_CHANNELS * lh * lw;
+    const int cfg = g > 1.0f; /* official pipeline: CFG only when guidance > 1 */
+    double t0 = now_s();
+    int rc = -1;
+    float *pos = NULL, *neg = NULL, *z = NULL, *u = NULL, *un = NULL, *sig = NULL, *img = NULL;
+    int n_pos = 0, n_neg = 0, dim = 0;
+    uint64_t seed = p->seed == ZIMAGE_SEED_RANDOM ? zi_seed_random() : p->seed;
+    if (seed == ZIMAGE_SEED_RANDOM) seed = 0;
+    out->seed = seed;
+    out->steps = steps;
+    out->guidance = g;
+
+    /* 1. text -> caption features (encoder loaded and released inside) */
+    if (report(p, ZIMAGE_STAGE_TEXT, 0, steps, 0)) goto cancelled;
+    if (zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, p->prompt, p->max_sequence_length, &pos, &n_pos, &dim,
+                                  h, 0))
+        goto done;
+    if (cfg && zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, p->negative_prompt ? p->negative_prompt : "",
+                                         p->max_sequence_length, &neg, &n_neg, &dim, h, 1))
+        goto done;
+    out->timings.text = now_s() - t0;
+
+    /* 2. initial noise and schedule */
+    z = zi_malloc((size_t)n * sizeof(float));
+    u = zi_malloc((size_t)n * sizeof(float));
+    un = cfg ? zi_malloc((size_t)n * sizeof(float)) : NULL;
+    sig = zi_malloc((size_t)(steps + 1) * sizeof(float));
+    if (!z || !u || !sig || (cfg && !un)) goto done;
+    zi_randn(seed, z, n);
+    if (h && h->on_noise) h->on_noise(h->user, z, n);
+    if (zi_sched_sigmas(&m->sched, steps, sig)) goto done;
+    if (h && h->on_sigmas) h->on_sigmas(h->user, sig, steps);
+
+    /* 3. denoising loop: flow-matching Euler on -u */
+    double td = now_s();
+    if (report(p, ZIMAGE_STAGE_DENOISE, 0, steps, 0)) goto cancelled;
+    for (int i = 0; i < steps; i++) {
+        double ts = now_s();
+        float t_model = zi_sched_t_model(sig[i]);
+        if (zi_dit_forward(m->dit, z, lh, lw, t_model, pos, n_pos, u, NULL, NULL)) goto done;
+        int cfg_now = cfg && !(p->cfg_truncation <= 1.0f && t_model > p->cfg_truncation);
+        const float *dit_pos_copy = u;
+        float *pred = u;
+        if (cfg_now) {
+            if (zi_dit_forward(m->dit, z, lh, lw, t_model, neg, n_neg, un, NULL, NULL)) goto done;
+            /* keep u_pos for hooks: noise_pred goes into un after the pos/neg are reported */
+            float *np = zi_malloc((size_t)n * sizeof(float));
+            if (!np) goto done;
+            for (int64_t k = 0; k < n; k++) np[k] = u[k] + g * (u[k] - un[k]);
+            if (p->cfg_normalization) {
+                double npos = vec_norm(u, n), nnew = vec_norm(np, n), kf = 1.0;
+                if (nnew > kf * npos) {
+                    float s = (float)(kf * npos / nnew);
+                    for (int64_t k = 0; k < n; k++) np[k] *= s;
+                }
+            }
+            zi_sched_euler_step(z, np, n, sig[i], sig[i + 1]);
+            if (h && h->on_step) h->on_step(h->user, i, t_model, dit_pos_copy, un, np, z, n);
+            free(np);
+        } else {
+            zi_sched_euler_step(z, pred, n, sig[i], sig[i + 1]);
+            if (h && h->on_step) h->on_step(h->user, i, t_model, u, NULL, NULL, z, n);
+        }
+        double dt = now_s() - ts;
+        if (i < (int)(sizeof out->timings.step / sizeof out->timings.step[0])) out->timings.step[i] = dt;
+        if (report(p, ZIMAGE_STAGE_DENOISE, i + 1, steps, dt)) goto cancelled;
+    }
+    out->timings.denoise = now_s() - td;
+    if (h && h->on_latents) h->on_latents(h->user, z, n);
+
+    /* 4. VAE decode -> uint8 RGB */
+    double tv = now_s();
+    if (report(p, ZIMAGE_STAGE_DECODE, steps, steps, 0)) goto cancelled;
+    img = zi_malloc((size_t)3 * W * H * sizeof(float));
+    out->rgb = zi_malloc((size_t)3 * W * H);
+    if (!img || !out->rgb) goto done;
+    if (zi_vae_decode(m->vae, z, lh, lw, img)) goto done;
+    if (h && h->on_image) h->on_image(h->user, img, H, W);
+    zi_vae_to_u8(img, H, W, out->rgb);
+    out->width = W;
+    out->height = H;
+    out->timings.decode = now_s() - tv;
+    out->timings.total = now_s() - t0;
+    report(p, ZIMAGE_STAGE_DONE, steps, steps, out->timings.total);
+    rc = 0;
+    goto done;
+cancelled:
+    zi_err("cancelled");
+done:
+    if (rc) {
+        free(out->rgb);
+        out->rgb = NULL;
+    }
+    free(pos);
+    free(neg);
+    free(z);
+    free(u);
+    free(un);
+    free(sig);
+    free(img);
+    return rc;
+}
+
+int zimage_generate(zimage_model *m, const zimage_params *p, zimage_image *out) {
+    return zi_pipeline_generate(m, p, out, NULL);
+}
+
+void zimage_image_free(zimage_image *img) {
+    if (!img) return;
+    free(img->rgb);
+    img->rgb = NULL;
+}
+
+int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *p, const char *model_name) {
+    if (!img || !img->rgb) return zi_err("no image to save");
+    const char *neg = p && p->negative_prompt ? p->negative_prompt : "";
+    const char *prompt = p && p->prompt ? p->prompt : "";
+    size_t cap = strlen(prompt) + strlen(neg) + 1024;
+    char *params = zi_malloc(cap);
+    if (!params) return -1;
+    /* A1111-style "parameters": prompt, optional negative line, then key: value list */
+    size_t o = (size_t)snprintf(params, cap, "%s\n", prompt);
+    if (neg[0]) o += (size_t)snprintf(params + o, cap - o, "Negative prompt: %s\n", neg);
+    snprintf(params + o, cap - o, "Steps: %d, Sampler: Euler (flow matching), CFG scale: %g, Seed: %llu, Size: %dx%d, Model: %s, Version: zimage %s",
+             img->steps, (double)img->guidance, (unsigned long long)img->seed, img->width, img->height,
+             model_name ? model_name : "Z-Image", ZIMAGE_VERSION);
+    char seed[32], steps[16], guid[32], size[64];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)img->seed);
+    snprintf(steps, sizeof steps, "%d", img->steps);
+    snprintf(guid, sizeof guid, "%g", (double)img->guidance);
+    snprintf(size, sizeof size, "%dx%d", img->width, img->height);
+    const char *kv[] = {"parameters", params, "prompt", prompt, "negative_prompt", neg, "seed", seed, "steps", steps,
+                        "guidance", guid, "size", size, "model", model_name ? model_name : "Z-Image", "Software",
+                        "zimage " ZIMAGE_VERSION, NULL};
+    int rc = zi_png_write(path, img->rgb, img->width, img->height, kv);
+    free(params);
+    return rc;
+}

@@ -1,0 +1,49 @@
+/* pipeline.h - internal side of the public API (include/zimage.h).
+ *
+ * The generation loop of spec section 2: tokenize -> text encoder (then released)
+ * -> noise -> flow-matching Euler over the DiT (with optional CFG) -> VAE decode
+ * -> uint8. Hooks let tests observe every intermediate through the same code
+ * path the CLI uses. */
+#ifndef ZI_PIPELINE_H
+#define ZI_PIPELINE_H
+
+#include "zimage.h"
+
+#include "../dit/dit.h"
+#include "../sampling/scheduler.h"
+#include "../text/tokenizer.h"
+#include "../vae/vae.h"
+
+struct zimage_model {
+    char *transformer_path, *text_encoder_path, *tokenizer_path, *vae_path;
+    zi_dit *dit;
+    zi_vae *vae;
+    zi_tokenizer *tok;
+    zi_sched_config sched;
+    int default_steps;
+    float default_guidance;
+    int n_threads;
+};
+
+/* Observation hooks (all optional). Arrays are float32, latents [16, h, w]. */
+typedef struct {
+    void *user;
+    void (*on_tokens)(void *user, int negative, const int32_t *ids, int n);
+    void (*on_text)(void *user, int negative, const float *feats, int n, int dim);
+    void (*on_noise)(void *user, const float *noise, int64_t n);
+    void (*on_sigmas)(void *user, const float *sigmas, int n_steps);
+    /* noise_pred = guided u = u_pos + g (u_pos - u_neg), before the sampler negates it;
+     * dit_neg and noise_pred are NULL without CFG at that step */
+    void (*on_step)(void *user, int step, float t_model, const float *dit_pos, const float *dit_neg,
+                    const float *noise_pred, const float *latents, int64_t n);
+    void (*on_latents)(void *user, const float *latents, int64_t n);
+    void (*on_image)(void *user, const float *image, int H, int W);
+} zi_pipeline_hooks;
+
+int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *out, const zi_pipeline_hooks *h);
+
+/* Encode one prompt with the text encoder at `path` (loaded, used, released). */
+int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, const char *prompt, int max_len,
+                              float **feats, int *n_tokens, int *dim, const zi_pipeline_hooks *h, int negative);
+
+#endif
