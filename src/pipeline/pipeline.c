@@ -273,7 +273,7 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *
     if (!z || !u || !sig || (cfg && !un)) goto done;
     zi_randn(seed, z, n);
     if (h && h->on_noise) h->on_noise(h->user, z, n);
-    if (zi_sched_sigmas(&m->sched, steps, sig)) goto done;
+    if (zi_sched_sigmas_for_image(&m->sched, steps, (int64_t)(H / 16) * (W / 16), sig)) goto done;
     if (h && h->on_sigmas) h->on_sigmas(h->user, sig, steps);
 
     /* 3. denoising loop: flow-matching Euler on -u */
