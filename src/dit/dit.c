@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../common/error.h"
 #include "../io/json.h"
@@ -23,8 +26,11 @@ static const char *const dit_prefixes[] = {"model.diffusion_model.", "diffusion_
 
 static int dit_config_load(zi_dit_config *c, const char *dir) {
     char path[4096];
+    struct stat st;
+    int single_file = stat(dir, &st) == 0 && S_ISREG(st.st_mode);
+    /* a single .safetensors (ComfyUI) has no config.json: Z-Image defaults, checked by shapes */
     snprintf(path, sizeof path, "%s/config.json", dir);
-    json_t *j = zi_json_load_file(path);
+    json_t *j = single_file ? json_object() : zi_json_load_file(path);
     if (!j) return -1;
     long long v;
     double d;
@@ -107,6 +113,25 @@ done:
     return rc;
 }
 
+/* Round an F32 matrix to a new BF16 buffer and let the kernel drop the file pages. */
+static const void *dit_to_bf16(zi_dit *m, const zi_tensor *t) {
+    void **no = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *no);
+    if (!no) {
+        zi_err("out of memory");
+        return NULL;
+    }
+    m->owned = no;
+    uint16_t *b = zi_malloc_aligned((size_t)t->numel * sizeof(uint16_t));
+    if (!b) return NULL;
+    m->owned[m->n_owned++] = b;
+    const float *f = t->data;
+    for (int64_t i = 0; i < t->numel; i++) b[i] = zi_f32_to_bf16(f[i]);
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a0 = ((uintptr_t)t->data + pg - 1) & ~(pg - 1), a1 = ((uintptr_t)t->data + t->nbytes) & ~(pg - 1);
+    if (a1 > a0) madvise((void *)a0, a1 - a0, MADV_DONTNEED);
+    return b;
+}
+
 static int dit_mat(zi_dit *m, kn_mat *out, const char *name, int64_t rows, int64_t cols) {
     const zi_tensor *t = zi_store_get2(&m->store, name, rows, cols);
     if (!t) return -1;
@@ -114,7 +139,22 @@ static int dit_mat(zi_dit *m, kn_mat *out, const char *name, int64_t rows, int64
     out->rows = t->shape[0];
     out->cols = t->shape[1];
     out->data = t->data;
+    if (m->weights_bf16 && t->dtype == ZI_F32) {
+        if (!(out->data = dit_to_bf16(m, t))) return -1;
+        out->dtype = ZI_BF16;
+    }
     return 0;
+}
+
+/* Bytes of F32 matrices in the store (decides the AUTO weight policy). */
+static uint64_t dit_f32_matrix_bytes(const zi_store *s) {
+    uint64_t n = 0;
+    for (int i = 0; i < s->n_files; i++)
+        for (int j = 0; j < s->files[i].n_tensors; j++) {
+            const zi_tensor *t = &s->files[i].tensors[j];
+            if (t->dtype == ZI_F32 && t->ndim == 2) n += t->nbytes;
+        }
+    return n;
 }
 
 /* A [1, n] or [n] vector (pad tokens are [1, dim] in diffusers, [dim] in some files). */
@@ -208,7 +248,9 @@ static int dit_blocks_load(zi_dit *m, zi_dit_block **out, int n, const char *pre
     return 0;
 }
 
-int zi_dit_load(zi_dit **out, const char *dir) {
+int zi_dit_load(zi_dit **out, const char *dir) { return zi_dit_load_ex(out, dir, ZI_DIT_WEIGHTS_AUTO); }
+
+int zi_dit_load_ex(zi_dit **out, const char *dir, zi_dit_weights policy) {
     *out = NULL;
     zi_dit *m = zi_calloc(1, sizeof *m);
     if (!m) return -1;
@@ -217,6 +259,8 @@ int zi_dit_load(zi_dit **out, const char *dir) {
     if (zi_store_open(&m->store, dir)) goto fail;
     m->store.prefixes = dit_prefixes;
     m->store.n_prefixes = 3;
+    m->weights_bf16 = policy == ZI_DIT_WEIGHTS_BF16 ||
+                      (policy == ZI_DIT_WEIGHTS_AUTO && dit_f32_matrix_bytes(&m->store) > ((uint64_t)8 << 30));
     int64_t D = c->dim, P = (int64_t)c->patch * c->patch * c->in_channels;
 
     /* widths of the timestep MLP come from the weights (adaLN = min(dim, 256)) */
@@ -286,6 +330,8 @@ void zi_dit_free(zi_dit *m) {
     free(m->cap_pad);
     free(m->final_b);
     free(m->final_ada_b);
+    for (int i = 0; i < m->n_owned; i++) zi_free_aligned(m->owned[i]);
+    free(m->owned);
     zi_store_close(&m->store);
     free(m);
 }

@@ -43,6 +43,9 @@ typedef struct {
 typedef struct zi_dit {
     zi_dit_config cfg;
     zi_store store;
+    int weights_bf16;          /* F32 matrices were rounded to BF16 at load (see zi_dit_load_ex) */
+    void **owned;              /* converted weight buffers */
+    int n_owned;
     kn_mat t_w1, t_w2;         /* t_embedder.mlp.0 [1024, 256], .2 [adaln, 1024] */
     float *t_b1, *t_b2;
     float *cap_norm;           /* cap_embedder.0 [cap_feat_dim] */
@@ -62,8 +65,16 @@ typedef struct zi_dit {
  * "final_layer"); data is [rows, cols] float32. Used by tests to localize bugs. */
 typedef void (*zi_dit_dump_fn)(void *user, const char *name, const float *data, int64_t rows, int64_t cols);
 
-/* Load from a transformer folder (config.json + safetensors, sharded or not). */
+/* How F32 weight matrices are kept. The official pipeline casts the (fp32 on disk) Turbo
+ * transformer to bf16 at load; doing the same halves memory (24.6 -> 12.3 GB), which is what
+ * makes the real model fit a 24 GB machine. AUTO rounds to BF16 (nearest-even) when the F32
+ * matrices total more than 8 GiB, and keeps small models (the test fixtures) exact. */
+typedef enum { ZI_DIT_WEIGHTS_AUTO = 0, ZI_DIT_WEIGHTS_AS_STORED, ZI_DIT_WEIGHTS_BF16 } zi_dit_weights;
+
+/* Load from a transformer folder (config.json + safetensors, sharded or not) or, for
+ * ComfyUI single files, the .safetensors file itself (config then defaults to Turbo). */
 int zi_dit_load(zi_dit **out, const char *dir);
+int zi_dit_load_ex(zi_dit **out, const char *dir, zi_dit_weights policy);
 void zi_dit_free(zi_dit *m);
 
 /* One batch item. x, out: [in_channels, h, w] latents (frame axis dropped);
