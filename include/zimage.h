@@ -82,6 +82,8 @@ typedef struct {
     uint64_t seed;  /* the seed actually used */
     int steps;
     float guidance;
+    int prompt_tokens;          /* templated prompt length before truncation */
+    int prompt_truncated;       /* tokens beyond max_sequence_length were dropped (as upstream does) */
     zimage_timings timings;
 } zimage_image;
 

@@ -52,6 +52,12 @@ else bad "random seed not printed"; fi
 # tokenize aid
 if "$ZIMAGE" tokenize -m "$M" "hello world" | grep -q "^2 tokens"; then ok "tokenize"; else bad "tokenize"; fi
 
+# prompt longer than the token limit: generated with a clear warning (upstream truncates silently)
+long=$(printf 'word %.0s' $(seq 1 700))
+if "$ZIMAGE" -m "$M" -p "$long" -W 32 -H 32 --seed 1 -o "$TMP/long.png" 2>&1 | grep -q "only the first 512 were used"; then
+  ok "long prompt truncated with a warning"
+else bad "long prompt: no truncation warning"; fi
+
 # invalid inputs
 expect_fail "width not multiple of 16" "multiple of 16" -m "$M" -p x -W 100
 expect_fail "height not a number" "not an integer" -m "$M" -p x -H abc
@@ -60,6 +66,7 @@ expect_fail "steps zero" "between 1 and 1000" -m "$M" -p x --steps 0
 expect_fail "steps garbage" "not an integer" -m "$M" -p x --steps 3x
 expect_fail "guidance negative" "between 0 and 100" -m "$M" -p x --guidance -1
 expect_fail "seed negative" "non-negative integer" -m "$M" -p x --seed -5
+expect_fail "max tokens zero" "between 1 and 1024" -m "$M" -p x --max-tokens 0
 expect_fail "threads zero" "between 1 and 1024" -m "$M" -p x -t 0
 expect_fail "unwritable output" "does not exist" -m "$M" -p x -o /nonexistent-dir/x.png
 expect_fail "no prompt" "no prompt" -m "$M"

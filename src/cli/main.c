@@ -340,6 +340,9 @@ int main(int argc, char **argv) {
         zimage_free(m);
         return 1;
     }
+    if (img.prompt_truncated)
+        fprintf(stderr, "zimage: warning: the prompt is %d tokens; only the first %d were used (as the official pipeline does; --max-tokens)\n",
+                img.prompt_tokens, p.max_sequence_length);
     const char *name = lp.model_dir ? lp.model_dir : lp.transformer;
     char namebuf[4096];
     snprintf(namebuf, sizeof namebuf, "%s", name);

@@ -41,5 +41,8 @@ void zimage_tokens_free(int32_t *ids, char **pieces, int n) {
 }
 
 int zimage_encode_prompt(zimage_model *m, const char *prompt, int max_len, float **feats, int *n_tokens, int *dim) {
-    return zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, prompt, max_len, feats, n_tokens, dim, NULL, 0);
+    if (zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, prompt, max_len, feats, n_tokens, dim, NULL, 0))
+        return -1;
+    if (*n_tokens > max_len) *n_tokens = max_len;
+    return 0;
 }

@@ -200,7 +200,10 @@ int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, cons
     int32_t *ids = NULL;
     int n = 0;
     *feats = NULL;
-    if (zi_tokenizer_encode_prompt(tok, prompt, max_len, &ids, &n)) return negative ? zi_err_ctx("negative prompt") : -1;
+    /* tokenize in full to know the real length, then cut on the right like upstream */
+    if (zi_tokenizer_encode_prompt(tok, prompt, 1 << 30, &ids, &n)) return negative ? zi_err_ctx("negative prompt") : -1;
+    *n_tokens = n;
+    if (n > max_len) n = max_len;
     if (h && h->on_tokens) h->on_tokens(h->user, negative, ids, n);
     zi_qwen3 *te = NULL;
     if (zi_qwen3_load(&te, te_path)) {
@@ -218,7 +221,6 @@ int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, cons
     }
     if (h && h->on_text) h->on_text(h->user, negative, out, n, hid);
     *feats = out;
-    *n_tokens = n;
     *dim = hid;
     return 0;
 }
@@ -260,9 +262,13 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *
     if (zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, p->prompt, p->max_sequence_length, &pos, &n_pos, &dim,
                                   h, 0))
         goto done;
+    out->prompt_tokens = n_pos;
+    out->prompt_truncated = n_pos > p->max_sequence_length;
+    if (n_pos > p->max_sequence_length) n_pos = p->max_sequence_length;
     if (cfg && zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, p->negative_prompt ? p->negative_prompt : "",
                                          p->max_sequence_length, &neg, &n_neg, &dim, h, 1))
         goto done;
+    if (n_neg > p->max_sequence_length) n_neg = p->max_sequence_length;
     out->timings.text = now_s() - t0;
 
     /* 2. initial noise and schedule */
