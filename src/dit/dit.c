@@ -24,13 +24,42 @@ static const char *const dit_prefixes[] = {"model.diffusion_model.", "diffusion_
 
 /* ---------------------------------------------------------------- loading */
 
-static int dit_config_load(zi_dit_config *c, const char *dir) {
+/* Sizes of a checkpoint without config.json (ComfyUI single file), read off the weights.
+ * RoPE axes follow the official split of head_dim: [hd/4, 3hd/8, 3hd/8] (= [32, 48, 48]). */
+static json_t *dit_config_from_shapes(const zi_store *s) {
+    const zi_tensor *cap = zi_store_find(s, "cap_embedder.1.weight");
+    const zi_tensor *qn = zi_store_find(s, "layers.0.attention.norm_q.weight");
+    if (!qn) qn = zi_store_find(s, "layers.0.attention.q_norm.weight");
+    const zi_tensor *xe = zi_store_find(s, "all_x_embedder.2-1.weight");
+    if (!xe) xe = zi_store_find(s, "x_embedder.weight");
+    if (!cap || cap->ndim != 2 || !qn || qn->ndim != 1 || !xe || xe->ndim != 2 || qn->shape[0] % 8) {
+        zi_err("%s: not a Z-Image transformer (cap_embedder.1, layers.0 q-norm or x_embedder missing)", s->path);
+        return NULL;
+    }
+    int64_t dim = cap->shape[0], hd = qn->shape[0];
+    int n_layers = 0, n_ref = 0;
+    char name[128];
+    for (;; n_layers++) {
+        snprintf(name, sizeof name, "layers.%d.ffn_norm1.weight", n_layers);
+        if (!zi_store_has(s, name)) break;
+    }
+    for (;; n_ref++) {
+        snprintf(name, sizeof name, "noise_refiner.%d.ffn_norm1.weight", n_ref);
+        if (!zi_store_has(s, name)) break;
+    }
+    return json_pack("{s:I, s:I, s:i, s:i, s:I, s:I, s:[I, I, I]}", "dim", (json_int_t)dim, "n_heads",
+                     (json_int_t)(dim / hd), "n_layers", n_layers, "n_refiner_layers", n_ref, "in_channels",
+                     (json_int_t)(xe->shape[1] / 4), "cap_feat_dim", (json_int_t)cap->shape[1], "axes_dims",
+                     (json_int_t)(hd / 4), (json_int_t)(3 * hd / 8), (json_int_t)(3 * hd / 8));
+}
+
+static int dit_config_load(zi_dit_config *c, const char *dir, const zi_store *s) {
     char path[4096];
     struct stat st;
     int single_file = stat(dir, &st) == 0 && S_ISREG(st.st_mode);
-    /* a single .safetensors (ComfyUI) has no config.json: Z-Image defaults, checked by shapes */
+    /* a single .safetensors (ComfyUI) has no config.json: sizes come from the weight shapes */
     snprintf(path, sizeof path, "%s/config.json", dir);
-    json_t *j = single_file ? json_object() : zi_json_load_file(path);
+    json_t *j = single_file ? dit_config_from_shapes(s) : zi_json_load_file(path);
     if (!j) return -1;
     long long v;
     double d;
@@ -255,10 +284,10 @@ int zi_dit_load_ex(zi_dit **out, const char *dir, zi_dit_weights policy) {
     zi_dit *m = zi_calloc(1, sizeof *m);
     if (!m) return -1;
     zi_dit_config *c = &m->cfg;
-    if (dit_config_load(c, dir)) goto fail;
     if (zi_store_open(&m->store, dir)) goto fail;
     m->store.prefixes = dit_prefixes;
     m->store.n_prefixes = 3;
+    if (dit_config_load(c, dir, &m->store)) goto fail;
     m->weights_bf16 = policy == ZI_DIT_WEIGHTS_BF16 ||
                       (policy == ZI_DIT_WEIGHTS_AUTO && dit_f32_matrix_bytes(&m->store) > ((uint64_t)8 << 30));
     int64_t D = c->dim, P = (int64_t)c->patch * c->patch * c->in_channels;
