@@ -1,3 +1,295 @@
-/* unit_kernels.c - kernels vs naive references. */
+/* unit_kernels.c - src/kernels vs naive double-precision references.
+ *
+ * Sizes are deliberately not multiples of the tile sizes (14 x 32 microkernel,
+ * 256-deep K blocks, 336-row M blocks, 2048-column N blocks, 112 x 128 attention
+ * tiles) so every edge path runs. Tolerances are tight: a GEMM output may differ
+ * from the double reference by 1e-6 * sum_k |x_k w_k| (fp32 rounding of a long sum),
+ * attention outputs by 2e-6 absolute (values in [-1, 1]). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/kernels/kernels.h"
 #include "unit.h"
-void unit_kernels(void) {}
+
+static uint64_t ku_rng = 88172645463325252ull;
+static float ku_uniform(void) { /* [-1, 1) */
+    ku_rng ^= ku_rng << 13;
+    ku_rng ^= ku_rng >> 7;
+    ku_rng ^= ku_rng << 17;
+    return (float)((ku_rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static float *ku_rand(size_t n, float scale) {
+    float *p = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = ku_uniform() * scale;
+    return p;
+}
+
+/* Weight matrix of dtype dt holding random values; wf gets the exact f32 values. */
+static void *ku_weights(zi_dtype dt, int64_t N, int64_t K, int64_t ldw, float **wf) {
+    size_t n = (size_t)(N * ldw);
+    void *w = malloc(n * zi_dtype_size(dt));
+    *wf = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        float v = ku_uniform();
+        if (dt == ZI_BF16) {
+            uint16_t h = zi_f32_to_bf16(v);
+            ((uint16_t *)w)[i] = h;
+            (*wf)[i] = zi_bf16_to_f32(h);
+        } else if (dt == ZI_F16) {
+            uint16_t h = zi_f32_to_f16(v);
+            ((uint16_t *)w)[i] = h;
+            (*wf)[i] = zi_f16_to_f32(h);
+        } else {
+            ((float *)w)[i] = v;
+            (*wf)[i] = v;
+        }
+    }
+    (void)K;
+    return w;
+}
+
+/* max over outputs of |y - ref| / (sum |x w| + tiny); with a sentinel check on ldy padding. */
+static double ku_check_gemm(const float *y, int64_t ldy, const float *x, int64_t ldx, const float *wf, int64_t ldw,
+                            const float *bias, int64_t M, int64_t N, int64_t K) {
+    double worst = 0;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = bias ? bias[j] : 0, a = bias ? fabs(bias[j]) : 0;
+            for (int64_t e = 0; e < K; e++) {
+                double p = (double)x[i * ldx + e] * wf[j * ldw + e];
+                s += p, a += fabs(p);
+            }
+            double err = fabs(y[i * ldy + j] - s) / (a + 1e-30);
+            if (!(err <= worst)) worst = isnan(err) ? INFINITY : err;
+        }
+    return worst;
+}
+
+static int ku_padding_intact(const float *y, int64_t ldy, int64_t M, int64_t N) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = N; j < ldy; j++)
+            if (y[i * ldy + j] != -7.0f) return 0;
+    return 1;
+}
+
+static void ku_linear_case(int64_t M, int64_t K, int64_t N, zi_dtype dt, int strided, int with_bias) {
+    int64_t ldx = strided ? K + 5 : K, ldy = strided ? N + 3 : N;
+    float *x = ku_rand((size_t)(M * ldx), 1.0f), *wf;
+    void *w = ku_weights(dt, N, K, K, &wf);
+    float *bias = with_bias ? ku_rand((size_t)N, 0.5f) : NULL;
+    float *y = malloc(sizeof(float) * (size_t)(M * ldy));
+    for (int64_t i = 0; i < M * ldy; i++) y[i] = -7.0f;
+    kn_mat W = {dt, N, K, w};
+    if (strided)
+        kn_linear_strided(y, ldy, x, ldx, M, &W, bias);
+    else
+        kn_linear(y, x, M, &W, bias);
+    double err = ku_check_gemm(y, ldy, x, ldx, wf, K, bias, M, N, K);
+    UNIT_CHECK(err <= 1e-6, "kn_linear%s M=%lld K=%lld N=%lld %s bias=%d: rel err %.3g", strided ? "_strided" : "",
+               (long long)M, (long long)K, (long long)N, zi_dtype_name(dt), with_bias, err);
+    UNIT_CHECK(ku_padding_intact(y, ldy, M, N), "kn_linear M=%lld K=%lld N=%lld wrote outside [M, N]",
+               (long long)M, (long long)K, (long long)N);
+    free(x), free(w), free(wf), free(bias), free(y);
+}
+
+static void ku_gemm_nt_case(int64_t M, int64_t N, int64_t K) {
+    int64_t lda = K + 2, ldb = K + 7, ldc = N + 1;
+    float *a = ku_rand((size_t)(M * lda), 1.0f), *b = ku_rand((size_t)(N * ldb), 1.0f);
+    float *c = malloc(sizeof(float) * (size_t)(M * ldc));
+    for (int64_t i = 0; i < M * ldc; i++) c[i] = -7.0f;
+    kn_gemm_nt(c, ldc, a, lda, b, ldb, M, N, K);
+    double err = ku_check_gemm(c, ldc, a, lda, b, ldb, NULL, M, N, K);
+    UNIT_CHECK(err <= 1e-6, "kn_gemm_nt M=%lld N=%lld K=%lld: rel err %.3g", (long long)M, (long long)N,
+               (long long)K, err);
+    UNIT_CHECK(ku_padding_intact(c, ldc, M, N), "kn_gemm_nt M=%lld N=%lld K=%lld wrote outside [M, N]",
+               (long long)M, (long long)N, (long long)K);
+    free(a), free(b), free(c);
+}
+
+/* Same bits for 1 and 2 threads, and for one call vs. row-by-row calls of the GEMM path. */
+static void ku_linear_determinism(void) {
+    int64_t M = 45, K = 300, N = 70;
+    float *x = ku_rand((size_t)(M * K), 1.0f), *wf;
+    void *w = ku_weights(ZI_BF16, N, K, K, &wf);
+    float *y1 = malloc(sizeof(float) * (size_t)(M * N)), *y2 = malloc(sizeof(float) * (size_t)(M * N));
+    kn_mat W = {ZI_BF16, N, K, w};
+    int saved = kn_get_threads();
+    kn_set_threads(1);
+    kn_linear(y1, x, M, &W, NULL);
+    kn_set_threads(2);
+    kn_linear(y2, x, M, &W, NULL);
+    kn_set_threads(saved);
+    UNIT_CHECK(memcmp(y1, y2, sizeof(float) * (size_t)(M * N)) == 0, "kn_linear differs between 1 and 2 threads");
+    free(x), free(w), free(wf), free(y1), free(y2);
+}
+
+static void unit_linear(void) {
+    static const int64_t shapes[][3] = {
+        {1, 1, 1},   {1, 17, 5},   {2, 33, 47},   {3, 64, 9},    {4, 300, 13}, {5, 31, 33},  {13, 257, 65},
+        {14, 256, 32}, {15, 513, 63}, {29, 100, 97}, {37, 530, 70}, {338, 40, 45}, {16, 20, 2090}, {9, 3, 200},
+    };
+    const zi_dtype dts[3] = {ZI_F32, ZI_BF16, ZI_F16};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int d = 0; d < 3; d++)
+            ku_linear_case(shapes[s][0], shapes[s][1], shapes[s][2], dts[d], (int)((s + d) % 2), (int)((s + d) % 3 != 0));
+    ku_linear_case(7, 0, 5, ZI_F32, 0, 1); /* K = 0: y = bias */
+    ku_gemm_nt_case(1, 7, 19);
+    ku_gemm_nt_case(19, 45, 70);
+    ku_gemm_nt_case(50, 3, 260);
+    ku_linear_determinism();
+}
+
+/* ---------------------------------------------------------------- attention */
+
+/* Naive reference in double: softmax over visible keys of scale * q.k, times v. */
+static void ku_attention_ref(double *ref, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
+                             int64_t ldv, int64_t Lq, int64_t Lk, int H, int Hkv, int hd, float scale, int causal) {
+    double *s = malloc(sizeof(double) * (size_t)Lk);
+    for (int h = 0; h < H; h++) {
+        int g = h / (H / Hkv);
+        for (int64_t i = 0; i < Lq; i++) {
+            int64_t n = causal ? (i + 1 < Lk ? i + 1 : Lk) : Lk;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < n; j++) {
+                double d = 0;
+                for (int e = 0; e < hd; e++) d += (double)q[i * ldq + h * hd + e] * k[j * ldk + g * hd + e];
+                s[j] = d * scale;
+                if (s[j] > mx) mx = s[j];
+            }
+            for (int64_t j = 0; j < n; j++) sum += s[j] = exp(s[j] - mx);
+            for (int e = 0; e < hd; e++) {
+                double o = 0;
+                for (int64_t j = 0; j < n; j++) o += s[j] * v[j * ldv + g * hd + e];
+                ref[(i * H + h) * hd + e] = n ? o / sum : 0;
+            }
+        }
+    }
+    free(s);
+}
+
+static void ku_attention_case(int64_t Lq, int64_t Lk, int H, int Hkv, int hd, int causal, int pad, float qscale) {
+    int64_t ldq = (int64_t)H * hd + pad, ldk = (int64_t)Hkv * hd + 2 * pad, ldv = (int64_t)Hkv * hd + 3 * pad;
+    int64_t ldo = (int64_t)H * hd + pad;
+    float *q = ku_rand((size_t)(Lq * ldq), qscale), *k = ku_rand((size_t)(Lk * ldk), 1.0f);
+    float *v = ku_rand((size_t)(Lk * ldv), 1.0f), *o = malloc(sizeof(float) * (size_t)(Lq * ldo));
+    double *ref = malloc(sizeof(double) * (size_t)(Lq * H * hd));
+    for (int64_t i = 0; i < Lq * ldo; i++) o[i] = -7.0f;
+    float scale = 1.0f / sqrtf((float)hd);
+    kn_attention(o, ldo, q, ldq, k, ldk, v, ldv, Lq, Lk, H, Hkv, hd, scale, causal);
+    ku_attention_ref(ref, q, ldq, k, ldk, v, ldv, Lq, Lk, H, Hkv, hd, scale, causal);
+    double worst = 0;
+    int pad_ok = 1;
+    for (int64_t i = 0; i < Lq; i++) {
+        for (int64_t c = 0; c < (int64_t)H * hd; c++) {
+            double err = fabs(o[i * ldo + c] - ref[i * H * hd + c]);
+            if (!(err <= worst)) worst = isnan(err) ? INFINITY : err;
+        }
+        for (int64_t c = (int64_t)H * hd; c < ldo; c++) pad_ok &= o[i * ldo + c] == -7.0f;
+    }
+    UNIT_CHECK(worst <= 2e-6, "kn_attention Lq=%lld Lk=%lld H=%d Hkv=%d hd=%d causal=%d: max abs err %.3g",
+               (long long)Lq, (long long)Lk, H, Hkv, hd, causal, worst);
+    UNIT_CHECK(pad_ok, "kn_attention Lq=%lld hd=%d wrote outside the heads", (long long)Lq, hd);
+    free(q), free(k), free(v), free(o), free(ref);
+}
+
+static void unit_attention(void) {
+    ku_attention_case(37, 37, 3, 3, 24, 0, 0, 1.0f);
+    ku_attention_case(45, 45, 4, 2, 16, 1, 3, 1.0f);    /* GQA, causal */
+    ku_attention_case(150, 150, 2, 2, 128, 0, 0, 3.0f); /* DiT head size, 2 key tiles */
+    ku_attention_case(300, 300, 4, 1, 32, 1, 1, 2.0f);  /* causal across several tiles and query blocks */
+    ku_attention_case(70, 70, 1, 1, 512, 0, 0, 1.0f);   /* VAE: one head of 512 */
+    ku_attention_case(19, 19, 2, 2, 5, 0, 2, 1.0f);     /* odd head size */
+    ku_attention_case(7, 300, 3, 3, 40, 0, 0, 4.0f);    /* Lq != Lk */
+    ku_attention_case(130, 129, 6, 2, 48, 1, 0, 1.0f);  /* causal, GQA, Lq > Lk */
+    ku_attention_case(1, 1, 1, 1, 1, 1, 0, 1.0f);
+}
+
+/* ---------------------------------------------------------------- elementwise / norms / rope */
+
+static void unit_elementwise(void) {
+    int64_t n = 70001;
+    float *x = ku_rand((size_t)n, 30.0f), *u = ku_rand((size_t)n, 2.0f);
+    x[0] = -120.0f, x[1] = 120.0f, x[2] = 0.0f, x[3] = -88.5f, x[4] = 1e-8f;
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+    memcpy(a, x, sizeof(float) * (size_t)n);
+    memcpy(b, x, sizeof(float) * (size_t)n);
+    kn_silu(a, n);
+    kn_swiglu(b, u, n);
+    double ws = 0, wg = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double s = (double)x[i] / (1.0 + exp(-(double)x[i]));
+        double es = fabs(a[i] - s) / (fabs(s) + 1e-30), eg = fabs(b[i] - s * u[i]) / (fabs(s * u[i]) + 1e-30);
+        if (s == 0) es = fabs(a[i]), eg = fabs(b[i]);
+        if (!(es <= ws)) ws = isnan(es) ? INFINITY : es;
+        if (!(eg <= wg)) wg = isnan(eg) ? INFINITY : eg;
+    }
+    UNIT_CHECK(ws <= 1e-6, "kn_silu: max rel err %.3g", ws);
+    UNIT_CHECK(wg <= 1e-6, "kn_swiglu: max rel err %.3g", wg);
+    free(x), free(u), free(a), free(b);
+}
+
+static void unit_norms(void) {
+    int64_t M = 33, D = 3841 - 1024;
+    float *x = ku_rand((size_t)(M * D), 3.0f), *g = ku_rand((size_t)D, 1.0f);
+    float *y = malloc(sizeof(float) * (size_t)(M * D)), *z = malloc(sizeof(float) * (size_t)(M * D));
+    kn_rmsnorm(y, x, M, D, g, 1e-5f);
+    kn_layernorm(z, x, M, D, 1e-6f);
+    double wr = 0, wl = 0;
+    for (int64_t i = 0; i < M; i++) {
+        double ss = 0, s = 0, vv = 0;
+        for (int64_t j = 0; j < D; j++) ss += (double)x[i * D + j] * x[i * D + j], s += x[i * D + j];
+        double mean = s / D;
+        for (int64_t j = 0; j < D; j++) vv += (x[i * D + j] - mean) * (x[i * D + j] - mean);
+        double r = 1.0 / sqrt(ss / D + 1e-5), rl = 1.0 / sqrt(vv / D + 1e-6);
+        for (int64_t j = 0; j < D; j++) {
+            double er = fabs(y[i * D + j] - x[i * D + j] * r * g[j]), el = fabs(z[i * D + j] - (x[i * D + j] - mean) * rl);
+            if (!(er <= wr)) wr = isnan(er) ? INFINITY : er;
+            if (!(el <= wl)) wl = isnan(el) ? INFINITY : el;
+        }
+    }
+    UNIT_CHECK(wr <= 2e-6, "kn_rmsnorm: max abs err %.3g", wr);
+    UNIT_CHECK(wl <= 2e-6, "kn_layernorm: max abs err %.3g", wl);
+    free(x), free(g), free(y), free(z);
+}
+
+static void unit_rope(void) {
+    int64_t L = 9, ld = 3 * 8 + 4;
+    int H = 3, hd = 8, half = 4;
+    float *x = ku_rand((size_t)(L * ld), 1.0f), *a = malloc(sizeof(float) * (size_t)(L * ld));
+    float *b = malloc(sizeof(float) * (size_t)(L * ld));
+    float *c = malloc(sizeof(float) * (size_t)(L * half)), *s = malloc(sizeof(float) * (size_t)(L * half));
+    for (int64_t i = 0; i < L * half; i++) c[i] = cosf(0.3f * (float)i), s[i] = sinf(0.3f * (float)i);
+    memcpy(a, x, sizeof(float) * (size_t)(L * ld));
+    memcpy(b, x, sizeof(float) * (size_t)(L * ld));
+    kn_rope_interleaved(a, L, H, hd, ld, c, s);
+    kn_rope_halfsplit(b, L, H, hd, ld, c, s);
+    double wi = 0, wh = 0;
+    int pad_ok = 1;
+    for (int64_t i = 0; i < L; i++) {
+        for (int h = 0; h < H; h++)
+            for (int p = 0; p < half; p++) {
+                const float *v = x + i * ld + h * hd;
+                double cc = c[i * half + p], ss = s[i * half + p];
+                double i0 = v[2 * p] * cc - v[2 * p + 1] * ss, i1 = v[2 * p] * ss + v[2 * p + 1] * cc;
+                double h0 = v[p] * cc - v[p + half] * ss, h1 = v[p + half] * cc + v[p] * ss;
+                const float *ai = a + i * ld + h * hd, *bi = b + i * ld + h * hd;
+                wi = fmax(wi, fmax(fabs(ai[2 * p] - i0), fabs(ai[2 * p + 1] - i1)));
+                wh = fmax(wh, fmax(fabs(bi[p] - h0), fabs(bi[p + half] - h1)));
+            }
+        for (int64_t j = (int64_t)H * hd; j < ld; j++) pad_ok &= a[i * ld + j] == x[i * ld + j] && b[i * ld + j] == x[i * ld + j];
+    }
+    UNIT_CHECK(wi <= 1e-6, "kn_rope_interleaved: max abs err %.3g", wi);
+    UNIT_CHECK(wh <= 1e-6, "kn_rope_halfsplit: max abs err %.3g", wh);
+    UNIT_CHECK(pad_ok, "rope touched columns past the heads");
+    free(x), free(a), free(b), free(c), free(s);
+}
+
+void unit_kernels(void) {
+    unit_linear();
+    unit_attention();
+    unit_elementwise();
+    unit_norms();
+    unit_rope();
+}

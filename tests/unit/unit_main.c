@@ -8,6 +8,10 @@ int main(int argc, char **argv) {
     const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
     unit_safetensors(fixtures);
     unit_kernels();
+    unit_png();
+    unit_vae(fixtures);
+    unit_tokenizer(fixtures);
+    unit_comfy(fixtures);
     printf("unit: %d passed, %d failed\n", unit_passes, unit_failures);
     return unit_failures ? 1 : 0;
 }
