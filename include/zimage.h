@@ -110,9 +110,11 @@ int zimage_save_png(const zimage_image *img, const char *path, const zimage_para
 int zimage_tokenize(const char *tokenizer_json, const char *text, int templated, int max_len, int32_t **ids,
                     char ***pieces, int *n);
 void zimage_tokens_free(int32_t *ids, char **pieces, int n);
-/* Caption features of a prompt with the loaded model's tokenizer and text encoder:
- * feats [n_tokens, dim] (free with free()). */
-int zimage_encode_prompt(zimage_model *m, const char *prompt, int max_len, float **feats, int *n_tokens, int *dim);
+/* Caption features of a prompt (chat template, truncation, Qwen3 hidden_states[-2]) using
+ * only the tokenizer and text encoder named by lp (model_dir and/or explicit paths):
+ * feats [n_tokens, dim] (free with free()). Nothing else is loaded. */
+int zimage_encode_prompt(const zimage_load_params *lp, const char *prompt, int max_len, float **feats, int *n_tokens,
+                         int *dim);
 
 const char *zimage_last_error(void);
 /* Peak resident memory of the process so far, in bytes (0 if unknown). */

@@ -9,6 +9,7 @@ TMP=$(mktemp -d /tmp/zimage-cli-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 pass=0
 fail=0
+unset ZIMAGE_MODEL
 
 ok() { pass=$((pass + 1)); echo "  ok   $1"; }
 bad() { fail=$((fail + 1)); echo "  FAIL $1"; }
@@ -57,6 +58,10 @@ long=$(printf 'word %.0s' $(seq 1 700))
 if "$ZIMAGE" -m "$M" -p "$long" -W 32 -H 32 --seed 1 -o "$TMP/long.png" 2>&1 | grep -q "only the first 512 were used"; then
   ok "long prompt truncated with a warning"
 else bad "long prompt: no truncation warning"; fi
+
+# encode aid: template (8 tokens) + "a" + "cat"
+if "$ZIMAGE" encode -m "$M" "a cat" | grep -q "^features \[10, 8\]"; then ok "encode"; else bad "encode"; fi
+if ZIMAGE_MODEL=$M "$ZIMAGE" tokenize "a cat" | grep -q "8251"; then ok "ZIMAGE_MODEL default"; else bad "ZIMAGE_MODEL default"; fi
 
 # invalid inputs
 expect_fail "width not multiple of 16" "multiple of 16" -m "$M" -p x -W 100

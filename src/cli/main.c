@@ -41,7 +41,9 @@ static void usage(FILE *f) {
             "  -t, --threads N          worker threads (default: all cores)\n"
             "  -v, --verbose            more detail\n"
             "  -h, --help               this help\n"
-            "      --version            print the version\n");
+            "      --version            print the version\n"
+            "\n"
+            "Environment: ZIMAGE_MODEL is the default for -m.\n");
 }
 
 static int die(const char *fmt, const char *a) {
@@ -163,8 +165,9 @@ static int cmd_tokenize(int argc, char **argv) {
     }
     if (!text) return die("%s", "tokenize: no text given (zimage tokenize -m MODEL_DIR TEXT)");
     char path[4096];
+    if (!model) model = getenv("ZIMAGE_MODEL");
     if (!tokfile) {
-        if (!model) return die("%s", "tokenize: give -m MODEL_DIR or --tokenizer tokenizer.json");
+        if (!model) return die("%s", "tokenize: give -m MODEL_DIR, --tokenizer tokenizer.json or set ZIMAGE_MODEL");
         snprintf(path, sizeof path, "%s/tokenizer/tokenizer.json", model);
         tokfile = path;
     }
@@ -196,17 +199,13 @@ static int cmd_encode(int argc, char **argv) {
         else
             prompt = argv[i];
     }
-    if (!lp.model_dir || !prompt) return die("%s", "encode: usage: zimage encode -m MODEL_DIR PROMPT");
-    zimage_model *m;
-    if (zimage_load(&m, &lp)) {
-        fprintf(stderr, "zimage: %s\n", zimage_last_error());
-        return 1;
-    }
+    if (!lp.model_dir) lp.model_dir = getenv("ZIMAGE_MODEL");
+    if ((!lp.model_dir && !(lp.text_encoder && lp.tokenizer)) || !prompt)
+        return die("%s", "encode: usage: zimage encode -m MODEL_DIR PROMPT");
     float *f;
     int n, dim;
-    if (zimage_encode_prompt(m, prompt, 512, &f, &n, &dim)) {
+    if (zimage_encode_prompt(&lp, prompt, 512, &f, &n, &dim)) {
         fprintf(stderr, "zimage: %s\n", zimage_last_error());
-        zimage_free(m);
         return 1;
     }
     double sum = 0, asum = 0;
@@ -217,7 +216,6 @@ static int cmd_encode(int argc, char **argv) {
     printf("features [%d, %d]  sum %.6f  abs-sum %.6f  first %.6f  last %.6f\n", n, dim, sum, asum, f[0],
            f[(long)n * dim - 1]);
     free(f);
-    zimage_free(m);
     return 0;
 }
 
@@ -314,6 +312,7 @@ int main(int argc, char **argv) {
 #undef ARG
 #undef NEED
     }
+    if (!lp.model_dir && !lp.transformer) lp.model_dir = getenv("ZIMAGE_MODEL");
     if (!p.prompt) return die("%s", "no prompt given (-p TEXT)");
     if (!lp.model_dir && !(lp.transformer && lp.text_encoder && lp.vae && lp.tokenizer))
         return die("%s", "no model given (-m MODEL_DIR, or --transformer, --text-encoder, --tokenizer and --vae)");

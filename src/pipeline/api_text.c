@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../common/error.h"
+#include "../kernels/kernels.h"
 #include "pipeline.h"
 
 int zimage_tokenize(const char *tokenizer_json, const char *text, int templated, int max_len, int32_t **ids,
@@ -40,9 +41,25 @@ void zimage_tokens_free(int32_t *ids, char **pieces, int n) {
     free(ids);
 }
 
-int zimage_encode_prompt(zimage_model *m, const char *prompt, int max_len, float **feats, int *n_tokens, int *dim) {
-    if (zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, prompt, max_len, feats, n_tokens, dim, NULL, 0))
-        return -1;
+int zimage_encode_prompt(const zimage_load_params *lp, const char *prompt, int max_len, float **feats, int *n_tokens,
+                         int *dim) {
+    char *te = zi_pipeline_component_path(lp->text_encoder, lp->model_dir, "text_encoder");
+    char *tk = zi_pipeline_component_path(lp->tokenizer, lp->model_dir, "tokenizer/tokenizer.json");
+    zi_tokenizer *tok = NULL;
+    int rc = -1;
+    if (!te || !tk) {
+        if (te || tk || lp->model_dir) goto done;
+        zi_err("no model given: set model_dir or text_encoder and tokenizer");
+        goto done;
+    }
+    if (zi_tokenizer_load(&tok, tk)) goto done;
+    kn_set_threads(lp->n_threads);
+    if (zi_pipeline_encode_prompt(tok, te, prompt, max_len, feats, n_tokens, dim, NULL, 0)) goto done;
     if (*n_tokens > max_len) *n_tokens = max_len;
-    return 0;
+    rc = 0;
+done:
+    zi_tokenizer_free(tok);
+    free(te);
+    free(tk);
+    return rc;
 }

@@ -64,7 +64,7 @@ static char *path_join(const char *a, const char *b) {
 }
 
 /* Explicit path, else model_dir/sub; NULL if neither given. */
-static char *component_path(const char *explicit_path, const char *dir, const char *sub) {
+char *zi_pipeline_component_path(const char *explicit_path, const char *dir, const char *sub) {
     if (explicit_path) return zi_strdup(explicit_path);
     if (dir) return path_join(dir, sub);
     return NULL;
@@ -92,10 +92,10 @@ int zimage_load(zimage_model **out, const zimage_load_params *p) {
     if (!m) return -1;
     m->n_threads = p->n_threads;
     kn_set_threads(p->n_threads);
-    m->transformer_path = component_path(p->transformer, p->model_dir, "transformer");
-    m->text_encoder_path = component_path(p->text_encoder, p->model_dir, "text_encoder");
-    m->tokenizer_path = component_path(p->tokenizer, p->model_dir, "tokenizer/tokenizer.json");
-    m->vae_path = component_path(p->vae, p->model_dir, "vae");
+    m->transformer_path = zi_pipeline_component_path(p->transformer, p->model_dir, "transformer");
+    m->text_encoder_path = zi_pipeline_component_path(p->text_encoder, p->model_dir, "text_encoder");
+    m->tokenizer_path = zi_pipeline_component_path(p->tokenizer, p->model_dir, "tokenizer/tokenizer.json");
+    m->vae_path = zi_pipeline_component_path(p->vae, p->model_dir, "vae");
     if (!m->transformer_path || !m->text_encoder_path || !m->tokenizer_path || !m->vae_path) goto fail;
 
     /* list every missing component at once */

@@ -42,6 +42,9 @@ typedef struct {
 
 int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *out, const zi_pipeline_hooks *h);
 
+/* Explicit path, else dir/sub (NULL if neither is given). New string. */
+char *zi_pipeline_component_path(const char *explicit_path, const char *dir, const char *sub);
+
 /* Encode one prompt with the text encoder at `path` (loaded, used, released). */
 int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, const char *prompt, int max_len,
                               float **feats, int *n_tokens, int *dim, const zi_pipeline_hooks *h, int negative);
