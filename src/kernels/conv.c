@@ -8,11 +8,14 @@
 #include <time.h>
 
 #include "../common/error.h"
+#include "simd.h" /* AVX-512 helpers (kn_exp512) */
 
 /* Upper bound of the patch matrix of one tile (the GEMM's A operand). */
-static int64_t CONV_TILE_BYTES = (int64_t)32 << 20;
+#define CONV_TILE_DEFAULT ((int64_t)64 << 20)
+static int64_t CONV_TILE_BYTES = CONV_TILE_DEFAULT;
 
-void kn_conv_set_tile_bytes(int64_t bytes) { CONV_TILE_BYTES = bytes > 0 ? bytes : (int64_t)32 << 20; }
+void kn_conv_set_tile_bytes(int64_t bytes) { CONV_TILE_BYTES = bytes > 0 ? bytes : CONV_TILE_DEFAULT; }
+
 /* Below this many floats of work, loops run single-threaded. */
 #define CONV_PAR_MIN 32768
 
@@ -39,18 +42,40 @@ void kn_conv_pack(void *dst, const void *src, size_t esize, int cout, int cin, i
             }
 }
 
+/* d[c] = silu?(s[c]*sc[c] + sh[c]) (sc NULL: no affine); silu(v) = v / (1 + exp(-v)),
+ * the same formula and exp as kn_silu. */
+static inline void conv_affine(float *d, const float *s, const float *sc, const float *sh, int cin, int silu) {
+    int c = 0;
+#ifdef KN_HAVE_AVX512
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; c < cin; c += 16) {
+        __mmask16 m = cin - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cin - c)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(m, s + c);
+        if (sc)
+            v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, sc + c)), _mm512_maskz_loadu_ps(m, sh + c));
+        if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, kn_exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        _mm512_mask_storeu_ps(d + c, m, v);
+    }
+#endif
+    for (; c < cin; c++) {
+        float v = sc ? s[c] * sc[c] + sh[c] : s[c];
+        d[c] = silu ? v / (1.0f + expf(-v)) : v;
+    }
+}
+
 /* Stage input rows iy0 .. iy0+nr-1 of the (virtual, possibly upsampled) input into
- * stage[nr, ws, cin] with `left` zero columns before the image and zeros after it;
+ * stage[nr, sw, cin] with `left` zero columns before the image and zeros after it;
  * rows outside the image are zero. The pre-transform is applied to image pixels. */
-static void conv_stage(float *stage, int64_t nr, int64_t iy0, int64_t ws, int64_t left, const float *x, int H,
+static void conv_stage(float *stage, int64_t nr, int64_t iy0, int64_t sw, int64_t left, const float *x, int H,
                        int W, const kn_conv_pre *pre, int cin) {
     int up = pre && pre->up2;
     int64_t Hi = up ? 2 * (int64_t)H : H, Wi = up ? 2 * (int64_t)W : W;
     const float *sc = pre ? pre->scale : NULL, *sh = pre ? pre->shift : NULL;
-    int64_t n = nr * ws;
+    int silu = pre && pre->silu;
+    int64_t n = nr * sw;
 #pragma omp parallel for schedule(static) if (n * cin > CONV_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
-        int64_t r = i / ws, ix = i % ws - left, iy = iy0 + r;
+        int64_t r = i / sw, ix = i % sw - left, iy = iy0 + r;
         float *d = stage + i * cin;
         if (iy < 0 || iy >= Hi || ix < 0 || ix >= Wi) {
             memset(d, 0, sizeof(float) * (size_t)cin);
@@ -59,27 +84,26 @@ static void conv_stage(float *stage, int64_t nr, int64_t iy0, int64_t ws, int64_
         int64_t sy = up ? iy / 2 : iy, sx = up ? ix / 2 : ix;
         const float *s = x + (sy * W + sx) * cin;
         if (sc)
-            for (int c = 0; c < cin; c++) d[c] = s[c] * sc[c] + sh[c];
+            conv_affine(d, s, sc, sh, cin, silu);
+        else if (silu)
+            conv_affine(d, s, NULL, NULL, cin, 1);
         else
             memcpy(d, s, sizeof(float) * (size_t)cin);
     }
-    if (pre && pre->silu) kn_silu(stage, n * cin); /* silu(0) = 0 keeps the padding zero */
 }
 
 /* Patch matrix col[nrow*Wo, k*k*cin] of output rows 0..nrow-1 of the tile: pixel
- * (oy, ox), tap (ky, kx) reads stage row oy*s+ky, column ox*s+kx. */
-static void conv_im2col(float *col, const float *stage, int64_t nrow, int64_t Wo, int64_t ws, int cin, int k,
+ * (oy, ox), tap (ky, kx) reads stage row oy*s+ky, column ox*s+kx; the k taps of one
+ * kernel row are adjacent stage pixels, so each (pixel, ky) is one k*cin copy. */
+static void conv_im2col(float *col, const float *stage, int64_t nrow, int64_t Wo, int64_t sw, int cin, int k,
                         int s) {
-    int64_t K = (int64_t)k * k * cin, m = nrow * Wo;
+    int64_t K = (int64_t)k * k * cin, m = nrow * Wo, run = (int64_t)k * cin;
 #pragma omp parallel for schedule(static) if (m * K > CONV_PAR_MIN)
     for (int64_t i = 0; i < m; i++) {
         int64_t oy = i / Wo, ox = i % Wo;
         float *d = col + i * K;
         for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                const float *src = stage + ((oy * s + ky) * ws + ox * s + kx) * cin;
-                memcpy(d + (ky * k + kx) * cin, src, sizeof(float) * (size_t)cin);
-            }
+            memcpy(d + ky * run, stage + ((oy * s + ky) * sw + ox * s) * cin, sizeof(float) * (size_t)run);
     }
 }
 
@@ -88,8 +112,24 @@ static void conv_add(float *y, const float *a, const float *b, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-int kn_conv2d(float *y, const float *res, int Ho, int Wo, const float *x, int H, int W, const kn_conv *cv,
-              const kn_conv_pre *pre) {
+void kn_conv_ws_free(kn_conv_ws *ws) {
+    if (!ws) return;
+    for (int i = 0; i < 3; i++) free(ws->buf[i]);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* Workspace buffer `slot` with at least `bytes` (grown by replacement; NULL + error on OOM). */
+static float *conv_ws_get(kn_conv_ws *ws, int slot, size_t bytes) {
+    if (ws->cap[slot] < bytes) {
+        free(ws->buf[slot]);
+        ws->buf[slot] = zi_malloc(bytes);
+        ws->cap[slot] = ws->buf[slot] ? bytes : 0;
+    }
+    return ws->buf[slot];
+}
+
+int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const float *x, int H, int W,
+              const kn_conv *cv, const kn_conv_pre *pre) {
     int k = cv->k, s = cv->stride, cin = cv->cin, cout = cv->cout;
     int up = pre && pre->up2;
     int64_t Wi = up ? 2 * (int64_t)W : W;
@@ -99,24 +139,23 @@ int kn_conv2d(float *y, const float *res, int Ho, int Wo, const float *x, int H,
     int64_t left = cv->pad;
     int64_t right = ((int64_t)Wo - 1) * s - cv->pad + k - Wi;
     if (right < 0) right = 0;
-    int64_t ws = left + Wi + right;
+    int64_t sw = left + Wi + right; /* staged row width */
     int64_t rows = CONV_TILE_BYTES / ((int64_t)Wo * K * (int64_t)sizeof(float));
     if (rows < 1) rows = 1;
     if (rows > Ho) rows = Ho;
     int64_t m_max = rows * Wo, nr_max = (rows - 1) * s + k;
-    float *col = zi_malloc(sizeof(float) * (size_t)(m_max * K));
-    float *stage = zi_malloc(sizeof(float) * (size_t)(nr_max * ws * cin));
-    float *tmp = res ? zi_malloc(sizeof(float) * (size_t)(m_max * cout)) : NULL;
+    kn_conv_ws local = {0}, *wsp = ws ? ws : &local;
+    float *col = conv_ws_get(wsp, 0, sizeof(float) * (size_t)(m_max * K));
+    float *stage = conv_ws_get(wsp, 1, sizeof(float) * (size_t)(nr_max * sw * cin));
+    float *tmp = res ? conv_ws_get(wsp, 2, sizeof(float) * (size_t)(m_max * cout)) : NULL;
     if (!col || !stage || (res && !tmp)) {
-        free(col);
-        free(stage);
-        free(tmp);
+        kn_conv_ws_free(&local);
         return zi_err_ctx("conv2d %dx%d %d->%d at %dx%d", k, k, cin, cout, Ho, Wo);
     }
     for (int64_t oy0 = 0; oy0 < Ho; oy0 += rows) {
         int64_t nrow = Ho - oy0 < rows ? Ho - oy0 : rows, m = nrow * Wo;
-        conv_stage(stage, (nrow - 1) * s + k, oy0 * s - cv->pad, ws, left, x, H, W, pre, cin);
-        conv_im2col(col, stage, nrow, Wo, ws, cin, k, s);
+        conv_stage(stage, (nrow - 1) * s + k, oy0 * s - cv->pad, sw, left, x, H, W, pre, cin);
+        conv_im2col(col, stage, nrow, Wo, sw, cin, k, s);
         float *dst = y + oy0 * Wo * cout;
         if (!res) {
             kn_linear(dst, col, m, &cv->w, cv->bias); /* [m, k*k*cin] x [cout, k*k*cin]^T */
@@ -126,14 +165,12 @@ int kn_conv2d(float *y, const float *res, int Ho, int Wo, const float *x, int H,
         }
         conv_mac_count += (double)m * (double)cout * (double)K;
     }
-    free(col);
-    free(stage);
-    free(tmp);
+    kn_conv_ws_free(&local);
     conv_seconds += conv_now() - t0;
     return 0;
 }
 
-int kn_conv1x1(float *y, const float *x, int64_t P, const kn_conv *cv) {
+int kn_conv1x1(kn_conv_ws *ws, float *y, const float *x, int64_t P, const kn_conv *cv) {
     int cin = cv->cin, cout = cv->cout;
     double t0 = conv_now();
     if (y != x) {
@@ -145,18 +182,19 @@ int kn_conv1x1(float *y, const float *x, int64_t P, const kn_conv *cv) {
     /* In place: tile by tile through a buffer; the tile's output lands at or before
      * its input (cout <= cin), never on rows still to be read. */
     if (cout > cin) return zi_err("conv1x1 in place needs cout <= cin (%d > %d)", cout, cin);
-    int64_t rows = CONV_TILE_BYTES / ((int64_t)cin * (int64_t)sizeof(float));
+    int64_t rows = (CONV_TILE_BYTES / 8) / ((int64_t)cout * (int64_t)sizeof(float)); /* tmp <= 8 MiB */
     if (rows < 1) rows = 1;
     if (rows > P) rows = P;
-    float *tmp = zi_malloc(sizeof(float) * (size_t)(rows * cout));
-    if (!tmp) return -1;
+    kn_conv_ws local = {0}, *wsp = ws ? ws : &local;
+    float *tmp = conv_ws_get(wsp, 2, sizeof(float) * (size_t)(rows * cout));
+    if (!tmp) return zi_err_ctx("conv1x1 %d->%d", cin, cout);
     for (int64_t p0 = 0; p0 < P; p0 += rows) {
         int64_t n = P - p0 < rows ? P - p0 : rows;
         kn_linear(tmp, x + p0 * cin, n, &cv->w, cv->bias);
         memcpy(y + p0 * cout, tmp, sizeof(float) * (size_t)(n * cout));
     }
     conv_mac_count += (double)P * cout * cin;
-    free(tmp);
+    kn_conv_ws_free(&local);
     conv_seconds += conv_now() - t0;
     return 0;
 }
@@ -167,7 +205,8 @@ int kn_conv1x1(float *y, const float *x, int64_t P, const kn_conv *cv) {
 
 int kn_groupnorm_coeffs(const float *x, int64_t P, int C, int groups, float eps, const float *gamma,
                         const float *beta, float *scale, float *shift) {
-    if (groups <= 0 || C % groups != 0) return zi_err("group norm: %d channels not divisible into %d groups", C, groups);
+    if (groups <= 0 || C % groups != 0)
+        return zi_err("group norm: %d channels not divisible into %d groups", C, groups);
     int64_t nch = P < GN_CHUNKS ? P : GN_CHUNKS;
     if (nch < 1) nch = 1;
     double *part = zi_calloc((size_t)(nch * 2 * C), sizeof(double));

@@ -8,11 +8,11 @@
  * tap-major [Cout, kh, kw, Cin] (same dtype, values untouched), which makes every
  * patch row a run of contiguous channel vectors.
  *
- * Memory: patches are built per tile of output rows (a few tens of MB at most),
- * never for a whole image. The input may be transformed on the fly while it is
- * staged for a tile (per-channel affine = a GroupNorm, then SiLU, and/or nearest
- * 2x upsampling), so normalized / upsampled copies of big activations are never
- * materialized. */
+ * Memory: patches are built per tile of output rows (at most 64 MiB, in a
+ * caller-owned workspace), never for a whole image. The input may be transformed
+ * on the fly while it is staged for a tile (per-channel affine = a GroupNorm,
+ * then SiLU, and/or nearest 2x upsampling), so normalized / upsampled copies of
+ * big activations are never materialized. */
 #ifndef ZI_CONV_H
 #define ZI_CONV_H
 
@@ -43,16 +43,26 @@ typedef struct {
  * of `esize` bytes are moved, not converted. dst and src must not overlap. */
 void kn_conv_pack(void *dst, const void *src, size_t esize, int cout, int cin, int k);
 
+/* Scratch of the convs (patch matrix, staged rows, output tile), kept between calls
+ * so big buffers are faulted in once per decode rather than once per layer.
+ * Zero-initialize; buffers grow on demand; release with kn_conv_ws_free. A conv
+ * given ws = NULL allocates and frees its own. One workspace per calling thread. */
+typedef struct {
+    float *buf[3];
+    size_t cap[3]; /* bytes */
+} kn_conv_ws;
+void kn_conv_ws_free(kn_conv_ws *ws);
+
 /* y[Ho*Wo, cout] = conv(pre(x[H*W, cin])) (+ res[Ho*Wo, cout] if res != NULL; res may
  * be y itself). x must not overlap y. H, W are the stored input size (before up2).
  * Returns 0, or -1 on allocation failure (zi_err recorded). */
-int kn_conv2d(float *y, const float *res, int Ho, int Wo, const float *x, int H, int W, const kn_conv *cv,
-              const kn_conv_pre *pre);
+int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const float *x, int H, int W,
+              const kn_conv *cv, const kn_conv_pre *pre);
 
 /* 1x1 conv (a per-pixel linear map): y[P, cout] = x[P, cin] . w^T + b. y may be x
  * itself when cout <= cin (then the result occupies the first P*cout floats).
  * Returns 0 or -1 on allocation failure. */
-int kn_conv1x1(float *y, const float *x, int64_t P, const kn_conv *cv);
+int kn_conv1x1(kn_conv_ws *ws, float *y, const float *x, int64_t P, const kn_conv *cv);
 
 /* GroupNorm statistics of x[P, C] (groups of C/groups consecutive channels over all
  * pixels, biased variance) folded with the affine gamma/beta into per-channel
@@ -68,7 +78,7 @@ void kn_channel_affine(float *y, const float *x, int64_t P, int C, const float *
 void kn_chw_to_hwc(float *dst, const float *src, int C, int64_t P);
 void kn_hwc_to_chw(float *dst, const float *src, int C, int64_t P);
 
-/* Patch-matrix budget per tile in bytes (default 32 MiB; <= 0 restores it). Tests use
+/* Patch-matrix budget per tile in bytes (default 64 MiB; <= 0 restores it). Tests use
  * a tiny value to exercise multi-tile paths. */
 void kn_conv_set_tile_bytes(int64_t bytes);
 

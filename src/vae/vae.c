@@ -2,16 +2,21 @@
  *
  * Spec 7.2-7.5. Inside, an activation of C channels at H x W is channels-last
  * [H*W, C] float32 (kernels/conv.h); convs are tiled im2col GEMMs whose input
- * GroupNorm+SiLU and nearest-2x upsample are fused into the tile staging, so the
- * only full-size buffers alive at once are a resnet's input, its conv1 output and
- * (for a channel change) nothing more: the 1x1 shortcut runs in place. */
+ * GroupNorm+SiLU and nearest-2x upsample are fused into the tile staging, so no
+ * normalized or upsampled copy is ever materialized: the full-size buffers alive
+ * at once are a resnet's input and its conv1 output (a channel-reducing 1x1
+ * shortcut runs in place). Activation buffers are recycled through a per-call pool.
+ * Peak activation memory of a 1024x1024 decode: 1 GiB + 512 MiB (first resnet of
+ * the last level: 256 channels in, 128 out, at full resolution). */
 #include "vae.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../common/error.h"
 #include "../io/json.h"
@@ -102,6 +107,22 @@ static float *vae_vec(zi_vae *v, const char *prefix, const char *leaf, int64_t n
     return vae_own(v, zi_store_get_vec(&v->store, name, n));
 }
 
+/* After repacking, the mapped source pages of t are not needed: let the kernel drop
+ * them from this process (clean file pages of a read-only private mapping refault
+ * from the file if touched again). Only whole pages inside t, only when t lives in
+ * the file mapping (not in an owned copy). Saves the decoder's size in RSS. */
+static void vae_drop_source(const zi_vae *v, const zi_tensor *t) {
+    uintptr_t a = (uintptr_t)t->data, b = a + t->nbytes, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < v->store.n_files; i++) {
+        const zi_st_file *f = &v->store.files[i];
+        uintptr_t m0 = (uintptr_t)f->map, m1 = m0 + f->map_size;
+        if (!f->map || f->owned || a < m0 || b > m1) continue;
+        uintptr_t lo = (a + pg - 1) / pg * pg, hi = b / pg * pg;
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        return;
+    }
+}
+
 /* 3x3 conv `prefix`.{weight,bias}: weight repacked tap-major in its own dtype. */
 static int vae_conv3(zi_vae *v, kn_conv *cv, const char *prefix, int cin, int cout, int stride, int pad) {
     char name[512];
@@ -112,6 +133,7 @@ static int vae_conv3(zi_vae *v, kn_conv *cv, const char *prefix, int cin, int co
     void *packed = vae_own(v, zi_malloc(t->nbytes));
     if (!packed) return -1;
     kn_conv_pack(packed, t->data, zi_dtype_size(t->dtype), cout, cin, 3);
+    vae_drop_source(v, t);
     *cv = (kn_conv){.cin = cin, .cout = cout, .k = 3, .stride = stride, .pad = pad};
     cv->w = (kn_mat){t->dtype, cout, 9 * (int64_t)cin, packed};
     cv->bias = vae_vec(v, prefix, "bias", cout);
@@ -121,7 +143,7 @@ static int vae_conv3(zi_vae *v, kn_conv *cv, const char *prefix, int cin, int co
 /* Weight [rows, cols] stored either as a linear [rows, cols] or a 1x1 conv
  * [rows, cols, 1, 1]; a view on the mapped data. */
 static int vae_mat(zi_vae *v, kn_mat *m, const char *prefix, int64_t rows, int64_t cols) {
-    char name[512];
+    char name[1024];
     snprintf(name, sizeof name, "%s.weight", prefix);
     const zi_tensor *t = zi_store_find(&v->store, name);
     int64_t sh[4] = {rows, cols, 1, 1};
@@ -328,11 +350,72 @@ void zi_vae_free(zi_vae *v) {
     free(v);
 }
 
+/* ---------------------------------------------------------------- activation pool */
+
+/* Activation buffers of one decode/encode call. Freed buffers are kept and reused
+ * (best fit), so the many same-sized layer outputs do not fault in fresh pages each
+ * time; when nothing idle is big enough, all idle buffers are released before the new
+ * allocation, which keeps the peak at the live set (sizes only grow along the decoder). */
+#define VAE_POOL_SLOTS 16
+
+typedef struct {
+    float *p[VAE_POOL_SLOTS];
+    size_t cap[VAE_POOL_SLOTS]; /* floats */
+    int busy[VAE_POOL_SLOTS];
+    kn_conv_ws ws;              /* conv scratch (patch matrix tiles), same lifetime */
+} vae_pool;
+
+static float *vae_get(vae_pool *pl, int64_t n) {
+    size_t need = (size_t)(n > 0 ? n : 1);
+    int best = -1, empty = -1;
+    for (int i = 0; i < VAE_POOL_SLOTS; i++) {
+        if (!pl->p[i]) {
+            empty = i;
+            continue;
+        }
+        if (!pl->busy[i] && pl->cap[i] >= need && (best < 0 || pl->cap[i] < pl->cap[best])) best = i;
+    }
+    if (best >= 0) {
+        pl->busy[best] = 1;
+        return pl->p[best];
+    }
+    for (int i = 0; i < VAE_POOL_SLOTS; i++)
+        if (pl->p[i] && !pl->busy[i]) {
+            free(pl->p[i]);
+            pl->p[i] = NULL;
+            empty = i;
+        }
+    float *p = zi_malloc(sizeof(float) * need);
+    if (p && empty >= 0) {
+        pl->p[empty] = p;
+        pl->cap[empty] = need;
+        pl->busy[empty] = 1;
+    }
+    return p;
+}
+
+static void vae_put(vae_pool *pl, float *p) {
+    if (!p) return;
+    for (int i = 0; i < VAE_POOL_SLOTS; i++)
+        if (pl->p[i] == p) {
+            pl->busy[i] = 0;
+            return;
+        }
+    free(p); /* not pooled (table was full) */
+}
+
+static void vae_pool_free(vae_pool *pl) {
+    for (int i = 0; i < VAE_POOL_SLOTS; i++) free(pl->p[i]);
+    kn_conv_ws_free(&pl->ws);
+    memset(pl, 0, sizeof *pl);
+}
+
 /* ---------------------------------------------------------------- forward */
 
-/* Resnet on *px [H*W, cin] (consumed) -> *px [H*W, cout]:
- * x' = shortcut(x) + conv2(silu(GN2(conv1(silu(GN1(x)))))). */
-static int vae_resnet_forward(const zi_vae *v, const zi_vae_resnet *r, float **px, int H, int W) {
+/* Resnet on x [H*W, cin] -> x [H*W, cout] in the same buffer (its capacity must hold
+ * both): x' = shortcut(x) + conv2(silu(GN2(conv1(silu(GN1(x)))))). cout > cin moves
+ * x to a new buffer (*px). */
+static int vae_resnet_forward(const zi_vae *v, vae_pool *pl, const zi_vae_resnet *r, float **px, int H, int W) {
     const zi_vae_config *c = &v->cfg;
     int64_t P = (int64_t)H * W;
     int cmax = r->cin > r->cout ? r->cin : r->cout;
@@ -341,40 +424,37 @@ static int vae_resnet_forward(const zi_vae *v, const zi_vae_resnet *r, float **p
     if (!sc) return -1;
     kn_conv_pre pre = {sc, sh, 1, 0};
     if (kn_groupnorm_coeffs(x, P, r->cin, c->groups, c->eps, r->n1_g, r->n1_b, sc, sh)) goto fail;
-    h = zi_malloc(sizeof(float) * (size_t)(P * r->cout));
-    if (!h || kn_conv2d(h, NULL, H, W, x, H, W, &r->conv1, &pre)) goto fail; /* [P, cout] */
+    h = vae_get(pl, P * r->cout);
+    if (!h || kn_conv2d(&pl->ws, h, NULL, H, W, x, H, W, &r->conv1, &pre)) goto fail; /* [P, cout] */
     if (kn_groupnorm_coeffs(h, P, r->cout, c->groups, c->eps, r->n2_g, r->n2_b, sc, sh)) goto fail;
     if (r->shortcut.w.data) {
-        if (r->cout <= r->cin) { /* in place, then give the tail back */
-            if (kn_conv1x1(x, x, P, &r->shortcut)) goto fail;
-            float *s = realloc(x, sizeof(float) * (size_t)(P * r->cout));
-            if (s) *px = x = s;
+        if (r->cout <= r->cin) { /* in place: the first P*cout floats of x */
+            if (kn_conv1x1(&pl->ws, x, x, P, &r->shortcut)) goto fail;
         } else {
-            float *s = zi_malloc(sizeof(float) * (size_t)(P * r->cout));
-            if (!s || kn_conv1x1(s, x, P, &r->shortcut)) {
-                free(s);
+            float *s = vae_get(pl, P * r->cout);
+            if (!s || kn_conv1x1(&pl->ws, s, x, P, &r->shortcut)) {
+                vae_put(pl, s);
                 goto fail;
             }
-            free(x);
+            vae_put(pl, x);
             *px = x = s;
         }
     }
-    if (kn_conv2d(x, x, H, W, h, H, W, &r->conv2, &pre)) goto fail; /* x += conv2(silu(GN2(h))) */
-    free(h);
+    if (kn_conv2d(&pl->ws, x, x, H, W, h, H, W, &r->conv2, &pre)) goto fail; /* x += conv2(silu(GN2(h))) */
+    vae_put(pl, h);
     free(sc);
     return 0;
 fail:
-    free(h);
+    vae_put(pl, h);
     free(sc);
     return -1;
 }
 
 /* Single-head self-attention over the H*W tokens of x [P, C], residual in place. */
-static int vae_attn_forward(const zi_vae *v, const zi_vae_attn *a, float *x, int64_t P) {
+static int vae_attn_forward(const zi_vae *v, vae_pool *pl, const zi_vae_attn *a, float *x, int64_t P) {
     int C = a->c;
-    size_t nb = sizeof(float) * (size_t)(P * C);
     float *sc = zi_malloc(sizeof(float) * 2 * (size_t)C);
-    float *n = zi_malloc(nb), *q = zi_malloc(nb), *k = zi_malloc(nb), *vv = zi_malloc(nb);
+    float *n = vae_get(pl, P * C), *q = vae_get(pl, P * C), *k = vae_get(pl, P * C), *vv = vae_get(pl, P * C);
     int rc = -1;
     if (!sc || !n || !q || !k || !vv) goto done;
     if (kn_groupnorm_coeffs(x, P, C, v->cfg.groups, v->cfg.eps, a->n_g, a->n_b, sc, sc + C)) goto done;
@@ -388,17 +468,17 @@ static int vae_attn_forward(const zi_vae *v, const zi_vae_attn *a, float *x, int
     rc = 0;
 done:
     free(sc);
-    free(n);
-    free(q);
-    free(k);
-    free(vv);
+    vae_put(pl, n);
+    vae_put(pl, q);
+    vae_put(pl, k);
+    vae_put(pl, vv);
     return rc;
 }
 
-static int vae_mid_forward(const zi_vae *v, const zi_vae_coder *m, float **px, int H, int W) {
-    if (vae_resnet_forward(v, &m->mid1, px, H, W)) return -1;
-    if (v->cfg.mid_attention && vae_attn_forward(v, &m->attn, *px, (int64_t)H * W)) return -1;
-    return vae_resnet_forward(v, &m->mid2, px, H, W);
+static int vae_mid_forward(const zi_vae *v, vae_pool *pl, const zi_vae_coder *m, float **px, int H, int W) {
+    if (vae_resnet_forward(v, pl, &m->mid1, px, H, W)) return -1;
+    if (v->cfg.mid_attention && vae_attn_forward(v, pl, &m->attn, *px, (int64_t)H * W)) return -1;
+    return vae_resnet_forward(v, pl, &m->mid2, px, H, W);
 }
 
 static void vae_dump(zi_vae_dump_fn dump, void *user, const char *name, const float *x, int C, int H, int W) {
@@ -411,8 +491,8 @@ static void vae_dump(zi_vae_dump_fn dump, void *user, const char *name, const fl
     free(t);
 }
 
-/* out[P, cout] = conv_out(silu(GN(x))); x [P, c] is freed. */
-static float *vae_out_forward(const zi_vae *v, const zi_vae_coder *m, float *x, int c, int H, int W,
+/* Returns conv_out(silu(GN(x))) [P, cout] in a pool buffer; x [P, c] goes back to the pool. */
+static float *vae_out_forward(const zi_vae *v, vae_pool *pl, const zi_vae_coder *m, float *x, int c, int H, int W,
                               zi_vae_dump_fn dump, void *user, const char *name) {
     int64_t P = (int64_t)H * W;
     float *sc = zi_malloc(sizeof(float) * 2 * (size_t)c), *y = NULL;
@@ -424,61 +504,55 @@ static float *vae_out_forward(const zi_vae *v, const zi_vae_coder *m, float *x, 
         vae_dump(dump, user, name, t, c, H, W);
         free(t);
     }
-    y = zi_malloc(sizeof(float) * (size_t)(P * m->conv_out.cout));
+    y = vae_get(pl, P * m->conv_out.cout);
     kn_conv_pre pre = {sc, sc + c, 1, 0};
-    if (y && kn_conv2d(y, NULL, H, W, x, H, W, &m->conv_out, &pre)) {
-        free(y);
+    if (y && kn_conv2d(&pl->ws, y, NULL, H, W, x, H, W, &m->conv_out, &pre)) {
+        vae_put(pl, y);
         y = NULL;
     }
 done:
     free(sc);
-    free(x);
+    vae_put(pl, x);
     return y;
 }
 
 /* Largest spatial size accepted (pixels per side of the image). */
 #define VAE_MAX_SIDE 16384
 
-int zi_vae_decode_ex(zi_vae *v, const float *latents, int h, int w, float *image, zi_vae_dump_fn dump,
-                     void *dump_user) {
+static int vae_decode_run(zi_vae *v, vae_pool *pl, const float *latents, int h, int w, float *image,
+                          zi_vae_dump_fn dump, void *dump_user) {
     const zi_vae_config *c = &v->cfg;
-    int n = c->n_levels, f = 1 << (n - 1), lc = c->latent_channels;
-    if (!v->dec.loaded) return zi_err("VAE decode: the decoder is not loaded");
-    if (h < 1 || w < 1 || (int64_t)h * f > VAE_MAX_SIDE || (int64_t)w * f > VAE_MAX_SIDE)
-        return zi_err("VAE decode: latent size %dx%d out of range (image side at most %d)", h, w, VAE_MAX_SIDE);
+    int n = c->n_levels, lc = c->latent_channels;
     int64_t P = (int64_t)h * w;
-    float *z = zi_malloc(sizeof(float) * (size_t)(P * lc)), *x = NULL, *y = NULL;
+    float *z = vae_get(pl, P * lc), *x = NULL, *y = NULL;
     if (!z) return -1;
     for (int64_t i = 0; i < P * lc; i++) z[i] = latents[i] / c->scaling + c->shift; /* [lc, h, w] */
     if (dump) dump(dump_user, "z", z, lc, h, w);
-    x = zi_malloc(sizeof(float) * (size_t)(P * lc));
-    if (!x) goto fail;
+    x = vae_get(pl, P * lc);
+    if (!x) return -1;
     kn_chw_to_hwc(x, z, lc, P);
-    free(z);
-    z = NULL;
+    vae_put(pl, z);
 
     int H = h, W = w, C = c->ch[n - 1];
-    y = zi_malloc(sizeof(float) * (size_t)(P * C));
-    if (!y || kn_conv2d(y, NULL, H, W, x, H, W, &v->dec.conv_in, NULL)) goto fail;
-    free(x);
+    y = vae_get(pl, P * C);
+    if (!y || kn_conv2d(&pl->ws, y, NULL, H, W, x, H, W, &v->dec.conv_in, NULL)) return -1;
+    vae_put(pl, x);
     x = y;
-    y = NULL;
     vae_dump(dump, dump_user, "decoder.conv_in", x, C, H, W);
-    if (vae_mid_forward(v, &v->dec, &x, H, W)) goto fail;
+    if (vae_mid_forward(v, pl, &v->dec, &x, H, W)) return -1;
     vae_dump(dump, dump_user, "decoder.mid_block", x, C, H, W);
 
     for (int k = 0; k < n; k++) {
         const zi_vae_level *lv = &v->dec.lv[k];
         for (int j = 0; j < lv->n_res; j++)
-            if (vae_resnet_forward(v, &lv->res[j], &x, H, W)) goto fail;
+            if (vae_resnet_forward(v, pl, &lv->res[j], &x, H, W)) return -1;
         C = lv->res[lv->n_res - 1].cout;
         if (lv->has_resample) { /* nearest 2x fused into the conv's input staging */
-            y = zi_malloc(sizeof(float) * (size_t)((int64_t)4 * H * W * C));
+            y = vae_get(pl, (int64_t)4 * H * W * C);
             kn_conv_pre up = {NULL, NULL, 0, 1};
-            if (!y || kn_conv2d(y, NULL, 2 * H, 2 * W, x, H, W, &lv->resample, &up)) goto fail;
-            free(x);
+            if (!y || kn_conv2d(&pl->ws, y, NULL, 2 * H, 2 * W, x, H, W, &lv->resample, &up)) return -1;
+            vae_put(pl, x);
             x = y;
-            y = NULL;
             H *= 2;
             W *= 2;
         }
@@ -486,66 +560,71 @@ int zi_vae_decode_ex(zi_vae *v, const float *latents, int h, int w, float *image
         snprintf(name, sizeof name, "decoder.up_blocks.%d", k);
         vae_dump(dump, dump_user, name, x, C, H, W);
     }
-    y = vae_out_forward(v, &v->dec, x, C, H, W, dump, dump_user, "decoder.conv_norm_out");
-    x = NULL;
-    if (!y) goto fail;
+    y = vae_out_forward(v, pl, &v->dec, x, C, H, W, dump, dump_user, "decoder.conv_norm_out");
+    if (!y) return -1;
     kn_hwc_to_chw(image, y, c->out_channels, (int64_t)H * W);
-    free(y);
     return 0;
-fail:
-    free(z);
-    free(x);
-    free(y);
-    return zi_err_ctx("VAE decode %dx%d", h, w);
+}
+
+int zi_vae_decode_ex(zi_vae *v, const float *latents, int h, int w, float *image, zi_vae_dump_fn dump,
+                     void *dump_user) {
+    int f = 1 << (v->cfg.n_levels - 1);
+    if (!v->dec.loaded) return zi_err("VAE decode: the decoder is not loaded");
+    if (h < 1 || w < 1 || (int64_t)h * f > VAE_MAX_SIDE || (int64_t)w * f > VAE_MAX_SIDE)
+        return zi_err("VAE decode: latent size %dx%d out of range (image side at most %d)", h, w, VAE_MAX_SIDE);
+    vae_pool pl = {0};
+    int rc = vae_decode_run(v, &pl, latents, h, w, image, dump, dump_user);
+    vae_pool_free(&pl);
+    return rc ? zi_err_ctx("VAE decode %dx%d", h, w) : 0;
 }
 
 int zi_vae_decode(zi_vae *v, const float *latents, int h, int w, float *image) {
     return zi_vae_decode_ex(v, latents, h, w, image, NULL, NULL);
 }
 
-int zi_vae_encode(zi_vae *v, const float *image, int Hin, int Win, float *moments) {
+static int vae_encode_run(zi_vae *v, vae_pool *pl, const float *image, int H, int W, float *moments) {
     const zi_vae_config *c = &v->cfg;
-    int n = c->n_levels, f = 1 << (n - 1);
-    if (!v->enc.loaded && vae_encoder_build(v) != 0) return zi_err_ctx("loading the VAE encoder from %s", v->store.path);
-    if (Hin < f || Win < f || Hin % f || Win % f || Hin > VAE_MAX_SIDE || Win > VAE_MAX_SIDE)
-        return zi_err("VAE encode: image size %dx%d must be a positive multiple of %d (at most %d)", Hin, Win, f,
-                      VAE_MAX_SIDE);
-    int H = Hin, W = Win, C = c->ch[0];
+    int n = c->n_levels, C = c->ch[0];
     int64_t P = (int64_t)H * W;
-    float *x = zi_malloc(sizeof(float) * (size_t)(P * c->in_channels)), *y = NULL;
+    float *x = vae_get(pl, P * c->in_channels), *y = NULL;
     if (!x) return -1;
     kn_chw_to_hwc(x, image, c->in_channels, P);
-    y = zi_malloc(sizeof(float) * (size_t)(P * C));
-    if (!y || kn_conv2d(y, NULL, H, W, x, H, W, &v->enc.conv_in, NULL)) goto fail;
-    free(x);
+    y = vae_get(pl, P * C);
+    if (!y || kn_conv2d(&pl->ws, y, NULL, H, W, x, H, W, &v->enc.conv_in, NULL)) return -1;
+    vae_put(pl, x);
     x = y;
-    y = NULL;
     for (int l = 0; l < n; l++) {
         const zi_vae_level *lv = &v->enc.lv[l];
         for (int j = 0; j < lv->n_res; j++)
-            if (vae_resnet_forward(v, &lv->res[j], &x, H, W)) goto fail;
+            if (vae_resnet_forward(v, pl, &lv->res[j], &x, H, W)) return -1;
         C = lv->res[lv->n_res - 1].cout;
         if (lv->has_resample) { /* pad (0,1,0,1) + 3x3 stride 2: output H/2 x W/2 */
-            y = zi_malloc(sizeof(float) * (size_t)((int64_t)(H / 2) * (W / 2) * C));
-            if (!y || kn_conv2d(y, NULL, H / 2, W / 2, x, H, W, &lv->resample, NULL)) goto fail;
-            free(x);
+            y = vae_get(pl, (int64_t)(H / 2) * (W / 2) * C);
+            if (!y || kn_conv2d(&pl->ws, y, NULL, H / 2, W / 2, x, H, W, &lv->resample, NULL)) return -1;
+            vae_put(pl, x);
             x = y;
-            y = NULL;
             H /= 2;
             W /= 2;
         }
     }
-    if (vae_mid_forward(v, &v->enc, &x, H, W)) goto fail;
-    y = vae_out_forward(v, &v->enc, x, C, H, W, NULL, NULL, NULL);
-    x = NULL;
-    if (!y) goto fail;
+    if (vae_mid_forward(v, pl, &v->enc, &x, H, W)) return -1;
+    y = vae_out_forward(v, pl, &v->enc, x, C, H, W, NULL, NULL, NULL);
+    if (!y) return -1;
     kn_hwc_to_chw(moments, y, 2 * c->latent_channels, (int64_t)H * W);
-    free(y);
     return 0;
-fail:
-    free(x);
-    free(y);
-    return zi_err_ctx("VAE encode %dx%d", Hin, Win);
+}
+
+int zi_vae_encode(zi_vae *v, const float *image, int H, int W, float *moments) {
+    int f = 1 << (v->cfg.n_levels - 1);
+    if (!v->enc.loaded && vae_encoder_build(v) != 0)
+        return zi_err_ctx("loading the VAE encoder from %s", v->store.path);
+    if (H < f || W < f || H % f || W % f || H > VAE_MAX_SIDE || W > VAE_MAX_SIDE)
+        return zi_err("VAE encode: image size %dx%d must be a positive multiple of %d (at most %d)", H, W, f,
+                      VAE_MAX_SIDE);
+    vae_pool pl = {0};
+    int rc = vae_encode_run(v, &pl, image, H, W, moments);
+    vae_pool_free(&pl);
+    return rc ? zi_err_ctx("VAE encode %dx%d", H, W) : 0;
 }
 
 void zi_vae_latents_mode(const zi_vae *v, const float *moments, int h, int w, float *latents) {

@@ -76,15 +76,17 @@ static void conv_case(const char *what, int cin, int cout, int k, int s, int pad
     float *res = resid ? rand_vec(n) : NULL, *want = malloc(sizeof(float) * (size_t)n);
     float *got = malloc(sizeof(float) * (size_t)n);
     ref_conv(want, res, Ho, Wo, x, H, W, cin, cout, k, s, pad, wt, b, &pre);
+    kn_conv_ws ws = {0};
     for (int tiny = 0; tiny < 2; tiny++) {
         kn_conv_set_tile_bytes(tiny ? 1 : 0); /* 1 byte: one output row per tile */
         if (res) memcpy(got, res, sizeof(float) * (size_t)n);
-        int rc = kn_conv2d(got, res ? got : NULL, Ho, Wo, x, H, W, &cv, &pre);
+        int rc = kn_conv2d(tiny ? &ws : NULL, got, res ? got : NULL, Ho, Wo, x, H, W, &cv, &pre);
         double e = max_err(got, want, n);
         UNIT_CHECK(rc == 0 && e < 1e-4, "conv %s (tiles %s): rc %d max err %g", what, tiny ? "1 row" : "default",
                    rc, e);
     }
     kn_conv_set_tile_bytes(0);
+    kn_conv_ws_free(&ws);
     free(x), free(wt), free(b), free(sc), free(sh), free(packed), free(res), free(want), free(got);
 }
 
@@ -103,7 +105,9 @@ static void test_conv_kernels(void) {
         ref_conv(want, NULL, 1, P, x, 1, P, cin, cout, 1, 1, 0, w, b, NULL);
         kn_conv cv = {cin, cout, 1, 1, 0, {ZI_F32, cout, cin, w}, b};
         kn_conv_set_tile_bytes(tiny ? 1 : 0);
-        int rc = kn_conv1x1(x, x, P, &cv);
+        kn_conv_ws ws = {0};
+        int rc = kn_conv1x1(tiny ? &ws : NULL, x, x, P, &cv);
+        kn_conv_ws_free(&ws);
         double e = max_err(x, want, (int64_t)P * cout);
         UNIT_CHECK(rc == 0 && e < 1e-5, "conv1x1 in place (tiny tiles %d): rc %d err %g", tiny, rc, e);
         kn_conv_set_tile_bytes(0);
@@ -360,7 +364,8 @@ static void test_vae_files(const char *fixtures) {
         char file[700];
         snprintf(file, sizeof file, "%s/ae.safetensors", vae_tmp);
         st_write_entries(file, bfl, n);
-        expect_load_error(file, ZI_VAE_DECODER, "decoder.conv_in.weight' has shape [64, 16, 3, 3], expected [512, 16, 3, 3]");
+        expect_load_error(file, ZI_VAE_DECODER,
+                          "decoder.conv_in.weight' has shape [64, 16, 3, 3], expected [512, 16, 3, 3]");
     }
 
     /* 6. not a VAE */
