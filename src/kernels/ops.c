@@ -235,8 +235,12 @@ static void att_scalar(float *out, int64_t ldo, const float *q, int64_t ldq, con
 }
 
 #ifdef KN_HAVE_AVX512
+#ifndef ATT_FBQ
 #define ATT_FBQ (KN_MR * 8) /* queries per work item (8 microkernel row panels) */
-#define ATT_FBK 128         /* keys per tile */
+#endif
+#ifndef ATT_FBK
+#define ATT_FBK 128 /* keys per tile */
+#endif
 
 /* K and V repacked once per call into 32-wide panels, so the microkernel's B operand is
  * contiguous (raw rows are 15 KB apart in the DiT, which maps a tile's rows onto a few

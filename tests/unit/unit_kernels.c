@@ -134,7 +134,8 @@ static void unit_linear(void) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int d = 0; d < 3; d++)
             ku_linear_case(shapes[s][0], shapes[s][1], shapes[s][2], dts[d], (int)((s + d) % 2), (int)((s + d) % 3 != 0));
-    ku_linear_case(7, 0, 5, ZI_F32, 0, 1); /* K = 0: y = bias */
+    ku_linear_case(7, 0, 5, ZI_F32, 0, 1);           /* K = 0: y = bias */
+    ku_linear_case(400, 50001, 5, ZI_BF16, 1, 1);    /* packed x exceeds one row super-block */
     ku_gemm_nt_case(1, 7, 19);
     ku_gemm_nt_case(19, 45, 70);
     ku_gemm_nt_case(50, 3, 260);
