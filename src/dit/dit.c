@@ -422,7 +422,7 @@ typedef struct {
     int64_t chunk;
 } dit_scratch;
 
-#define DIT_FFN_CHUNK 512
+int zi_dit_ffn_chunk_rows = 1024; /* max FFN rows at once: bounds the [rows, F] buffers */
 
 static void dit_scratch_free(dit_scratch *s) {
     zi_free_aligned(s->h);
@@ -437,7 +437,7 @@ static void dit_scratch_free(dit_scratch *s) {
 static int dit_scratch_alloc(dit_scratch *s, int64_t L, int64_t D, int64_t F) {
     memset(s, 0, sizeof *s);
     size_t ld = (size_t)(L * D) * sizeof(float);
-    s->chunk = L < DIT_FFN_CHUNK ? L : DIT_FFN_CHUNK;
+    s->chunk = L < zi_dit_ffn_chunk_rows ? L : (zi_dit_ffn_chunk_rows > 0 ? zi_dit_ffn_chunk_rows : 1);
     size_t lf = (size_t)(s->chunk * F) * sizeof(float);
     s->h = zi_malloc_aligned(ld);
     s->q = zi_malloc_aligned(ld);
@@ -510,8 +510,10 @@ static void dit_block_forward(const zi_dit *m, const zi_dit_block *b, float *x, 
     /* x += gate_mlp * norm2(W2 (silu(W1 n) * W3 n)),  n = norm1(x) * scale_mlp; rows in chunks */
     kn_rmsnorm(s->h, x, L, D, b->ffn_norm1, eps);
     if (mod) dit_rows_mul(s->h, L, D, scale_mlp);
-    for (int64_t r0 = 0; r0 < L; r0 += s->chunk) {
-        int64_t nr = L - r0 < s->chunk ? L - r0 : s->chunk;
+    /* equal-sized chunks (each weight is packed once per chunk; avoid a tiny tail chunk) */
+    int64_t n_chunks = (L + s->chunk - 1) / s->chunk, rows = (L + n_chunks - 1) / n_chunks;
+    for (int64_t r0 = 0; r0 < L; r0 += rows) {
+        int64_t nr = L - r0 < rows ? L - r0 : rows;
         kn_linear(s->gate, s->h + r0 * D, nr, &b->w1, NULL); // [nr, D] x [F, D]^T
         kn_linear(s->up, s->h + r0 * D, nr, &b->w3, NULL);
         kn_swiglu(s->gate, s->up, nr * F);

@@ -83,6 +83,9 @@ void zi_dit_free(zi_dit *m);
 int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float *cap, int cap_len, float *out,
                    zi_dit_dump_fn dump, void *dump_user);
 
+/* Most token rows the FFN processes at once (default 1024; tests lower it to exercise chunking). */
+extern int zi_dit_ffn_chunk_rows;
+
 /* Position ids (t, h, w) of the unified sequence [image tokens + pads ; caption tokens + pads]
  * for an Ht x Wt token grid and Lc caption tokens; ids: [Limg_pad + Lc_pad, 3]. */
 void zi_dit_positions(int64_t Ht, int64_t Wt, int64_t Lc, int32_t *ids);
