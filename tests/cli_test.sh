@@ -63,6 +63,16 @@ else bad "long prompt: no truncation warning"; fi
 if "$ZIMAGE" encode -m "$M" "a cat" | grep -q "^features \[10, 8\]"; then ok "encode"; else bad "encode"; fi
 if ZIMAGE_MODEL=$M "$ZIMAGE" tokenize "a cat" | grep -q "8251"; then ok "ZIMAGE_MODEL default"; else bad "ZIMAGE_MODEL default"; fi
 
+# Ctrl-C stops cleanly between steps (exit 130, no output file)
+"$ZIMAGE" -m "$M" -p x -W 1024 -H 1024 --steps 1000 -o "$TMP/int.png" > /dev/null 2> "$TMP/int.err" &
+zpid=$!
+sleep 3
+kill -INT $zpid
+wait $zpid
+rc=$?
+if [ $rc -eq 130 ] && grep -q interrupted "$TMP/int.err" && [ ! -e "$TMP/int.png" ]; then ok "Ctrl-C interrupts cleanly"
+else bad "Ctrl-C: rc=$rc $(cat "$TMP/int.err")"; fi
+
 # invalid inputs
 expect_fail "width not multiple of 16" "multiple of 16" -m "$M" -p x -W 100
 expect_fail "height not a number" "not an integer" -m "$M" -p x -H abc

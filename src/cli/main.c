@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,15 @@ static int check_output(const char *path) {
         return -1;
     }
     return 0;
+}
+
+/* Ctrl-C: first press asks the library to stop after the current step, second one exits. */
+static volatile int cancel_requested = 0;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (cancel_requested) _exit(130);
+    cancel_requested = 1;
 }
 
 typedef struct {
@@ -333,11 +343,14 @@ int main(int argc, char **argv) {
     progress_state ps = {isatty(2), verbose, 0, 0};
     p.progress = on_progress;
     p.progress_user = &ps;
+    p.cancel = &cancel_requested;
+    signal(SIGINT, on_sigint);
     zimage_image img;
     if (zimage_generate(m, &p, &img)) {
-        fprintf(stderr, "zimage: %s\n", zimage_last_error());
+        if (ps.tty) fputc('\n', stderr);
+        fprintf(stderr, "zimage: %s\n", cancel_requested ? "interrupted" : zimage_last_error());
         zimage_free(m);
-        return 1;
+        return cancel_requested ? 130 : 1;
     }
     if (img.prompt_truncated)
         fprintf(stderr, "zimage: warning: the prompt is %d tokens; only the first %d were used (as the official pipeline does; --max-tokens)\n",
@@ -352,9 +365,15 @@ int main(int argc, char **argv) {
         printf("wrote %s (%dx%d, %d steps, guidance %g, seed %llu)\n", output, img.width, img.height, img.steps,
                (double)img.guidance, (unsigned long long)img.seed);
         const zimage_timings *t = &img.timings;
-        printf("time: load %.2f s, text encoder %.2f s, denoise %.2f s (", t_load, t->text, t->denoise);
-        for (int i = 0; i < img.steps && i < 1000; i++) printf("%s%.2f", i ? " " : "", t->step[i]);
-        printf(" s/step), VAE %.2f s, total %.2f s\n", t->decode, now_s() - t0);
+        printf("time: load %.2f s, text encoder %.2f s, denoise %.2f s", t_load, t->text, t->denoise);
+        if (img.steps <= 12 || verbose) {
+            printf(" (");
+            for (int i = 0; i < img.steps && i < 1000; i++) printf("%s%.2f", i ? " " : "", t->step[i]);
+            printf(" s/step)");
+        } else {
+            printf(" (%.2f s/step average)", t->denoise / img.steps);
+        }
+        printf(", VAE %.2f s, total %.2f s\n", t->decode, now_s() - t0);
         printf("peak memory: %.1f MiB\n", (double)zimage_peak_rss() / (1024.0 * 1024.0));
     }
     zimage_image_free(&img);

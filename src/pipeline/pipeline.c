@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../common/error.h"
 #include "../io/json.h"
@@ -174,6 +175,20 @@ static void resolve_params(const zimage_model *m, const zimage_params *p, int *W
     *g = p->guidance < 0 ? m->default_guidance : p->guidance;
 }
 
+double zi_pipeline_work_bytes(const zimage_model *m, int W, int H, int max_tokens) {
+    const zi_dit_config *c = &m->dit->cfg;
+    double L = (double)zi_dit_pad32((int64_t)(H / 16) * (W / 16)) + (double)zi_dit_pad32(max_tokens);
+    double ffn_rows = L < 1024 ? L : 1024;
+    /* DiT: U, h, q, k, v, att [L, D] + packed K/V in attention + FFN [rows, F] x 2 */
+    double dit = 4.0 * (8.0 * L * c->dim + 2.0 * ffn_rows * c->ffn_dim);
+    /* VAE decode: measured ~1.55 GB per megapixel + ~0.4 GB for the FLUX AE (PERF.md), dominated
+     * by the full-resolution activations of 256 channels; scale for other widths, keep margin */
+    const zi_vae_config *vc = &m->vae->cfg;
+    double full_res_ch = vc->ch[0] > vc->ch[1] ? vc->ch[0] : vc->ch[1];
+    double vae = 0.5e9 + 2.0e9 * (full_res_ch / 256.0) * ((double)W * H / (1024.0 * 1024.0));
+    return dit > vae ? dit : vae;
+}
+
 int zimage_validate(const zimage_model *m, const zimage_params *p) {
     int W, H, steps;
     float g;
@@ -192,6 +207,12 @@ int zimage_validate(const zimage_model *m, const zimage_params *p) {
     if (p->max_sequence_length < 1 || p->max_sequence_length > m->dit->cfg.axes_lens[0] - 2)
         return zi_err("max_sequence_length = %d: must be between 1 and %d", p->max_sequence_length,
                       m->dit->cfg.axes_lens[0] - 2);
+    /* refuse sizes whose working memory cannot fit, instead of being killed mid-run */
+    double need = zi_pipeline_work_bytes(m, W, H, p->max_sequence_length);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > have)
+        return zi_err("image size %dx%d needs about %.1f GiB of working memory; this machine has %.1f GiB", W, H,
+                      need / (1 << 30), have / (1 << 30));
     return 0;
 }
 

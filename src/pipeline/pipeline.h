@@ -42,6 +42,10 @@ typedef struct {
 
 int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *out, const zi_pipeline_hooks *h);
 
+/* Working memory (bytes, beyond the mmapped weights) of a W x H generation: the larger of
+ * the DiT activations and the VAE decode. Used to refuse sizes that cannot fit. */
+double zi_pipeline_work_bytes(const zimage_model *m, int W, int H, int max_tokens);
+
 /* Explicit path, else dir/sub (NULL if neither is given). New string. */
 char *zi_pipeline_component_path(const char *explicit_path, const char *dir, const char *sub);
 
