@@ -328,6 +328,7 @@ int main(int argc, char **argv) {
         return die("%s", "no model given (-m MODEL_DIR, or --transformer, --text-encoder, --tokenizer and --vae)");
     if (check_output(output)) return 2;
 
+    signal(SIGINT, on_sigint);
     double t0 = now_s();
     zimage_model *m;
     if (zimage_load(&m, &lp)) {
@@ -344,7 +345,6 @@ int main(int argc, char **argv) {
     p.progress = on_progress;
     p.progress_user = &ps;
     p.cancel = &cancel_requested;
-    signal(SIGINT, on_sigint);
     zimage_image img;
     if (zimage_generate(m, &p, &img)) {
         if (ps.tty) fputc('\n', stderr);
