@@ -20,4 +20,5 @@ void unit_png(void);
 void unit_vae(const char *fixtures);
 void unit_tokenizer(const char *fixtures);
 void unit_comfy(const char *fixtures);
+void unit_fuzz(const char *fixtures);
 #endif

@@ -12,6 +12,7 @@ int main(int argc, char **argv) {
     unit_vae(fixtures);
     unit_tokenizer(fixtures);
     unit_comfy(fixtures);
+    unit_fuzz(fixtures);
     printf("unit: %d passed, %d failed\n", unit_passes, unit_failures);
     return unit_failures ? 1 : 0;
 }
