@@ -386,11 +386,20 @@ void zi_dit_positions(int64_t Ht, int64_t Wt, int64_t Lc, int32_t *ids) {
     }
 }
 
+void zi_dit_timestep_freqs(float *freqs128) {
+    const float neg_log = (float)(-log(10000.0)); /* exp(-ln(10000) * k / 128) in float32 */
+    for (int k = 0; k < 128; k++) freqs128[k] = expf(neg_log * (float)k / 128.0f);
+}
+
 void zi_dit_timestep_freq(float t_scaled, const float *freqs, float *out256) {
     const int half = 128;
-    const float neg_log = (float)(-log(10000.0));
+    float own[128];
+    if (!freqs) {
+        zi_dit_timestep_freqs(own);
+        freqs = own;
+    }
     for (int k = 0; k < half; k++) {
-        float f = freqs ? freqs[k] : expf(neg_log * (float)k / (float)half);
+        float f = freqs[k];
         float a = t_scaled * f;
         out256[k] = cosf(a);
         out256[half + k] = sinf(a);

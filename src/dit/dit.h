@@ -94,6 +94,8 @@ static inline int64_t zi_dit_pad32(int64_t n) { return n + ((32 - n % 32) % 32);
 /* Positions and RoPE tables (exposed for tests).
  * ids: [n, 3] int32; cos/sin: [n, head_dim/2]. */
 void zi_dit_rope_table(const zi_dit_config *cfg, const int32_t *ids, int64_t n, float *cos, float *sin);
+/* The 128 sinusoid frequencies exp(-ln(10000) k / 128), float32. */
+void zi_dit_timestep_freqs(float *freqs128);
 /* Timestep sinusoid [256] (cos first) of t*t_scale. freqs may be NULL (computed in float32). */
 void zi_dit_timestep_freq(float t_scaled, const float *freqs, float *out256);
 

@@ -36,6 +36,51 @@ static void dit_dump_check(void *user, const char *name, const float *data, int6
     free(want);
 }
 
+/* Compare rows [0, rows) of item `item` of a [B, R, C] golden (float or U8 mask). */
+static void dit_check_rows(golden_case *c, const char *key, int item, const float *got, int64_t rows, int64_t cols,
+                           double atol) {
+    const zi_tensor *t = zi_st_find(&c->st, key);
+    if (!t) return;
+    int64_t R = t->shape[1], C = t->ndim == 3 ? t->shape[2] : 1;
+    char label[300];
+    snprintf(label, sizeof label, "%s[%d]", key, item);
+    if (C != cols || rows > R) {
+        c->n_checked++;
+        c->n_failed++;
+        printf("  FAIL %-28s %-34s shape mismatch\n", c->name, label);
+        return;
+    }
+    float *want = zi_tensor_to_f32(t);
+    golden_check_vals(c, label, got, want + (int64_t)item * R * C, rows * cols, atol, 0);
+    free(want);
+}
+
+/* RoPE tables, attention masks and timestep frequencies the blocks received. */
+static void dit_check_tables(golden_case *c, const zi_dit *m, int item, int H, int W, int64_t Lc) {
+    int64_t Ht = H / 2, Wt = W / 2, Li = zi_dit_pad32(Ht * Wt), Lcp = zi_dit_pad32(Lc), L = Li + Lcp;
+    int half = m->cfg.head_dim / 2;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)L * 3);
+    float *cs = malloc(sizeof(float) * (size_t)(L * half)), *sn = malloc(sizeof(float) * (size_t)(L * half));
+    float *ones = malloc(sizeof(float) * (size_t)L);
+    zi_dit_positions(Ht, Wt, Lc, ids);
+    zi_dit_rope_table(&m->cfg, ids, L, cs, sn);
+    for (int64_t i = 0; i < L; i++) ones[i] = 1.0f;
+    dit_check_rows(c, "f32/inter/x_embedded.freqs_cos", item, cs, Li, half, 1e-6);
+    dit_check_rows(c, "f32/inter/x_embedded.freqs_sin", item, sn, Li, half, 1e-6);
+    dit_check_rows(c, "f32/inter/cap_embedded.freqs_cos", item, cs + Li * half, Lcp, half, 1e-6);
+    dit_check_rows(c, "f32/inter/cap_embedded.freqs_sin", item, sn + Li * half, Lcp, half, 1e-6);
+    dit_check_rows(c, "f32/inter/unified.freqs_cos", item, cs, L, half, 1e-6);
+    dit_check_rows(c, "f32/inter/unified.freqs_sin", item, sn, L, half, 1e-6);
+    /* pad tokens are attended (mask 1) for every real row of the item */
+    dit_check_rows(c, "f32/inter/x_embedded.attn_mask", item, ones, Li, 1, 0);
+    dit_check_rows(c, "f32/inter/cap_embedded.attn_mask", item, ones, Lcp, 1, 0);
+    dit_check_rows(c, "f32/inter/unified.attn_mask", item, ones, L, 1, 0);
+    free(ids);
+    free(cs);
+    free(sn);
+    free(ones);
+}
+
 int golden_run_dit_forward(golden_case *c) {
     golden_tol(c, &DIT_ATOL, &DIT_RTOL);
     const zi_tensor *xt = golden_tensor(c, "x");
@@ -60,11 +105,17 @@ int golden_run_dit_forward(golden_case *c) {
             float *cap = ct ? zi_tensor_to_f32(ct) : NULL;
             dit_dump_ctx d = {c, b};
             int with_inter = vi == 0 && zi_st_find(&c->st, "f32/inter/unified");
+            if (with_inter && cap) dit_check_tables(c, m, b, H, W, ct->shape[0]);
             if (!cap || zi_dit_forward(m, x + (size_t)b * C * H * W, H, W, t[b], cap, (int)ct->shape[0],
                                        out + (size_t)b * C * H * W, with_inter ? dit_dump_check : NULL, &d)) {
                 rc = GOLDEN_FAIL;
             }
             free(cap);
+        }
+        if (vi == 0 && zi_st_find(&c->st, "timestep_freqs")) { /* torch's float32 exp: within 1 ulp */
+            float mine[128];
+            zi_dit_timestep_freqs(mine);
+            golden_check(c, "timestep_freqs", mine, 128, 0, 3e-7);
         }
         if (rc == GOLDEN_PASS) {
             char key[64];
