@@ -1,4 +1,4 @@
-/* conv.c - channels-last conv2d (tiled im2col + kn_linear), GroupNorm statistics,
+/* conv.c - channels-last conv2d (tiled implicit GEMM: kn_gemm_patches), GroupNorm statistics,
  * per-channel affine and layout transposes (see conv.h). */
 #include "conv.h"
 
@@ -10,9 +10,11 @@
 #include "../common/error.h"
 #include "simd.h" /* AVX-512 helpers (kn_exp512) */
 
-/* Upper bound of the patch matrix of one tile (the GEMM's A operand). */
+/* Tile budget: the staged input rows of a 3x3 conv tile get a quarter of it, the output
+ * buffer of an in-place 1x1 conv an eighth. */
 #define CONV_TILE_DEFAULT ((int64_t)64 << 20)
 static int64_t CONV_TILE_BYTES = CONV_TILE_DEFAULT;
+#define CONV_STAGE_BYTES (CONV_TILE_BYTES / 4)
 
 void kn_conv_set_tile_bytes(int64_t bytes) { CONV_TILE_BYTES = bytes > 0 ? bytes : CONV_TILE_DEFAULT; }
 
@@ -92,37 +94,17 @@ static void conv_stage(float *stage, int64_t nr, int64_t iy0, int64_t sw, int64_
     }
 }
 
-/* Patch matrix col[nrow*Wo, k*k*cin] of output rows 0..nrow-1 of the tile: pixel
- * (oy, ox), tap (ky, kx) reads stage row oy*s+ky, column ox*s+kx; the k taps of one
- * kernel row are adjacent stage pixels, so each (pixel, ky) is one k*cin copy. */
-static void conv_im2col(float *col, const float *stage, int64_t nrow, int64_t Wo, int64_t sw, int cin, int k,
-                        int s) {
-    int64_t K = (int64_t)k * k * cin, m = nrow * Wo, run = (int64_t)k * cin;
-#pragma omp parallel for schedule(static) if (m * K > CONV_PAR_MIN)
-    for (int64_t i = 0; i < m; i++) {
-        int64_t oy = i / Wo, ox = i % Wo;
-        float *d = col + i * K;
-        for (int ky = 0; ky < k; ky++)
-            memcpy(d + ky * run, stage + ((oy * s + ky) * sw + ox * s) * cin, sizeof(float) * (size_t)run);
-    }
-}
-
-static void conv_add(float *y, const float *a, const float *b, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > CONV_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
-}
-
 void kn_conv_ws_free(kn_conv_ws *ws) {
     if (!ws) return;
-    for (int i = 0; i < 3; i++) free(ws->buf[i]);
+    for (int i = 0; i < 3; i++) zi_free_aligned(ws->buf[i]);
     memset(ws, 0, sizeof *ws);
 }
 
 /* Workspace buffer `slot` with at least `bytes` (grown by replacement; NULL + error on OOM). */
 static float *conv_ws_get(kn_conv_ws *ws, int slot, size_t bytes) {
     if (ws->cap[slot] < bytes) {
-        free(ws->buf[slot]);
-        ws->buf[slot] = zi_malloc(bytes);
+        zi_free_aligned(ws->buf[slot]);
+        ws->buf[slot] = zi_malloc_aligned(bytes); /* 64-byte aligned: packed W panels */
         ws->cap[slot] = ws->buf[slot] ? bytes : 0;
     }
     return ws->buf[slot];
@@ -140,29 +122,27 @@ int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const 
     int64_t right = ((int64_t)Wo - 1) * s - cv->pad + k - Wi;
     if (right < 0) right = 0;
     int64_t sw = left + Wi + right; /* staged row width */
-    int64_t rows = CONV_TILE_BYTES / ((int64_t)Wo * K * (int64_t)sizeof(float));
+    /* output rows per tile: the staged input rows fit the stage budget */
+    int64_t rows = (CONV_STAGE_BYTES / (sw * cin * (int64_t)sizeof(float)) - k) / s + 1;
     if (rows < 1) rows = 1;
     if (rows > Ho) rows = Ho;
-    int64_t m_max = rows * Wo, nr_max = (rows - 1) * s + k;
+    int64_t nr_max = (rows - 1) * s + k;
     kn_conv_ws local = {0}, *wsp = ws ? ws : &local;
-    float *col = conv_ws_get(wsp, 0, sizeof(float) * (size_t)(m_max * K));
+    size_t nwp = kn_packw_floats(cout, K);
+    float *wp = nwp ? conv_ws_get(wsp, 0, sizeof(float) * nwp) : NULL;
     float *stage = conv_ws_get(wsp, 1, sizeof(float) * (size_t)(nr_max * sw * cin));
-    float *tmp = res ? conv_ws_get(wsp, 2, sizeof(float) * (size_t)(m_max * cout)) : NULL;
-    if (!col || !stage || (res && !tmp)) {
+    if ((nwp && !wp) || !stage) {
         kn_conv_ws_free(&local);
         return zi_err_ctx("conv2d %dx%d %d->%d at %dx%d", k, k, cin, cout, Ho, Wo);
     }
+    if (wp) kn_packw(wp, &cv->w, (int64_t)k * cin); /* once per conv, shared by all tiles */
     for (int64_t oy0 = 0; oy0 < Ho; oy0 += rows) {
         int64_t nrow = Ho - oy0 < rows ? Ho - oy0 : rows, m = nrow * Wo;
         conv_stage(stage, (nrow - 1) * s + k, oy0 * s - cv->pad, sw, left, x, H, W, pre, cin);
-        conv_im2col(col, stage, nrow, Wo, sw, cin, k, s);
         float *dst = y + oy0 * Wo * cout;
-        if (!res) {
-            kn_linear(dst, col, m, &cv->w, cv->bias); /* [m, k*k*cin] x [cout, k*k*cin]^T */
-        } else {
-            kn_linear(tmp, col, m, &cv->w, cv->bias);
-            conv_add(dst, res + oy0 * Wo * cout, tmp, m * cout);
-        }
+        if (res && res != y) memcpy(dst, res + oy0 * Wo * cout, sizeof(float) * (size_t)(m * cout));
+        kn_patch_src A = {stage, sw, cin, Wo, k, s};
+        kn_gemm_patches(dst, &A, m, wp, &cv->w, cv->bias, res != NULL); /* [m, k*k*cin] x [cout, k*k*cin]^T */
         conv_mac_count += (double)m * (double)cout * (double)K;
     }
     kn_conv_ws_free(&local);
@@ -172,26 +152,31 @@ int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const 
 
 int kn_conv1x1(kn_conv_ws *ws, float *y, const float *x, int64_t P, const kn_conv *cv) {
     int cin = cv->cin, cout = cv->cout;
+    if (y == x && cout > cin) return zi_err("conv1x1 in place needs cout <= cin (%d > %d)", cout, cin);
+    if (P <= 0) return 0;
     double t0 = conv_now();
-    if (y != x) {
-        kn_linear(y, x, P, &cv->w, cv->bias); /* [P, cin] x [cout, cin]^T */
-        conv_mac_count += (double)P * cout * cin;
-        conv_seconds += conv_now() - t0;
-        return 0;
-    }
     /* In place: tile by tile through a buffer; the tile's output lands at or before
      * its input (cout <= cin), never on rows still to be read. */
-    if (cout > cin) return zi_err("conv1x1 in place needs cout <= cin (%d > %d)", cout, cin);
-    int64_t rows = (CONV_TILE_BYTES / 8) / ((int64_t)cout * (int64_t)sizeof(float)); /* tmp <= 8 MiB */
-    if (rows < 1) rows = 1;
-    if (rows > P) rows = P;
+    int64_t rows = P;
+    if (y == x) {
+        rows = (CONV_TILE_BYTES / 8) / ((int64_t)cout * (int64_t)sizeof(float)); /* tmp <= 8 MiB */
+        if (rows < 1) rows = 1;
+        if (rows > P) rows = P;
+    }
     kn_conv_ws local = {0}, *wsp = ws ? ws : &local;
-    float *tmp = conv_ws_get(wsp, 2, sizeof(float) * (size_t)(rows * cout));
-    if (!tmp) return zi_err_ctx("conv1x1 %d->%d", cin, cout);
+    size_t nwp = kn_packw_floats(cout, cin);
+    float *wp = nwp ? conv_ws_get(wsp, 0, sizeof(float) * nwp) : NULL;
+    float *tmp = y == x ? conv_ws_get(wsp, 2, sizeof(float) * (size_t)(rows * cout)) : NULL;
+    if ((nwp && !wp) || (y == x && !tmp)) {
+        kn_conv_ws_free(&local);
+        return zi_err_ctx("conv1x1 %d->%d", cin, cout);
+    }
+    if (wp) kn_packw(wp, &cv->w, cin);
     for (int64_t p0 = 0; p0 < P; p0 += rows) {
         int64_t n = P - p0 < rows ? P - p0 : rows;
-        kn_linear(tmp, x + p0 * cin, n, &cv->w, cv->bias);
-        memcpy(y + p0 * cout, tmp, sizeof(float) * (size_t)(n * cout));
+        kn_patch_src A = {x + p0 * cin, n, cin, n, 1, 1}; /* one row of n pixels */
+        kn_gemm_patches(tmp ? tmp : y + p0 * cout, &A, n, wp, &cv->w, cv->bias, 0); /* [n, cin] x [cout, cin]^T */
+        if (tmp) memcpy(y + p0 * cout, tmp, sizeof(float) * (size_t)(n * cout));
     }
     conv_mac_count += (double)P * cout * cin;
     kn_conv_ws_free(&local);

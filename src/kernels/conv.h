@@ -2,17 +2,20 @@
  *
  * Activations are channels-last: an image of C channels and H x W pixels is a
  * row-major [H*W, C] float32 array (pixel p = y*W + x). In this layout a conv is
- * one big GEMM per tile of output rows: im2col patches [pixels, k*k*Cin] times the
- * weight [Cout, k*k*Cin]^T through kn_linear, so the conv rides on the fast matmul.
+ * one big GEMM: im2col patches [pixels, k*k*Cin] times the weight [Cout, k*k*Cin]^T.
+ * The patch matrix is never built: the input rows of a tile of output rows are
+ * staged (padded, transformed) and the implicit GEMM of the kernels layer
+ * (kn_gemm_patches, simd.h) reads the patches straight from that stage.
  * Conv weights are repacked once at load from torch's [Cout, Cin, kh, kw] to
  * tap-major [Cout, kh, kw, Cin] (same dtype, values untouched), which makes every
- * patch row a run of contiguous channel vectors.
+ * kernel row of a patch a run of k*Cin contiguous staged floats.
  *
- * Memory: patches are built per tile of output rows (at most 64 MiB, in a
- * caller-owned workspace), never for a whole image. The input may be transformed
- * on the fly while it is staged for a tile (per-channel affine = a GroupNorm,
- * then SiLU, and/or nearest 2x upsampling), so normalized / upsampled copies of
- * big activations are never materialized. */
+ * Memory: per tile, the staged input rows (at most 16 MiB by default, in a
+ * caller-owned workspace, plus the f32-packed weight, <= 9.4 MB for 3x3 512->512),
+ * never a whole-image copy. The input may be transformed on the fly while it is
+ * staged (per-channel affine = a GroupNorm, then SiLU, and/or nearest 2x
+ * upsampling), so normalized / upsampled copies of big activations are never
+ * materialized. A residual add is fused into the GEMM's write-back. */
 #ifndef ZI_CONV_H
 #define ZI_CONV_H
 
@@ -43,7 +46,7 @@ typedef struct {
  * of `esize` bytes are moved, not converted. dst and src must not overlap. */
 void kn_conv_pack(void *dst, const void *src, size_t esize, int cout, int cin, int k);
 
-/* Scratch of the convs (patch matrix, staged rows, output tile), kept between calls
+/* Scratch of the convs (packed weight, staged rows, in-place 1x1 output tile), kept between calls
  * so big buffers are faulted in once per decode rather than once per layer.
  * Zero-initialize; buffers grow on demand; release with kn_conv_ws_free. A conv
  * given ws = NULL allocates and frees its own. One workspace per calling thread. */
@@ -54,7 +57,8 @@ typedef struct {
 void kn_conv_ws_free(kn_conv_ws *ws);
 
 /* y[Ho*Wo, cout] = conv(pre(x[H*W, cin])) (+ res[Ho*Wo, cout] if res != NULL; res may
- * be y itself). x must not overlap y. H, W are the stored input size (before up2).
+ * be y itself, else it must not overlap y; the add happens in the GEMM write-back, so
+ * rounding differs from a separate add by a few ulp). x must not overlap y. H, W are the stored input size (before up2).
  * Returns 0, or -1 on allocation failure (zi_err recorded). */
 int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const float *x, int H, int W,
               const kn_conv *cv, const kn_conv_pre *pre);
@@ -78,8 +82,9 @@ void kn_channel_affine(float *y, const float *x, int64_t P, int C, const float *
 void kn_chw_to_hwc(float *dst, const float *src, int C, int64_t P);
 void kn_hwc_to_chw(float *dst, const float *src, int C, int64_t P);
 
-/* Patch-matrix budget per tile in bytes (default 64 MiB; <= 0 restores it). Tests use
- * a tiny value to exercise multi-tile paths. */
+/* Tile budget in bytes (default 64 MiB; <= 0 restores it): a 3x3 conv stages at most a
+ * quarter of it per tile, an in-place 1x1 conv buffers at most an eighth. Tests use a
+ * tiny value to exercise multi-tile paths (one output row per tile). */
 void kn_conv_set_tile_bytes(int64_t bytes);
 
 /* Multiply-adds done by kn_conv2d / kn_conv1x1 since start (x2 = FLOPs) and the wall

@@ -19,6 +19,8 @@
  * bf16 (vdpbf16ps) or int8 (VNNI) microkernel slots in by changing mm_pack_b's panel layout to
  * k-pairs/quads and the kernel called in mm_item (see kn_ukr's comment in simd.h).
  * Tiny M (timestep MLP, adaLN: M = 1) takes a GEMV path that streams W once without packing.
+ * The VAE convs use a variant at the end of this file (kn_gemm_patches, an implicit GEMM
+ * that reads im2col patches straight from a staged input, with W packed once per conv).
  * Without AVX-512 (or if scratch memory is unavailable) a portable scalar path runs.
  *
  * Determinism: every output element is one sequential fp32 FMA chain over k in MM_KC blocks
@@ -370,4 +372,187 @@ void kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64
 
 void kn_linear(float *y, const float *x, int64_t M, const kn_mat *W, const float *bias) {
     kn_linear_strided(y, W->rows, x, W->cols, M, W, bias);
+}
+
+/* ---------------------------------------------------------------- implicit GEMM (convs)
+ *
+ * The conv shapes differ from the DiT's: N = Cout is only 128..512 and M = pixels is large.
+ * So W (at most 4608 x 512) is packed once per conv into f32 panels, shared by all threads,
+ * and the work items are MM_MC-row groups covering all N columns, reusing their A rows for
+ * every 32-column panel. K is blocked so that no block crosses a kernel-row run (kw*cin
+ * contiguous floats of the staged input); then a 14-pixel panel inside one output row is a
+ * plain strided matrix (row stride s*cin, column stride 1) and the microkernel reads it in
+ * place. Only panels that wrap to the next output row are gathered into a packed panel.
+ * No patch matrix is materialized. */
+
+/* Patch row base pointers and the run geometry of one K position (see kn_patch_src). */
+static inline const float *mm_patch_base(const kn_patch_src *A, int64_t i) {
+    int64_t oy = i / A->Wo, ox = i - oy * A->Wo;
+    return A->x + ((oy * A->s) * A->sw + ox * A->s) * A->cin;
+}
+
+static inline int64_t mm_patch_off(const kn_patch_src *A, int64_t k, int64_t *len) {
+    int64_t run = (int64_t)A->kw * A->cin, ky = k / run, c0 = k - ky * run;
+    if (len) *len = run - c0;
+    return ky * A->sw * A->cin + c0;
+}
+
+#ifdef KN_HAVE_AVX512
+/* K blocking: each run of `run` columns split into equal blocks of at most MM_KC. Block b
+ * starts at *k0 and is *kc deep; returns the number of blocks. */
+static int64_t mm_run_block(int64_t K, int64_t run, int64_t b, int64_t *k0, int64_t *kc) {
+    int64_t nsub = (run + MM_KC - 1) / MM_KC, bs = (run + nsub - 1) / nsub;
+    int64_t r = b / nsub, sub = b % nsub;
+    *k0 = r * run + sub * bs;
+    *kc = run - sub * bs < bs ? run - sub * bs : bs;
+    return K / run * nsub;
+}
+#endif
+
+size_t kn_packw_floats(int64_t N, int64_t K) {
+#ifdef KN_HAVE_AVX512
+    return (size_t)((N + KN_NR - 1) / KN_NR * KN_NR) * (size_t)(K > 0 ? K : 0);
+#else
+    (void)N, (void)K;
+    return 0;
+#endif
+}
+
+void kn_packw(float *bp, const kn_mat *W, int64_t run) {
+#ifdef KN_HAVE_AVX512
+    mm_src B = {W->data, W->dtype, W->cols, zi_dtype_size(W->dtype)};
+    int64_t N = W->rows, K = W->cols, np = (N + KN_NR - 1) / KN_NR, k0, kc;
+    if (K <= 0 || run <= 0 || K % run) return;
+    int64_t nkb = mm_run_block(K, run, 0, &k0, &kc);
+    int T = mm_threads();
+#pragma omp parallel for num_threads(T) schedule(static) collapse(2) if (T > 1 && N * K > 65536)
+    for (int64_t kb = 0; kb < nkb; kb++)
+        for (int64_t p = 0; p < np; p++) {
+            int64_t b0, bc, n0 = p * KN_NR;
+            mm_run_block(K, run, kb, &b0, &bc);
+            // W[n0..n0+32, b0..b0+bc] -> [bc][32] f32 panel
+            mm_pack_b(bp + b0 * np * KN_NR + p * bc * KN_NR, &B, n0, N - n0 < KN_NR ? N - n0 : KN_NR, b0, bc);
+        }
+#else
+    (void)bp, (void)W, (void)run;
+#endif
+}
+
+/* Portable path: rows [r0, r1) of y (+)= patches . W^T + bias, one sequential sum per element. */
+static void mm_patches_scalar(float *y, const kn_patch_src *A, const kn_mat *W, const float *bias, int acc,
+                              int64_t r0, int64_t r1) {
+    mm_src B = {W->data, W->dtype, W->cols, zi_dtype_size(W->dtype)};
+    int64_t N = W->rows, K = W->cols;
+    for (int64_t i = r0; i < r1; i++) {
+        const float *base = mm_patch_base(A, i);
+        for (int64_t j = 0; j < N; j++) {
+            float s = 0;
+            for (int64_t k = 0; k < K;) {
+                int64_t len, off = mm_patch_off(A, k, &len);
+                if (len > K - k) len = K - k;
+                for (int64_t e = 0; e < len; e++) s += base[off + e] * mm_src_get(&B, j, k + e);
+                k += len;
+            }
+            float v = s + (bias ? bias[j] : 0.0f);
+            y[i * N + j] = acc ? y[i * N + j] + v : v;
+        }
+    }
+}
+
+#ifdef KN_HAVE_AVX512
+/* Pack patch rows [i0, i0 + nrows) (nrows <= 14) x columns [k0, k0 + kc) (inside one run)
+ * into one 14-row k-major panel: dst[k*14 + r] = patches[i0 + r][k0 + k] (0 for r >= nrows). */
+static void mm_pack_patches(float *dst, const kn_patch_src *A, int64_t i0, int64_t nrows, int64_t k0, int64_t kc) {
+    const float *base[KN_MR];
+    int64_t off = mm_patch_off(A, k0, NULL);
+    for (int64_t r = 0; r < nrows; r++) base[r] = mm_patch_base(A, i0 + r) + off;
+    for (int64_t k = 0; k < kc; k += 16) {
+        int64_t kk = kc - k < 16 ? kc - k : 16;
+        __mmask16 km = (__mmask16)(kk == 16 ? 0xFFFF : (1u << kk) - 1u);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < nrows ? _mm512_maskz_loadu_ps(km, base[i] + k) : _mm512_setzero_ps();
+        kn_transpose16(r);
+        for (int64_t q = 0; q < kk; q++) _mm512_mask_storeu_ps(dst + (k + q) * KN_MR, (__mmask16)0x3FFF, r[q]);
+    }
+}
+
+/* The microkernel on an in-place A: rows a + i*a_rs, k contiguous. The VAE's row strides
+ * (channel counts) are compile-time constants here, so the 14 rows are addressed by
+ * displacements instead of 14 live pointers (which spilled). */
+static void mm_ukr_strided(int64_t kc, const float *a, int64_t a_rs, const float *bp, float *c, int64_t ldc, int mr,
+                           __mmask16 m0, __mmask16 m1, int mode, const float *bias) {
+    switch (a_rs) {
+    case 128: kn_ukr(kc, a, 128, 1, bp, KN_NR, c, ldc, mr, m0, m1, 0, mode, bias); break;
+    case 256: kn_ukr(kc, a, 256, 1, bp, KN_NR, c, ldc, mr, m0, m1, 0, mode, bias); break;
+    case 512: kn_ukr(kc, a, 512, 1, bp, KN_NR, c, ldc, mr, m0, m1, 0, mode, bias); break;
+    default: kn_ukr(kc, a, a_rs, 1, bp, KN_NR, c, ldc, mr, m0, m1, 0, mode, bias); break;
+    }
+}
+
+/* One item: rows [r0, r1) (<= MM_MC) x all N columns. ap: MM_MC x MM_KC floats. */
+static void mm_item_patches(float *y, const kn_patch_src *A, const float *bpw, int64_t N, int64_t K,
+                            const float *bias, int acc, int64_t r0, int64_t r1, float *ap) {
+    int64_t np = (N + KN_NR - 1) / KN_NR, run = (int64_t)A->kw * A->cin, k0, kc, a_rs = A->s * A->cin;
+    int64_t nkb = mm_run_block(K, run, 0, &k0, &kc);
+    for (int64_t kb = 0; kb < nkb; kb++) {
+        mm_run_block(K, run, kb, &k0, &kc);
+        int mode = k0 > 0 ? 1 : acc ? 2 : 0;
+        int64_t off = mm_patch_off(A, k0, NULL);
+        /* panels that wrap to the next output row are gathered; the others are read in place */
+        for (int64_t i = r0; i < r1; i += KN_MR)
+            if (i % A->Wo + KN_MR > A->Wo)
+                mm_pack_patches(ap + (i - r0) * kc, A, i, r1 - i < KN_MR ? r1 - i : KN_MR, k0, kc);
+        for (int64_t j = 0; j < np; j++) {
+            __mmask16 m0, m1;
+            kn_masks32(N - j * KN_NR, &m0, &m1);
+            const float *bpan = bpw + k0 * np * KN_NR + j * kc * KN_NR;
+            const float *bb = bias ? bias + j * KN_NR : NULL;
+            for (int64_t i = r0; i < r1; i += KN_MR) {
+                int mr = (int)(r1 - i < KN_MR ? r1 - i : KN_MR);
+                float *c = y + i * N + j * KN_NR;
+                // [14, kc] x [kc, 32] -> y[i.., 32j..]
+                if (i % A->Wo + KN_MR > A->Wo)
+                    mm_ukr_packed(kc, ap + (i - r0) * kc, bpan, c, N, mr, m0, m1, mode, bb);
+                else
+                    mm_ukr_strided(kc, mm_patch_base(A, i) + off, a_rs, bpan, c, N, mr, m0, m1, mode, bb);
+            }
+        }
+    }
+}
+#endif
+
+void kn_gemm_patches(float *y, const kn_patch_src *A, int64_t M, const float *bpw, const kn_mat *W,
+                     const float *bias, int acc) {
+    int64_t N = W->rows, K = W->cols, run = (int64_t)A->kw * A->cin;
+    if (M <= 0 || N <= 0) return;
+    int T = mm_threads();
+    if ((double)M * (double)N * (double)K < 65536.0) T = 1;
+#ifdef KN_HAVE_AVX512
+    if (bpw && K > 0 && run > 0 && K % run == 0) {
+        /* items of <= MM_MC rows (multiples of 14), a multiple of T of them of about equal
+         * size: a 32x32 latent is 4 x 256 rows, not 3 x 336 + 16 (which left a thread idle) */
+        int64_t ng = (M + MM_MC - 1) / MM_MC;
+        ng = (ng + T - 1) / T * T;
+        int64_t rpi = ((M + ng - 1) / ng + KN_MR - 1) / KN_MR * KN_MR;
+        ng = (M + rpi - 1) / rpi;
+#pragma omp parallel num_threads(T) if (T > 1 && ng > 1)
+        {
+            float *ap = kn_scratch_get(sizeof(float) * MM_MC * MM_KC);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t g = 0; g < ng; g++) {
+                int64_t r0 = g * rpi, r1 = M - r0 < rpi ? M : r0 + rpi;
+                if (ap)
+                    mm_item_patches(y, A, bpw, N, K, bias, acc, r0, r1, ap);
+                else
+                    mm_patches_scalar(y, A, W, bias, acc, r0, r1);
+            }
+            kn_scratch_put(ap);
+        }
+        return;
+    }
+#else
+    (void)bpw, (void)run;
+#endif
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+    for (int64_t i = 0; i < M; i++) mm_patches_scalar(y, A, W, bias, acc, i, i + 1);
 }

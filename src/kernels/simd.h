@@ -5,6 +5,7 @@
  *   (matmul.c) feeds it packed panels; attention (ops.c) feeds it Q/P tiles and K^T/V.
  * - kn_exp512: vectorized expf (~1 ulp), used by softmax and SiLU.
  * - kn_transpose16: 16x16 float transpose used by the packing routines.
+ * - kn_gemm_patches / kn_packw: the conv layer's implicit GEMM (defined in matmul.c).
  *
  * Not part of the public API: include only from the .c files in src/kernels/. Everything here is
  * compiled only when the compiler targets AVX-512F/BW/VL (-march=native here);
@@ -16,12 +17,38 @@
 
 #include <stddef.h>
 
+#include "kernels.h"
+
 /* Scratch buffers (64-byte aligned) kept in a small process-wide pool and reused across
  * calls: fresh pages cost one page fault each, which is expensive (notably in VMs) when a
  * 65 MB attention buffer or 2 MB packing buffers are allocated per call. Thread-safe.
  * kn_scratch_get returns NULL when out of memory. Defined in matmul.c. */
 void *kn_scratch_get(size_t n);
 void kn_scratch_put(void *p);
+
+/* Implicit GEMM for the convs (defined in matmul.c, used by conv.c). The A operand is the
+ * patch matrix of a staged, already padded/transformed input, never materialized: row i
+ * (output pixel oy = i / Wo, ox = i % Wo) at column k (tap ky = k / (kw*cin), then kx, cin
+ * channel) reads x[((oy*s + ky)*sw + ox*s)*cin + k - ky*kw*cin], i.e. each kernel row
+ * is one run of kw*cin contiguous floats of x[rows, sw, cin]. A 1x1 conv is kw = s = 1,
+ * sw = Wo. */
+typedef struct {
+    const float *x; /* staged input [rows, sw, cin] */
+    int64_t sw, cin, Wo;
+    int kw, s;
+} kn_patch_src;
+
+/* Floats needed by kn_packw for W [N, K] (0 without AVX-512: the GEMM then takes W as is). */
+size_t kn_packw_floats(int64_t N, int64_t K);
+/* Pack all of W once (f32 panels, bf16/f16 converted) for kn_gemm_patches, K blocked
+ * within runs of `run` = kw*cin columns (K must be a multiple of run); parallel. */
+void kn_packw(float *bp, const kn_mat *W, int64_t run);
+/* y[M, N] (row stride N) = patches(A)[M, K] . W[N, K]^T + bias (acc = 0), or
+ * y += patches . W^T + bias (acc = 1). bpw: kn_packw(W) output, or NULL for the portable
+ * path. Each output element is one fixed-order FMA chain: deterministic for any thread
+ * count. */
+void kn_gemm_patches(float *y, const kn_patch_src *A, int64_t M, const float *bpw, const kn_mat *W,
+                     const float *bias, int acc);
 
 #define KN_MR 14 /* microkernel rows (broadcast operand) */
 #define KN_NR 32 /* microkernel columns (two 16-float vectors) */
@@ -32,7 +59,8 @@ void kn_scratch_put(void *p);
 
 #define KN_INLINE static inline __attribute__((always_inline))
 
-/* C[i, 0..31] for i < mr:  mode 0: C = acc (+ bias[0..31] if bias), mode 1: C += acc, where
+/* C[i, 0..31] for i < mr:  mode 0: C = acc (+ bias[0..31] if bias), mode 1: C += acc,
+ * mode 2: C += acc (+ bias) (the first K block of an accumulating GEMM), where
  *   acc[i, j] = sum_{k < kc} A(i, k) * B(k, j),  A(i, k) = a[i*a_rs + k*a_ks],  B(k, j) = b[k*ldb + j].
  * Rows i in [mr, 14) of A must be readable (packed panels are zero-padded there); their results
  * are dropped. Columns: m0/m1 mask the two 16-lane halves for C stores and bias loads; with
@@ -73,7 +101,7 @@ KN_INLINE void kn_ukr(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, co
         b += ldb;
     }
     __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
-    if (mode == 0 && bias) {
+    if (mode != 1 && bias) {
         bias0 = _mm512_maskz_loadu_ps(m0, bias);
         bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
     }
@@ -84,9 +112,13 @@ KN_INLINE void kn_ukr(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, co
         if (mode == 0) {
             _mm512_mask_storeu_ps(ci, m0, _mm512_add_ps(x0[i], bias0));
             _mm512_mask_storeu_ps(ci + 16, m1, _mm512_add_ps(x1[i], bias1));
-        } else {
+        } else if (mode == 1) {
             _mm512_mask_storeu_ps(ci, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), x0[i]));
             _mm512_mask_storeu_ps(ci + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), x1[i]));
+        } else {
+            _mm512_mask_storeu_ps(ci, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), _mm512_add_ps(x0[i], bias0)));
+            _mm512_mask_storeu_ps(ci + 16, m1,
+                                  _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), _mm512_add_ps(x1[i], bias1)));
         }
     }
 }

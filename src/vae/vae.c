@@ -1,7 +1,7 @@
 /* vae.c - FLUX.1 AutoencoderKL: loader (diffusers / BFL names), decoder, encoder.
  *
  * Spec 7.2-7.5. Inside, an activation of C channels at H x W is channels-last
- * [H*W, C] float32 (kernels/conv.h); convs are tiled im2col GEMMs whose input
+ * [H*W, C] float32 (kernels/conv.h); convs are implicit GEMMs (kn_conv2d: patches gathered while staging row tiles) whose input
  * GroupNorm+SiLU and nearest-2x upsample are fused into the tile staging, so no
  * normalized or upsampled copy is ever materialized: the full-size buffers alive
  * at once are a resnet's input and its conv1 output (a channel-reducing 1x1

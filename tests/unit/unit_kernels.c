@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../../src/kernels/kernels.h"
+#include "../../src/kernels/simd.h" /* kn_gemm_patches (kernels-internal implicit GEMM) */
 #include "unit.h"
 
 static uint64_t ku_rng = 88172645463325252ull;
@@ -287,7 +288,54 @@ static void unit_rope(void) {
     free(x), free(a), free(b), free(c), free(s);
 }
 
+/* Implicit GEMM over the patches of a staged input [rows, sw, cin] vs the explicit patch
+ * matrix and a double reference, for each weight dtype, plain (acc 0) and accumulating (acc 1). */
+static void ku_patches_case(int64_t cin, int kw, int s, int64_t Wo, int64_t nrow, int64_t N, zi_dtype dt, int acc) {
+    int64_t sw = (Wo - 1) * s + kw, rows = (nrow - 1) * s + kw, K = (int64_t)kw * kw * cin, M = nrow * Wo;
+    float *x = ku_rand((size_t)(rows * sw * cin), 1.0f), *wf, *bias = ku_rand((size_t)N, 1.0f);
+    void *w = ku_weights(dt, N, K, K, &wf);
+    float *patch = malloc(sizeof(float) * (size_t)(M * K));
+    for (int64_t i = 0; i < M; i++) /* patch[i, (ky*kw + kx)*cin + c] = x[oy*s + ky, ox*s + kx, c] */
+        for (int64_t t = 0; t < (int64_t)kw * kw; t++)
+            memcpy(patch + i * K + t * cin, x + (((i / Wo) * s + t / kw) * sw + (i % Wo) * s + t % kw) * cin,
+                   sizeof(float) * (size_t)cin);
+    float *y0 = ku_rand((size_t)(M * N), 4.0f), *y = malloc(sizeof(float) * (size_t)(M * N));
+    memcpy(y, y0, sizeof(float) * (size_t)(M * N));
+    kn_mat W = {dt, N, K, w};
+    float *bp = NULL;
+    size_t nbp = kn_packw_floats(N, K);
+    if (nbp) {
+        bp = aligned_alloc(64, (nbp * sizeof(float) + 63) / 64 * 64);
+        kn_packw(bp, &W, (int64_t)kw * cin);
+    }
+    kn_patch_src A = {x, sw, cin, Wo, kw, s};
+    kn_gemm_patches(y, &A, M, bp, &W, bias, acc);
+    double worst = 0;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double r = (double)bias[j] + (acc ? y0[i * N + j] : 0), a = fabs(r);
+            for (int64_t e = 0; e < K; e++) {
+                double p = (double)patch[i * K + e] * wf[j * K + e];
+                r += p, a += fabs(p);
+            }
+            double err = fabs(y[i * N + j] - r) / (a + 1e-30);
+            if (!(err <= worst)) worst = isnan(err) ? INFINITY : err;
+        }
+    UNIT_CHECK(worst <= 1e-6, "kn_gemm_patches cin=%lld k=%d s=%d Wo=%lld rows=%lld N=%lld dt=%d acc=%d: rel err %.3g",
+               (long long)cin, kw, s, (long long)Wo, (long long)nrow, (long long)N, (int)dt, acc, worst);
+    free(x), free(wf), free(bias), free(w), free(patch), free(y0), free(y), free(bp);
+}
+
+static void unit_patches(void) {
+    ku_patches_case(5, 3, 1, 9, 4, 7, ZI_F32, 0);       /* runs not 16-aligned, all panels wrap */
+    ku_patches_case(100, 3, 1, 31, 5, 45, ZI_BF16, 1);  /* 2 K blocks per run, in-place panels */
+    ku_patches_case(96, 3, 2, 20, 3, 70, ZI_F16, 0);    /* stride 2 */
+    ku_patches_case(16, 3, 1, 15, 30, 33, ZI_F32, 1);   /* 450 rows: two 336-row items */
+    ku_patches_case(300, 1, 1, 341, 1, 40, ZI_BF16, 0); /* 1x1: one row of pixels */
+}
+
 void unit_kernels(void) {
+    unit_patches();
     unit_linear();
     unit_attention();
     unit_elementwise();

@@ -79,8 +79,9 @@ static void conv_case(const char *what, int cin, int cout, int k, int s, int pad
     kn_conv_ws ws = {0};
     for (int tiny = 0; tiny < 2; tiny++) {
         kn_conv_set_tile_bytes(tiny ? 1 : 0); /* 1 byte: one output row per tile */
-        if (res) memcpy(got, res, sizeof(float) * (size_t)n);
-        int rc = kn_conv2d(tiny ? &ws : NULL, got, res ? got : NULL, Ho, Wo, x, H, W, &cv, &pre);
+        if (res && resid == 1) memcpy(got, res, sizeof(float) * (size_t)n);
+        /* resid 1: residual in place (res = y, as the VAE calls it); 2: separate res */
+        int rc = kn_conv2d(tiny ? &ws : NULL, got, res ? (resid == 1 ? got : res) : NULL, Ho, Wo, x, H, W, &cv, &pre);
         double e = max_err(got, want, n);
         UNIT_CHECK(rc == 0 && e < 1e-4, "conv %s (tiles %s): rc %d max err %g", what, tiny ? "1 row" : "default",
                    rc, e);
@@ -96,6 +97,43 @@ static void test_conv_kernels(void) {
     conv_case("3x3 upsample2", 4, 3, 3, 1, 1, 3, 5, 6, 10, 0, 0, 1, 0);
     conv_case("3x3 stride 2 pad (0,1,0,1)", 6, 5, 3, 2, 0, 8, 10, 4, 5, 0, 0, 0, 0);
     conv_case("3x3 stride 2 odd size", 3, 4, 3, 2, 0, 7, 9, 3, 4, 1, 1, 0, 0);
+    /* rows >= 14 pixels wide (panels read in place), runs of 3*cin > 256 (two K blocks
+     * per kernel row), cout not a multiple of 32, pixels not a multiple of 14 */
+    conv_case("3x3 wide GN+SiLU+residual", 100, 45, 3, 1, 1, 5, 31, 5, 31, 1, 1, 0, 1);
+    conv_case("3x3 wide separate residual", 32, 70, 3, 1, 1, 4, 29, 4, 29, 0, 1, 0, 2);
+    conv_case("3x3 wide upsample2", 24, 17, 3, 1, 1, 3, 9, 6, 18, 1, 0, 1, 0);
+    conv_case("3x3 wide stride 2", 20, 33, 3, 2, 0, 9, 41, 4, 20, 0, 0, 0, 0);
+    conv_case("3x3 many rows x 336-row groups", 16, 40, 3, 1, 1, 30, 23, 30, 23, 1, 1, 0, 1);
+
+    /* a wide conv gives bit-identical results on 1 and 2 threads */
+    {
+        int cin = 48, cout = 40, H = 20, W = 37;
+        float *x = rand_vec((int64_t)H * W * cin), *w = rand_vec((int64_t)cout * 9 * cin), *b = rand_vec(cout);
+        int64_t n = (int64_t)H * W * cout;
+        float *y1 = malloc(sizeof(float) * (size_t)n), *y2 = malloc(sizeof(float) * (size_t)n);
+        kn_conv cv = {cin, cout, 3, 1, 1, {ZI_F32, cout, 9 * (int64_t)cin, w}, b};
+        int saved = kn_get_threads();
+        kn_set_threads(1);
+        int rc = kn_conv2d(NULL, y1, NULL, H, W, x, H, W, &cv, NULL);
+        kn_set_threads(2);
+        rc |= kn_conv2d(NULL, y2, NULL, H, W, x, H, W, &cv, NULL);
+        kn_set_threads(saved);
+        UNIT_CHECK(rc == 0 && memcmp(y1, y2, sizeof(float) * (size_t)n) == 0, "conv2d differs between 1 and 2 threads");
+        free(x), free(w), free(b), free(y1), free(y2);
+    }
+
+    /* 1x1 out of place, wide and odd */
+    {
+        int P = 333, cin = 300, cout = 45;
+        float *x = rand_vec((int64_t)P * cin), *w = rand_vec(cout * cin), *b = rand_vec(cout);
+        float *want = malloc(sizeof(float) * (size_t)P * cout), *got = malloc(sizeof(float) * (size_t)P * cout);
+        ref_conv(want, NULL, 1, P, x, 1, P, cin, cout, 1, 1, 0, w, b, NULL);
+        kn_conv cv = {cin, cout, 1, 1, 0, {ZI_F32, cout, cin, w}, b};
+        int rc = kn_conv1x1(NULL, got, x, P, &cv);
+        double e = max_err(got, want, (int64_t)P * cout);
+        UNIT_CHECK(rc == 0 && e < 1e-4, "conv1x1 %d->%d P=%d: rc %d err %g", cin, cout, P, rc, e);
+        free(x), free(w), free(b), free(want), free(got);
+    }
 
     /* 1x1 in place (cout < cin), default and one-row tiles */
     for (int tiny = 0; tiny < 2; tiny++) {
