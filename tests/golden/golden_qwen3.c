@@ -17,6 +17,7 @@
 #include "../../src/common/error.h"
 #include "../../src/io/store.h"
 #include "../../src/text/qwen3.h"
+#include "../../src/io/st_writer.h"
 #include "golden.h"
 
 typedef struct {
@@ -91,51 +92,22 @@ static void qwen3_check_bad_ids(golden_case *c, zi_qwen3 *m) {
 /* Write all tensors of `s` into one safetensors file; strip_model drops the "model." prefix,
  * skip_layer >= 0 leaves out that layer and norm.weight. */
 static int write_merged(const zi_store *s, const char *path, int strip_model, int skip_layer) {
-    json_t *hdr = json_object();
-    size_t off = 0;
     char skip[32];
     snprintf(skip, sizeof skip, "layers.%d.", skip_layer);
-    for (int pass = 0; pass < 2; pass++) {
-        FILE *f = NULL;
-        if (pass == 1) {
-            json_object_set_new(hdr, "__metadata__", json_pack("{s:s}", "format", "pt"));
-            char *txt = json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS);
-            size_t len = strlen(txt), padded = (len + 7) & ~(size_t)7;
-            f = fopen(path, "wb");
-            if (!f) {
-                free(txt);
-                json_decref(hdr);
-                return zi_err("cannot write %s", path);
-            }
-            uint64_t l64 = padded;
-            fwrite(&l64, 8, 1, f);
-            fwrite(txt, 1, len, f);
-            for (size_t i = len; i < padded; i++) fputc(' ', f);
-            free(txt);
+    zi_st_writer w;
+    zi_st_writer_init(&w);
+    int rc = 0;
+    for (int fi = 0; fi < s->n_files && rc == 0; fi++)
+        for (int ti = 0; ti < s->files[fi].n_tensors && rc == 0; ti++) {
+            const zi_tensor *t = &s->files[fi].tensors[ti];
+            const char *name = t->name;
+            if (strip_model && strncmp(name, "model.", 6) == 0) name += 6;
+            if (skip_layer >= 0 && (strstr(name, skip) || !strcmp(name, "norm.weight"))) continue;
+            rc = zi_st_writer_add(&w, name, t->dtype, t->ndim, t->shape, t->data);
         }
-        off = 0;
-        for (int fi = 0; fi < s->n_files; fi++)
-            for (int ti = 0; ti < s->files[fi].n_tensors; ti++) {
-                const zi_tensor *t = &s->files[fi].tensors[ti];
-                const char *name = t->name;
-                if (strip_model && strncmp(name, "model.", 6) == 0) name += 6;
-                if (skip_layer >= 0 && (strstr(name, skip) || !strcmp(name, "norm.weight"))) continue;
-                if (pass == 0) {
-                    json_t *shape = json_array();
-                    for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
-                    json_object_set_new(hdr, name,
-                                        json_pack("{s:s,s:o,s:[I,I]}", "dtype", zi_dtype_name(t->dtype), "shape",
-                                                  shape, "data_offsets", (json_int_t)off,
-                                                  (json_int_t)(off + t->nbytes)));
-                } else {
-                    fwrite(t->data, 1, t->nbytes, f);
-                }
-                off += t->nbytes;
-            }
-        if (f) fclose(f);
-    }
-    json_decref(hdr);
-    return 0;
+    if (rc == 0) rc = zi_st_writer_write(&w, path);
+    zi_st_writer_free(&w);
+    return rc;
 }
 
 static int copy_file(const char *from, const char *to) {
