@@ -365,6 +365,22 @@ typedef struct {
     kn_conv_ws ws;              /* conv scratch (patch matrix tiles), same lifetime */
 } vae_pool;
 
+/* Big activation buffers are 2 MiB aligned and asked to use transparent huge pages:
+ * their first touch otherwise costs one page fault per 4 KiB (~6% of a 1024² decode). */
+static float *vae_alloc(size_t n_floats) {
+    size_t bytes = sizeof(float) * n_floats;
+    if (bytes < ((size_t)4 << 20)) return zi_malloc(bytes);
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, bytes) != 0) {
+        zi_err("out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE); /* a hint; failure is harmless */
+#endif
+    return p;
+}
+
 static float *vae_get(vae_pool *pl, int64_t n) {
     size_t need = (size_t)(n > 0 ? n : 1);
     int best = -1, empty = -1;
@@ -385,7 +401,7 @@ static float *vae_get(vae_pool *pl, int64_t n) {
             pl->p[i] = NULL;
             empty = i;
         }
-    float *p = zi_malloc(sizeof(float) * need);
+    float *p = vae_alloc(need);
     if (p && empty >= 0) {
         pl->p[empty] = p;
         pl->cap[empty] = need;
