@@ -90,7 +90,8 @@ void kn_layernorm(float *y, const float *x, int64_t M, int64_t D, float eps) {
  * depend on the thread count. */
 #define OPS_CHUNK 4096
 
-void kn_silu(float *x, int64_t n) {
+/* gate[i] = silu(gate[i]) * (up ? up[i] : 1); multiplying by 1 is exact, so kn_silu is unchanged */
+static void ops_silu_mul(float *gate, const float *up, int64_t n) {
     int64_t nch = (n + OPS_CHUNK - 1) / OPS_CHUNK;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t c = 0; c < nch; c++) {
@@ -99,32 +100,18 @@ void kn_silu(float *x, int64_t n) {
         const __m512 one = _mm512_set1_ps(1.0f);
         for (; i < end; i += 16) {
             __mmask16 m = end - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (end - i)) - 1u);
-            __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-            __m512 e = kn_exp512(_mm512_sub_ps(_mm512_setzero_ps(), v));
-            _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(one, e)));
-        }
-#endif
-        for (; i < end; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
-    }
-}
-
-void kn_swiglu(float *gate, const float *up, int64_t n) {
-    int64_t nch = (n + OPS_CHUNK - 1) / OPS_CHUNK;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t c = 0; c < nch; c++) {
-        int64_t i = c * OPS_CHUNK, end = i + OPS_CHUNK < n ? i + OPS_CHUNK : n;
-#ifdef KN_HAVE_AVX512
-        const __m512 one = _mm512_set1_ps(1.0f);
-        for (; i < end; i += 16) {
-            __mmask16 m = end - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (end - i)) - 1u);
-            __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
+            __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = up ? _mm512_maskz_loadu_ps(m, up + i) : one;
             __m512 e = kn_exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
             _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), u));
         }
 #endif
-        for (; i < end; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+        for (; i < end; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * (up ? up[i] : 1.0f);
     }
 }
+
+void kn_silu(float *x, int64_t n) { ops_silu_mul(x, NULL, n); }
+
+void kn_swiglu(float *gate, const float *up, int64_t n) { ops_silu_mul(gate, up, n); }
 
 void kn_rope_interleaved(float *x, int64_t L, int n_heads, int hd, int64_t ld, const float *cos, const float *sin) {
     int half = hd / 2;

@@ -270,7 +270,7 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *
     const int cfg = g > 1.0f; /* official pipeline: CFG only when guidance > 1 */
     double t0 = now_s();
     int rc = -1;
-    float *pos = NULL, *neg = NULL, *z = NULL, *u = NULL, *un = NULL, *sig = NULL, *img = NULL;
+    float *pos = NULL, *neg = NULL, *z = NULL, *u = NULL, *un = NULL, *guided = NULL, *sig = NULL, *img = NULL;
     int n_pos = 0, n_neg = 0, dim = 0;
     uint64_t seed = p->seed == ZIMAGE_SEED_RANDOM ? zi_seed_random() : p->seed;
     if (seed == ZIMAGE_SEED_RANDOM) seed = 0;
@@ -296,8 +296,9 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *
     z = zi_malloc((size_t)n * sizeof(float));
     u = zi_malloc((size_t)n * sizeof(float));
     un = cfg ? zi_malloc((size_t)n * sizeof(float)) : NULL;
+    guided = cfg ? zi_malloc((size_t)n * sizeof(float)) : NULL;
     sig = zi_malloc((size_t)(steps + 1) * sizeof(float));
-    if (!z || !u || !sig || (cfg && !un)) goto done;
+    if (!z || !u || !sig || (cfg && (!un || !guided))) goto done;
     zi_randn(seed, z, n);
     if (h && h->on_noise) h->on_noise(h->user, z, n);
     if (zi_sched_sigmas_for_image(&m->sched, steps, (int64_t)(H / 16) * (W / 16), sig)) goto done;
@@ -315,9 +316,7 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *
         float *pred = u;
         if (cfg_now) {
             if (zi_dit_forward(m->dit, z, lh, lw, t_model, neg, n_neg, un, NULL, NULL)) goto done;
-            /* keep u_pos for hooks: noise_pred goes into un after the pos/neg are reported */
-            float *np = zi_malloc((size_t)n * sizeof(float));
-            if (!np) goto done;
+            float *np = guided; /* u_pos + g (u_pos - u_neg); u and un stay intact for the hooks */
             for (int64_t k = 0; k < n; k++) np[k] = u[k] + g * (u[k] - un[k]);
             if (p->cfg_normalization) {
                 double npos = vec_norm(u, n), nnew = vec_norm(np, n), kf = 1.0;
@@ -328,7 +327,6 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *
             }
             zi_sched_euler_step(z, np, n, sig[i], sig[i + 1]);
             if (h && h->on_step) h->on_step(h->user, i, t_model, dit_pos_copy, un, np, z, n);
-            free(np);
         } else {
             zi_sched_euler_step(z, pred, n, sig[i], sig[i + 1]);
             if (h && h->on_step) h->on_step(h->user, i, t_model, u, NULL, NULL, z, n);
@@ -368,6 +366,7 @@ done:
     free(z);
     free(u);
     free(un);
+    free(guided);
     free(sig);
     free(img);
     return rc;

@@ -37,6 +37,17 @@ static uint8_t *fz_read(const char *path, size_t *n) {
     return b;
 }
 
+/* The seed input of a fuzz loop: at least min_len bytes, or a test failure and NULL. */
+static uint8_t *fz_seed(const char *path, size_t *n, size_t min_len) {
+    uint8_t *src = fz_read(path, n);
+    if (!src || *n < min_len) {
+        UNIT_CHECK(0, "fuzz: cannot read %s", path);
+        free(src);
+        return NULL;
+    }
+    return src;
+}
+
 static void fz_write(const char *path, const uint8_t *b, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return;
@@ -82,12 +93,8 @@ static void fuzz_safetensors(const char *dir) {
     zi_st_writer_free(&w);
     UNIT_CHECK(rc == 0, "fuzz: write seed file: %s", zi_last_error());
     size_t n = 0;
-    uint8_t *src = fz_read(good, &n);
-    if (!src || n < 64) {
-        UNIT_CHECK(0, "fuzz: cannot read %s", good);
-        free(src);
-        return;
-    }
+    uint8_t *src = fz_seed(good, &n, 64);
+    if (!src) return;
     uint8_t *m = malloc(n);
     int opened = 0, refused = 0;
     for (int it = 0; it < 1500; it++) {
@@ -120,12 +127,8 @@ static void fuzz_png(const char *dir) {
     const char *kv[] = {"parameters", "fuzz", NULL};
     UNIT_CHECK(zi_png_write(good, rgb, 12, 10, kv) == 0, "fuzz: write png: %s", zi_last_error());
     size_t n = 0;
-    uint8_t *src = fz_read(good, &n);
-    if (!src || n < 64) {
-        UNIT_CHECK(0, "fuzz: cannot read %s", good);
-        free(src);
-        return;
-    }
+    uint8_t *src = fz_seed(good, &n, 64);
+    if (!src) return;
     uint8_t *m = malloc(n);
     int opened = 0, refused = 0;
     for (int it = 0; it < 800; it++) {
@@ -163,12 +166,8 @@ static void fuzz_dit_config(const char *dir, const char *fixtures) {
     snprintf(src_cfg, sizeof src_cfg, "%s/tiny-zimage/transformer/config.json", fixtures);
     snprintf(cfg, sizeof cfg, "%s/config.json", tdir);
     size_t n = 0;
-    uint8_t *src = fz_read(src_cfg, &n);
-    if (!src || n == 0) {
-        UNIT_CHECK(0, "fuzz: cannot read %s", src_cfg);
-        free(src);
-        return;
-    }
+    uint8_t *src = fz_seed(src_cfg, &n, 1);
+    if (!src) return;
     uint8_t *m = malloc(n + 1);
     int loaded = 0, refused = 0;
     for (int it = 0; it < 200; it++) {
