@@ -7,6 +7,9 @@ static const size_t zi_dtype_sizes[ZI_DTYPE_COUNT] = {4, 2, 2, 4, 1};
 const char *zi_dtype_name(zi_dtype t) { return (unsigned)t < ZI_DTYPE_COUNT ? zi_dtype_names[t] : "?"; }
 size_t zi_dtype_size(zi_dtype t) { return (unsigned)t < ZI_DTYPE_COUNT ? zi_dtype_sizes[t] : 0; }
 
+int64_t zi_dtype_block_elems(zi_dtype t) { (void)t; return 1; }
+size_t zi_dtype_block_bytes(zi_dtype t) { return zi_dtype_size(t); }
+
 int zi_dtype_parse(const char *s, zi_dtype *out) {
     for (int i = 0; i < ZI_DTYPE_COUNT; i++)
         if (strcmp(s, zi_dtype_names[i]) == 0) {

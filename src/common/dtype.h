@@ -9,10 +9,20 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Element types. Block-quantized types (GGUF Q8_0, Q4_K, ...) are appended after ZI_U8 by the
+ * quantization code; for them a "row" of n elements is n / block_elems blocks of block_bytes. */
 typedef enum { ZI_F32 = 0, ZI_BF16, ZI_F16, ZI_I32, ZI_U8, ZI_DTYPE_COUNT } zi_dtype;
 
 const char *zi_dtype_name(zi_dtype t);
+/* Bytes per element for scalar types; 0 for block types (use zi_dtype_row_bytes). */
 size_t zi_dtype_size(zi_dtype t);
+/* Elements per block (1 for scalar types) and bytes per block (= element size for scalar types). */
+int64_t zi_dtype_block_elems(zi_dtype t);
+size_t zi_dtype_block_bytes(zi_dtype t);
+/* Bytes of n elements (n a multiple of the block size). */
+static inline size_t zi_dtype_row_bytes(zi_dtype t, int64_t n) {
+    return (size_t)(n / zi_dtype_block_elems(t)) * zi_dtype_block_bytes(t);
+}
 /* Parse a safetensors dtype string; returns -1 if unknown/unsupported. */
 int zi_dtype_parse(const char *s, zi_dtype *out);
 static inline int zi_dtype_is_float(zi_dtype t) { return t == ZI_F32 || t == ZI_BF16 || t == ZI_F16; }
@@ -35,7 +45,8 @@ static inline uint16_t zi_f32_to_bf16(float f) {
 float zi_f16_to_f32(uint16_t h);
 uint16_t zi_f32_to_f16(float f);
 
-/* Convert n elements of type t at src to float32. */
+/* Convert n elements of type t at src to float32. For block types src must point at the start
+ * of a block and n must be a multiple of the block size. */
 void zi_convert_to_f32(float *dst, const void *src, zi_dtype t, size_t n);
 
 #endif

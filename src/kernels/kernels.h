@@ -13,11 +13,25 @@
 
 #include "../common/dtype.h"
 
-/* A weight matrix W [rows = out features, cols = in features], row-major. */
+/* A low-rank adapter applied at run time: W_eff = W + scale * B . A, with A [rank, cols] and
+ * B [rows, rank] in float32 (LoRA on weights that cannot be merged densely, e.g. quantized). */
+typedef struct kn_lowrank {
+    const float *a, *b;
+    int rank;
+    float scale;
+} kn_lowrank;
+
+/* A weight matrix W [rows = out features, cols = in features], row-major. The one weight type of
+ * model code: dtype is F32/BF16/F16 or a block-quantized type (dtype.h); rows are
+ * zi_dtype_row_bytes(dtype, cols) apart. scale (0 = none) multiplies every element (scaled fp8);
+ * lora/n_lora: run-time low-rank adapters added to x . W^T. */
 typedef struct {
-    zi_dtype dtype; /* F32, BF16 or F16 */
+    zi_dtype dtype;
     int64_t rows, cols;
     const void *data;
+    float scale;
+    const kn_lowrank *lora;
+    int n_lora;
 } kn_mat;
 
 void kn_set_threads(int n); /* <= 0: all cores */
