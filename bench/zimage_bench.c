@@ -206,7 +206,7 @@ static rate bench_linear(shape s, zi_dtype wt, int reps) {
         else
             ((float *)w)[i] = v;
     }
-    kn_mat W = {wt, s.N, s.K, w};
+    kn_mat W = {.dtype = wt, .rows = s.N, .cols = s.K, .data = w};
     double tw[64], tc[64];
     if (reps > 64) reps = 64;
     kn_linear(y, x, s.M, &W, NULL); /* warm-up */

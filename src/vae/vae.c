@@ -135,7 +135,7 @@ static int vae_conv3(zi_vae *v, kn_conv *cv, const char *prefix, int cin, int co
     kn_conv_pack(packed, t->data, zi_dtype_size(t->dtype), cout, cin, 3);
     vae_drop_source(v, t);
     *cv = (kn_conv){.cin = cin, .cout = cout, .k = 3, .stride = stride, .pad = pad};
-    cv->w = (kn_mat){t->dtype, cout, 9 * (int64_t)cin, packed};
+    cv->w = (kn_mat){.dtype = t->dtype, .rows = cout, .cols = 9 * (int64_t)cin, .data = packed};
     cv->bias = vae_vec(v, prefix, "bias", cout);
     return cv->bias ? 0 : -1;
 }
@@ -149,7 +149,7 @@ static int vae_mat(zi_vae *v, kn_mat *m, const char *prefix, int64_t rows, int64
     int64_t sh[4] = {rows, cols, 1, 1};
     t = zi_store_get(&v->store, name, t && t->ndim == 4 ? 4 : 2, sh);
     if (!t) return -1;
-    *m = (kn_mat){t->dtype, rows, cols, t->data};
+    *m = (kn_mat){.dtype = t->dtype, .rows = rows, .cols = cols, .data = t->data};
     return 0;
 }
 

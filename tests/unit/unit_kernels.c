@@ -82,7 +82,7 @@ static void ku_linear_case(int64_t M, int64_t K, int64_t N, zi_dtype dt, int str
     float *bias = with_bias ? ku_rand((size_t)N, 0.5f) : NULL;
     float *y = malloc(sizeof(float) * (size_t)(M * ldy));
     for (int64_t i = 0; i < M * ldy; i++) y[i] = -7.0f;
-    kn_mat W = {dt, N, K, w};
+    kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
     if (strided)
         kn_linear_strided(y, ldy, x, ldx, M, &W, bias);
     else
@@ -115,7 +115,7 @@ static void ku_linear_determinism(void) {
     float *x = ku_rand((size_t)(M * K), 1.0f), *wf;
     void *w = ku_weights(ZI_BF16, N, K, K, &wf);
     float *y1 = malloc(sizeof(float) * (size_t)(M * N)), *y2 = malloc(sizeof(float) * (size_t)(M * N));
-    kn_mat W = {ZI_BF16, N, K, w};
+    kn_mat W = {.dtype = ZI_BF16, .rows = N, .cols = K, .data = w};
     int saved = kn_get_threads();
     kn_set_threads(1);
     kn_linear(y1, x, M, &W, NULL);
@@ -301,7 +301,7 @@ static void ku_patches_case(int64_t cin, int kw, int s, int64_t Wo, int64_t nrow
                    sizeof(float) * (size_t)cin);
     float *y0 = ku_rand((size_t)(M * N), 4.0f), *y = malloc(sizeof(float) * (size_t)(M * N));
     memcpy(y, y0, sizeof(float) * (size_t)(M * N));
-    kn_mat W = {dt, N, K, w};
+    kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
     float *bp = NULL;
     size_t nbp = kn_packw_floats(N, K);
     if (nbp) {

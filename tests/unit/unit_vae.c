@@ -70,7 +70,7 @@ static void conv_case(const char *what, int cin, int cout, int k, int s, int pad
     float *sc = rand_vec(cin), *sh = rand_vec(cin);
     float *packed = malloc(sizeof(float) * (size_t)cout * cin * k * k);
     kn_conv_pack(packed, wt, sizeof(float), cout, cin, k);
-    kn_conv cv = {cin, cout, k, s, pad, {ZI_F32, cout, (int64_t)k * k * cin, packed}, b};
+    kn_conv cv = {cin, cout, k, s, pad, {.dtype = ZI_F32, .rows = cout, .cols = (int64_t)k * k * cin, .data = packed}, b};
     kn_conv_pre pre = {affine ? sc : NULL, affine ? sh : NULL, silu, up};
     int64_t n = (int64_t)Ho * Wo * cout;
     float *res = resid ? rand_vec(n) : NULL, *want = malloc(sizeof(float) * (size_t)n);
@@ -111,7 +111,7 @@ static void test_conv_kernels(void) {
         float *x = rand_vec((int64_t)H * W * cin), *w = rand_vec((int64_t)cout * 9 * cin), *b = rand_vec(cout);
         int64_t n = (int64_t)H * W * cout;
         float *y1 = malloc(sizeof(float) * (size_t)n), *y2 = malloc(sizeof(float) * (size_t)n);
-        kn_conv cv = {cin, cout, 3, 1, 1, {ZI_F32, cout, 9 * (int64_t)cin, w}, b};
+        kn_conv cv = {cin, cout, 3, 1, 1, {.dtype = ZI_F32, .rows = cout, .cols = 9 * (int64_t)cin, .data = w}, b};
         int saved = kn_get_threads();
         kn_set_threads(1);
         int rc = kn_conv2d(NULL, y1, NULL, H, W, x, H, W, &cv, NULL);
@@ -128,7 +128,7 @@ static void test_conv_kernels(void) {
         float *x = rand_vec((int64_t)P * cin), *w = rand_vec(cout * cin), *b = rand_vec(cout);
         float *want = malloc(sizeof(float) * (size_t)P * cout), *got = malloc(sizeof(float) * (size_t)P * cout);
         ref_conv(want, NULL, 1, P, x, 1, P, cin, cout, 1, 1, 0, w, b, NULL);
-        kn_conv cv = {cin, cout, 1, 1, 0, {ZI_F32, cout, cin, w}, b};
+        kn_conv cv = {cin, cout, 1, 1, 0, {.dtype = ZI_F32, .rows = cout, .cols = cin, .data = w}, b};
         int rc = kn_conv1x1(NULL, got, x, P, &cv);
         double e = max_err(got, want, (int64_t)P * cout);
         UNIT_CHECK(rc == 0 && e < 1e-4, "conv1x1 %d->%d P=%d: rc %d err %g", cin, cout, P, rc, e);
@@ -141,7 +141,7 @@ static void test_conv_kernels(void) {
         float *x = rand_vec((int64_t)P * cin), *w = rand_vec(cout * cin), *b = rand_vec(cout);
         float *want = malloc(sizeof(float) * (size_t)P * cout);
         ref_conv(want, NULL, 1, P, x, 1, P, cin, cout, 1, 1, 0, w, b, NULL);
-        kn_conv cv = {cin, cout, 1, 1, 0, {ZI_F32, cout, cin, w}, b};
+        kn_conv cv = {cin, cout, 1, 1, 0, {.dtype = ZI_F32, .rows = cout, .cols = cin, .data = w}, b};
         kn_conv_set_tile_bytes(tiny ? 1 : 0);
         kn_conv_ws ws = {0};
         int rc = kn_conv1x1(tiny ? &ws : NULL, x, x, P, &cv);
