@@ -18,8 +18,19 @@ OPT = -O3 -g
 endif
 
 CC ?= cc
-ARCH ?= -march=native
+# No -march=native: one binary runs on any x86-64 and picks its kernels at run time
+# (src/kernels/cpu.c). Only the per-ISA kernel files get ISA flags (below).
+ARCH ?=
 CFLAGS ?= $(OPT) $(ARCH) -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -fPIC -MMD -MP
+UNAME_M := $(shell uname -m)
+ifeq ($(UNAME_M),x86_64)
+ISA_avx2 = -mavx2 -mfma -mf16c
+ISA_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
+ISA_avx512bf16 = $(ISA_avx512) -mavx512bf16
+ISA_amx = $(ISA_avx512) -mavx512bf16 -mamx-tile -mamx-bf16
+endif
+# flags of one source file: the ISA named by its suffix (gemm_avx2.c -> ISA_avx2)
+isa_flags = $(ISA_$(lastword $(subst _, ,$(basename $(notdir $(1))))))
 PKGS = jansson libpng zlib libutf8proc libpcre2-8
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpng -lz -lutf8proc -lpcre2-8)
@@ -48,7 +59,7 @@ all: $(STATIC) $(SHARED) $(BUILD)/zimage $(BUILD)/zimage-golden $(BUILD)/zimage-
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(call isa_flags,$<) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

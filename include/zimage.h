@@ -117,6 +117,9 @@ int zimage_encode_prompt(const zimage_load_params *lp, const char *prompt, int m
                          int *dim);
 
 const char *zimage_last_error(void);
+/* CPU name, instruction-set features found, and the kernel path used (ZIMAGE_ISA or the best
+ * available), several lines of text. Thread-safe; the string is static. */
+const char *zimage_system_info(void);
 /* Peak resident memory of the process so far, in bytes (0 if unknown). */
 size_t zimage_peak_rss(void);
 

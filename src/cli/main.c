@@ -42,7 +42,7 @@ static void usage(FILE *f) {
             "  -t, --threads N          worker threads (default: all cores)\n"
             "  -v, --verbose            more detail\n"
             "  -h, --help               this help\n"
-            "      --version            print the version\n"
+            "      --version            print the version, CPU features and kernel path (also: zimage info)\n"
             "\n"
             "Environment: ZIMAGE_MODEL is the default for -m.\n");
 }
@@ -232,6 +232,10 @@ static int cmd_encode(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "encode")) return cmd_encode(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "info")) {
+        printf("zimage %s\n%s", ZIMAGE_VERSION, zimage_system_info());
+        return 0;
+    }
     zimage_load_params lp = zimage_load_params_default();
     zimage_params p = zimage_params_default();
     const char *output = "zimage.png";
@@ -252,7 +256,7 @@ int main(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--version")) {
-            printf("zimage %s\n", ZIMAGE_VERSION);
+            printf("zimage %s\n%s", ZIMAGE_VERSION, zimage_system_info());
             return 0;
         } else if (ARG("-v", "--verbose")) {
             verbose = 1;
@@ -341,6 +345,7 @@ int main(int argc, char **argv) {
         zimage_free(m);
         return 2;
     }
+    if (verbose) fputs(zimage_system_info(), stderr);
     progress_state ps = {isatty(2), verbose, 0, 0};
     p.progress = on_progress;
     p.progress_user = &ps;

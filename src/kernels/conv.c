@@ -8,23 +8,16 @@
 #include <time.h>
 
 #include "../common/error.h"
-#include "simd.h" /* AVX-512 helpers (kn_exp512) */
+#include "impl.h"
 
-/* Tile budget: the staged input rows of a 3x3 conv tile get a quarter of it, the output
- * buffer of an in-place 1x1 conv an eighth. */
+/* Tile budget (kn_conv_ws.tile_bytes): the staged input rows of a 3x3 conv tile get a quarter
+ * of it, the output buffer of an in-place 1x1 conv an eighth. */
 #define CONV_TILE_DEFAULT ((int64_t)64 << 20)
-static int64_t CONV_TILE_BYTES = CONV_TILE_DEFAULT;
-#define CONV_STAGE_BYTES (CONV_TILE_BYTES / 4)
 
-void kn_conv_set_tile_bytes(int64_t bytes) { CONV_TILE_BYTES = bytes > 0 ? bytes : CONV_TILE_DEFAULT; }
+static int64_t conv_tile_bytes(const kn_conv_ws *ws) { return ws && ws->tile_bytes > 0 ? ws->tile_bytes : CONV_TILE_DEFAULT; }
 
 /* Below this many floats of work, loops run single-threaded. */
 #define CONV_PAR_MIN 32768
-
-static double conv_mac_count = 0, conv_seconds = 0;
-
-double kn_conv_macs(void) { return conv_mac_count; }
-double kn_conv_seconds(void) { return conv_seconds; }
 
 static double conv_now(void) {
     struct timespec ts;
@@ -44,38 +37,17 @@ void kn_conv_pack(void *dst, const void *src, size_t esize, int cout, int cin, i
             }
 }
 
-/* d[c] = silu?(s[c]*sc[c] + sh[c]) (sc NULL: no affine); silu(v) = v / (1 + exp(-v)),
- * the same formula and exp as kn_silu. */
-static inline void conv_affine(float *d, const float *s, const float *sc, const float *sh, int cin, int silu) {
-    int c = 0;
-#ifdef KN_HAVE_AVX512
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (; c < cin; c += 16) {
-        __mmask16 m = cin - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cin - c)) - 1u);
-        __m512 v = _mm512_maskz_loadu_ps(m, s + c);
-        if (sc)
-            v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, sc + c)), _mm512_maskz_loadu_ps(m, sh + c));
-        if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, kn_exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-        _mm512_mask_storeu_ps(d + c, m, v);
-    }
-#endif
-    for (; c < cin; c++) {
-        float v = sc ? s[c] * sc[c] + sh[c] : s[c];
-        d[c] = silu ? v / (1.0f + expf(-v)) : v;
-    }
-}
-
 /* Stage input rows iy0 .. iy0+nr-1 of the (virtual, possibly upsampled) input into
  * stage[nr, sw, cin] with `left` zero columns before the image and zeros after it;
  * rows outside the image are zero. The pre-transform is applied to image pixels. */
-static void conv_stage(float *stage, int64_t nr, int64_t iy0, int64_t sw, int64_t left, const float *x, int H,
-                       int W, const kn_conv_pre *pre, int cin) {
+static void conv_stage(const kn_impl *im, float *stage, int64_t nr, int64_t iy0, int64_t sw, int64_t left,
+                       const float *x, int H, int W, const kn_conv_pre *pre, int cin) {
     int up = pre && pre->up2;
     int64_t Hi = up ? 2 * (int64_t)H : H, Wi = up ? 2 * (int64_t)W : W;
     const float *sc = pre ? pre->scale : NULL, *sh = pre ? pre->shift : NULL;
     int silu = pre && pre->silu;
     int64_t n = nr * sw;
-#pragma omp parallel for schedule(static) if (n * cin > CONV_PAR_MIN)
+#pragma omp parallel for num_threads(kn_get_threads()) schedule(static) if (n * cin > CONV_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         int64_t r = i / sw, ix = i % sw - left, iy = iy0 + r;
         float *d = stage + i * cin;
@@ -86,9 +58,9 @@ static void conv_stage(float *stage, int64_t nr, int64_t iy0, int64_t sw, int64_
         int64_t sy = up ? iy / 2 : iy, sx = up ? ix / 2 : ix;
         const float *s = x + (sy * W + sx) * cin;
         if (sc)
-            conv_affine(d, s, sc, sh, cin, silu);
+            im->affine_row(d, s, sc, sh, cin, silu);
         else if (silu)
-            conv_affine(d, s, NULL, NULL, cin, 1);
+            im->affine_row(d, s, NULL, NULL, cin, 1);
         else
             memcpy(d, s, sizeof(float) * (size_t)cin);
     }
@@ -123,30 +95,37 @@ int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const 
     if (right < 0) right = 0;
     int64_t sw = left + Wi + right; /* staged row width */
     /* output rows per tile: the staged input rows fit the stage budget */
-    int64_t rows = (CONV_STAGE_BYTES / (sw * cin * (int64_t)sizeof(float)) - k) / s + 1;
+    int64_t rows = (conv_tile_bytes(ws) / 4 / (sw * cin * (int64_t)sizeof(float)) - k) / s + 1;
     if (rows < 1) rows = 1;
     if (rows > Ho) rows = Ho;
     int64_t nr_max = (rows - 1) * s + k;
     kn_conv_ws local = {0}, *wsp = ws ? ws : &local;
-    size_t nwp = kn_packw_floats(cout, K);
-    float *wp = nwp ? conv_ws_get(wsp, 0, sizeof(float) * nwp) : NULL;
+    const kn_impl *im = kn_impl_get();
+    int T = kn_get_threads();
+    kn_wsrc B = kn_wsrc_of_mat(&cv->w);
+    size_t nwp = im->packw_floats(cout, K);
+    float *wp = conv_ws_get(wsp, 0, sizeof(float) * nwp);
     float *stage = conv_ws_get(wsp, 1, sizeof(float) * (size_t)(nr_max * sw * cin));
-    if ((nwp && !wp) || !stage) {
+    if (!wp || !stage) {
         kn_conv_ws_free(&local);
         return zi_err_ctx("conv2d %dx%d %d->%d at %dx%d", k, k, cin, cout, Ho, Wo);
     }
-    if (wp) kn_packw(wp, &cv->w, (int64_t)k * cin); /* once per conv, shared by all tiles */
+    im->packw(wp, &B, cout, K, (int64_t)k * cin, T); /* once per conv, shared by all tiles */
     for (int64_t oy0 = 0; oy0 < Ho; oy0 += rows) {
         int64_t nrow = Ho - oy0 < rows ? Ho - oy0 : rows, m = nrow * Wo;
-        conv_stage(stage, (nrow - 1) * s + k, oy0 * s - cv->pad, sw, left, x, H, W, pre, cin);
+        conv_stage(im, stage, (nrow - 1) * s + k, oy0 * s - cv->pad, sw, left, x, H, W, pre, cin);
         float *dst = y + oy0 * Wo * cout;
         if (res && res != y) memcpy(dst, res + oy0 * Wo * cout, sizeof(float) * (size_t)(m * cout));
         kn_patch_src A = {stage, sw, cin, Wo, k, s};
-        kn_gemm_patches(dst, &A, m, wp, &cv->w, cv->bias, res != NULL); /* [m, k*k*cin] x [cout, k*k*cin]^T */
-        conv_mac_count += (double)m * (double)cout * (double)K;
+        // [m, k*k*cin] x [cout, k*k*cin]^T
+        if (im->gemm_patches(dst, &A, m, cout, K, wp, cv->bias, res != NULL, T)) {
+            kn_conv_ws_free(&local);
+            return zi_err_ctx("conv2d %dx%d %d->%d at %dx%d", k, k, cin, cout, Ho, Wo);
+        }
+        wsp->macs += (double)m * (double)cout * (double)K;
     }
+    wsp->seconds += conv_now() - t0;
     kn_conv_ws_free(&local);
-    conv_seconds += conv_now() - t0;
     return 0;
 }
 
@@ -159,28 +138,34 @@ int kn_conv1x1(kn_conv_ws *ws, float *y, const float *x, int64_t P, const kn_con
      * its input (cout <= cin), never on rows still to be read. */
     int64_t rows = P;
     if (y == x) {
-        rows = (CONV_TILE_BYTES / 8) / ((int64_t)cout * (int64_t)sizeof(float)); /* tmp <= 8 MiB */
+        rows = (conv_tile_bytes(ws) / 8) / ((int64_t)cout * (int64_t)sizeof(float)); /* tmp <= 8 MiB */
         if (rows < 1) rows = 1;
         if (rows > P) rows = P;
     }
     kn_conv_ws local = {0}, *wsp = ws ? ws : &local;
-    size_t nwp = kn_packw_floats(cout, cin);
-    float *wp = nwp ? conv_ws_get(wsp, 0, sizeof(float) * nwp) : NULL;
+    const kn_impl *im = kn_impl_get();
+    int T = kn_get_threads();
+    kn_wsrc B = kn_wsrc_of_mat(&cv->w);
+    size_t nwp = im->packw_floats(cout, cin);
+    float *wp = conv_ws_get(wsp, 0, sizeof(float) * nwp);
     float *tmp = y == x ? conv_ws_get(wsp, 2, sizeof(float) * (size_t)(rows * cout)) : NULL;
-    if ((nwp && !wp) || (y == x && !tmp)) {
+    if (!wp || (y == x && !tmp)) {
         kn_conv_ws_free(&local);
         return zi_err_ctx("conv1x1 %d->%d", cin, cout);
     }
-    if (wp) kn_packw(wp, &cv->w, cin);
+    im->packw(wp, &B, cout, cin, cin, T);
     for (int64_t p0 = 0; p0 < P; p0 += rows) {
         int64_t n = P - p0 < rows ? P - p0 : rows;
         kn_patch_src A = {x + p0 * cin, n, cin, n, 1, 1}; /* one row of n pixels */
-        kn_gemm_patches(tmp ? tmp : y + p0 * cout, &A, n, wp, &cv->w, cv->bias, 0); /* [n, cin] x [cout, cin]^T */
+        if (im->gemm_patches(tmp ? tmp : y + p0 * cout, &A, n, cout, cin, wp, cv->bias, 0, T)) { // [n, cin] x [cout, cin]^T
+            kn_conv_ws_free(&local);
+            return zi_err_ctx("conv1x1 %d->%d", cin, cout);
+        }
         if (tmp) memcpy(y + p0 * cout, tmp, sizeof(float) * (size_t)(n * cout));
     }
-    conv_mac_count += (double)P * cout * cin;
+    wsp->macs += (double)P * cout * cin;
+    wsp->seconds += conv_now() - t0;
     kn_conv_ws_free(&local);
-    conv_seconds += conv_now() - t0;
     return 0;
 }
 
@@ -196,7 +181,7 @@ int kn_groupnorm_coeffs(const float *x, int64_t P, int C, int groups, float eps,
     if (nch < 1) nch = 1;
     double *part = zi_calloc((size_t)(nch * 2 * C), sizeof(double));
     if (!part) return -1;
-#pragma omp parallel for schedule(dynamic) if (P * C > CONV_PAR_MIN)
+#pragma omp parallel for num_threads(kn_get_threads()) schedule(dynamic) if (P * C > CONV_PAR_MIN)
     for (int64_t ch = 0; ch < nch; ch++) {
         int64_t p0 = P * ch / nch, p1 = P * (ch + 1) / nch;
         double *s = part + ch * 2 * C, *ss = s + C;
@@ -232,19 +217,19 @@ int kn_groupnorm_coeffs(const float *x, int64_t P, int C, int groups, float eps,
 }
 
 void kn_channel_affine(float *y, const float *x, int64_t P, int C, const float *scale, const float *shift) {
-#pragma omp parallel for schedule(static) if (P * C > CONV_PAR_MIN)
+#pragma omp parallel for num_threads(kn_get_threads()) schedule(static) if (P * C > CONV_PAR_MIN)
     for (int64_t p = 0; p < P; p++)
         for (int c = 0; c < C; c++) y[p * C + c] = x[p * C + c] * scale[c] + shift[c];
 }
 
 void kn_chw_to_hwc(float *dst, const float *src, int C, int64_t P) {
-#pragma omp parallel for schedule(static) if (P * C > CONV_PAR_MIN)
+#pragma omp parallel for num_threads(kn_get_threads()) schedule(static) if (P * C > CONV_PAR_MIN)
     for (int64_t p = 0; p < P; p++)
         for (int c = 0; c < C; c++) dst[p * C + c] = src[(int64_t)c * P + p];
 }
 
 void kn_hwc_to_chw(float *dst, const float *src, int C, int64_t P) {
-#pragma omp parallel for schedule(static) if (P * C > CONV_PAR_MIN)
+#pragma omp parallel for num_threads(kn_get_threads()) schedule(static) if (P * C > CONV_PAR_MIN)
     for (int64_t p = 0; p < P; p++)
         for (int c = 0; c < C; c++) dst[(int64_t)c * P + p] = src[p * C + c];
 }

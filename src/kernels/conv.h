@@ -5,7 +5,7 @@
  * one big GEMM: im2col patches [pixels, k*k*Cin] times the weight [Cout, k*k*Cin]^T.
  * The patch matrix is never built: the input rows of a tile of output rows are
  * staged (padded, transformed) and the implicit GEMM of the kernels layer
- * (kn_gemm_patches, simd.h) reads the patches straight from that stage.
+ * (gemm_impl.h) reads the patches straight from that stage.
  * Conv weights are repacked once at load from torch's [Cout, Cin, kh, kw] to
  * tap-major [Cout, kh, kw, Cin] (same dtype, values untouched), which makes every
  * kernel row of a patch a run of k*Cin contiguous staged floats.
@@ -52,7 +52,11 @@ void kn_conv_pack(void *dst, const void *src, size_t esize, int cout, int cin, i
  * given ws = NULL allocates and frees its own. One workspace per calling thread. */
 typedef struct {
     float *buf[3];
-    size_t cap[3]; /* bytes */
+    size_t cap[3];      /* bytes */
+    int64_t tile_bytes; /* tile budget (0: 64 MiB): a 3x3 conv stages at most a quarter of it per
+                           tile, an in-place 1x1 conv buffers at most an eighth. Tests set 1 byte to
+                           exercise multi-tile paths (one output row per tile). */
+    double macs, seconds; /* multiply-adds done and wall seconds spent by convs using this ws */
 } kn_conv_ws;
 void kn_conv_ws_free(kn_conv_ws *ws);
 
@@ -81,15 +85,5 @@ void kn_channel_affine(float *y, const float *x, int64_t P, int C, const float *
 /* Layout helpers: [C, P] <-> [P, C]. */
 void kn_chw_to_hwc(float *dst, const float *src, int C, int64_t P);
 void kn_hwc_to_chw(float *dst, const float *src, int C, int64_t P);
-
-/* Tile budget in bytes (default 64 MiB; <= 0 restores it): a 3x3 conv stages at most a
- * quarter of it per tile, an in-place 1x1 conv buffers at most an eighth. Tests use a
- * tiny value to exercise multi-tile paths (one output row per tile). */
-void kn_conv_set_tile_bytes(int64_t bytes);
-
-/* Multiply-adds done by kn_conv2d / kn_conv1x1 since start (x2 = FLOPs) and the wall
- * seconds spent in them; for benchmarks (not thread-safe counters). */
-double kn_conv_macs(void);
-double kn_conv_seconds(void);
 
 #endif

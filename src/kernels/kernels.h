@@ -1,10 +1,13 @@
 /* kernels.h - the compute layer: matmul, attention, norms, RoPE, activations.
  *
- * This is the only place with SIMD and threads (OpenMP). Model code (dit/,
- * text/, vae/) calls these on plain row-major float32 activations; weights are
- * views (kn_mat) on mmapped F32/BF16/F16 data, converted on the fly inside the
- * matmul, so a later CUDA or quantized backend can slot in behind the same calls.
- * All functions are deterministic for a given thread count. */
+ * This is the only place with SIMD and threads (OpenMP). Model code (dit/, text/, vae/) calls
+ * these on plain row-major float32 activations; weights are views (kn_mat) on mmapped data of
+ * any stored format, converted on the fly inside the matmul, so a CUDA or other backend can
+ * slot in behind the same calls. The implementation is chosen at run time per instruction set
+ * (cpu.c; files gemm_<isa>.c, attention_<isa>.c, eltwise_<isa>.c). Threads and instruction set
+ * are settings of the calling thread (set by the API entry points from the model's settings),
+ * never process-wide state. Results are deterministic for a given instruction set.
+ * Functions returning int return 0, or -1 with a message (zi_err) when out of memory. */
 #ifndef ZI_KERNELS_H
 #define ZI_KERNELS_H
 
@@ -34,17 +37,38 @@ typedef struct {
     int n_lora;
 } kn_mat;
 
+/* Instruction-set paths, worst to best (cpu.c). */
+typedef enum { KN_ISA_C = 0, KN_ISA_AVX2, KN_ISA_AVX512, KN_ISA_AVX512BF16, KN_ISA_AMX, KN_ISA_COUNT } kn_isa;
+const char *kn_isa_name(kn_isa isa); /* "c", "avx2", "avx512", "avx512bf16", "amx" */
+int kn_isa_parse(const char *s, kn_isa *out);
+/* 1 if this CPU/OS can run the path; otherwise 0 and *why (if why) says what is missing. */
+int kn_isa_supported(kn_isa isa, const char **why);
+kn_isa kn_isa_best(void);
+/* The process default: ZIMAGE_ISA if set and supported, else the best. -1 (with the reason,
+ * *out = best) when ZIMAGE_ISA names an unknown or unsupported path. */
+int kn_isa_default(kn_isa *out);
+/* CPU name, features found and every path's availability, one per line. */
+void kn_cpu_describe(char *buf, size_t n);
+
+/* Settings of the calling thread (the API sets them from the model on every call). */
 void kn_set_threads(int n); /* <= 0: all cores */
 int kn_get_threads(void);
+void kn_set_isa(kn_isa isa); /* must be supported; default: kn_isa_default */
+kn_isa kn_get_isa(void);
+/* Name of the fp32 kernel family actually used for GEMM/attention/conv on this thread. */
+const char *kn_kernel_name(void);
 
-/* y[M, N] = x[M, K] . W[N, K]^T (+ bias[N] if not NULL).  N = W->rows, K = W->cols. */
-void kn_linear(float *y, const float *x, int64_t M, const kn_mat *W, const float *bias);
+/* y[M, N] = x[M, K] . W[N, K]^T (+ bias[N] if not NULL) (+ W's low-rank adapters).
+ * N = W->rows, K = W->cols. */
+int kn_linear(float *y, const float *x, int64_t M, const kn_mat *W, const float *bias);
 /* Same, for x rows with a stride (elements between rows) and y rows with a stride. */
-void kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, const kn_mat *W,
-                       const float *bias);
+int kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, const kn_mat *W,
+                      const float *bias);
 /* Plain f32 GEMM: C[M, N] = A[M, K] . B[N, K]^T (row-major, leading dims lda/ldb/ldc). */
-void kn_gemm_nt(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
-                int64_t N, int64_t K);
+int kn_gemm_nt(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
+               int64_t N, int64_t K);
+/* Release the scratch buffers kept between calls (e.g. between pipeline stages). */
+void kn_scratch_trim(void);
 
 /* RMSNorm over rows of length D: y = x * rsqrt(mean(x^2) + eps) * g  (g may be NULL). In-place ok. */
 void kn_rmsnorm(float *y, const float *x, int64_t M, int64_t D, const float *g, float eps);
@@ -66,7 +90,7 @@ void kn_rope_halfsplit(float *x, int64_t L, int n_heads, int hd, int64_t ld, con
  * q: [Lq, *] with head h at columns h*hd (row stride ldq); k, v: [Lk, *] with kv head g at
  * columns g*hd (row strides ldk, ldv); out: [Lq, n_heads*hd] (row stride ldo).
  * Query head h uses kv head h / (n_heads / n_kv_heads). causal: query i sees keys <= i. */
-void kn_attention(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
+int kn_attention(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
                   const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd,
                   float scale, int causal);
 

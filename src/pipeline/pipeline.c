@@ -92,7 +92,9 @@ int zimage_load(zimage_model **out, const zimage_load_params *p) {
     zimage_model *m = zi_calloc(1, sizeof *m);
     if (!m) return -1;
     m->n_threads = p->n_threads;
-    kn_set_threads(p->n_threads);
+    if (kn_isa_default(&m->isa)) goto fail;
+    kn_set_threads(m->n_threads); /* kernel settings belong to the calling thread */
+    kn_set_isa(m->isa);
     m->transformer_path = zi_pipeline_component_path(p->transformer, p->model_dir, "transformer");
     m->text_encoder_path = zi_pipeline_component_path(p->text_encoder, p->model_dir, "text_encoder");
     m->tokenizer_path = zi_pipeline_component_path(p->tokenizer, p->model_dir, "tokenizer/tokenizer.json");
@@ -262,6 +264,8 @@ static double vec_norm(const float *v, int64_t n) {
 int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *out, const zi_pipeline_hooks *h) {
     memset(out, 0, sizeof *out);
     if (zimage_validate(m, p)) return -1;
+    kn_set_threads(m->n_threads); /* kernel settings belong to the calling thread */
+    kn_set_isa(m->isa);
     int W, H, steps;
     float g;
     resolve_params(m, p, &W, &H, &steps, &g);
@@ -291,6 +295,7 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *
         goto done;
     if (n_neg > p->max_sequence_length) n_neg = p->max_sequence_length;
     out->timings.text = now_s() - t0;
+    kn_scratch_trim(); /* the text encoder's scratch is not needed by the DiT */
 
     /* 2. initial noise and schedule */
     z = zi_malloc((size_t)n * sizeof(float));

@@ -23,6 +23,7 @@ struct zimage_model {
     int default_steps;
     float default_guidance;
     int n_threads;
+    kn_isa isa; /* kernel path (ZIMAGE_ISA or the best one), installed per call with n_threads */
 };
 
 /* Observation hooks (all optional). Arrays are float32, latents [16, h, w]. */

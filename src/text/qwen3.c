@@ -180,10 +180,7 @@ static int qwen3_config_infer(zi_qwen3_config *c, const zi_store *s) {
 static int mat_get(kn_mat *m, const zi_store *s, const char *name, int64_t rows, int64_t cols) {
     const zi_tensor *t = zi_store_get2(s, name, rows, cols);
     if (!t) return -1;
-    m->dtype = t->dtype;
-    m->rows = rows;
-    m->cols = cols;
-    m->data = t->data;
+    *m = (kn_mat){.dtype = t->dtype, .rows = rows, .cols = cols, .data = t->data};
     return 0;
 }
 

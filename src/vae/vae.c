@@ -420,8 +420,18 @@ static void vae_put(vae_pool *pl, float *p) {
     free(p); /* not pooled (table was full) */
 }
 
+/* conv work of the calling thread's last decode/encode (zi_vae_last_conv_stats) */
+static _Thread_local double vae_conv_macs, vae_conv_seconds;
+
+void zi_vae_last_conv_stats(double *macs, double *seconds) {
+    *macs = vae_conv_macs;
+    *seconds = vae_conv_seconds;
+}
+
 static void vae_pool_free(vae_pool *pl) {
     for (int i = 0; i < VAE_POOL_SLOTS; i++) free(pl->p[i]);
+    vae_conv_macs = pl->ws.macs;
+    vae_conv_seconds = pl->ws.seconds;
     kn_conv_ws_free(&pl->ws);
     memset(pl, 0, sizeof *pl);
 }

@@ -96,6 +96,8 @@ int zi_vae_decode_ex(zi_vae *v, const float *latents, int h, int w, float *image
 /* Encode image [in_channels, H, W] in [-1, 1] (H, W multiples of f) to moments
  * [2*latent_channels, H/f, W/f]: channels 0..15 the mean, 16..31 the logvar. */
 int zi_vae_encode(zi_vae *v, const float *image, int H, int W, float *moments);
+/* Conv multiply-adds and seconds of the calling thread's last decode/encode (benchmarks). */
+void zi_vae_last_conv_stats(double *macs, double *seconds);
 /* DiT-space latents of the mode: (mean - shift) * scaling, [latent_channels, h, w]. */
 void zi_vae_latents_mode(const zi_vae *v, const float *moments, int h, int w, float *latents);
 

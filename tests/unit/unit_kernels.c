@@ -1,4 +1,5 @@
-/* unit_kernels.c - src/kernels vs naive double-precision references.
+/* unit_kernels.c - src/kernels vs naive double-precision references, for every instruction-set
+ * path the CPU supports (a SKIP line names the others and why).
  *
  * Sizes are deliberately not multiples of the tile sizes (14 x 32 microkernel,
  * 256-deep K blocks, 336-row M blocks, 2048-column N blocks, 112 x 128 attention
@@ -10,7 +11,8 @@
 #include <string.h>
 
 #include "../../src/kernels/kernels.h"
-#include "../../src/kernels/simd.h" /* kn_gemm_patches (kernels-internal implicit GEMM) */
+#include "../../src/common/error.h"
+#include "../../src/kernels/impl.h" /* the conv implicit GEMM (kernels-internal) */
 #include "unit.h"
 
 static uint64_t ku_rng = 88172645463325252ull;
@@ -302,14 +304,14 @@ static void ku_patches_case(int64_t cin, int kw, int s, int64_t Wo, int64_t nrow
     float *y0 = ku_rand((size_t)(M * N), 4.0f), *y = malloc(sizeof(float) * (size_t)(M * N));
     memcpy(y, y0, sizeof(float) * (size_t)(M * N));
     kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
-    float *bp = NULL;
-    size_t nbp = kn_packw_floats(N, K);
-    if (nbp) {
-        bp = aligned_alloc(64, (nbp * sizeof(float) + 63) / 64 * 64);
-        kn_packw(bp, &W, (int64_t)kw * cin);
-    }
+    const kn_impl *im = kn_impl_get();
+    kn_wsrc B = kn_wsrc_of_mat(&W);
+    size_t nbp = im->packw_floats(N, K);
+    float *bp = aligned_alloc(64, (nbp * sizeof(float) + 63) / 64 * 64);
+    im->packw(bp, &B, N, K, (int64_t)kw * cin, kn_get_threads());
     kn_patch_src A = {x, sw, cin, Wo, kw, s};
-    kn_gemm_patches(y, &A, M, bp, &W, bias, acc);
+    int rc = im->gemm_patches(y, &A, M, N, K, bp, bias, acc, kn_get_threads());
+    UNIT_CHECK(rc == 0, "gemm_patches failed: %s", zi_last_error());
     double worst = 0;
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
@@ -335,10 +337,23 @@ static void unit_patches(void) {
 }
 
 void unit_kernels(void) {
-    unit_patches();
-    unit_linear();
-    unit_attention();
-    unit_elementwise();
-    unit_norms();
-    unit_rope();
+    kn_isa saved = kn_get_isa();
+    for (int i = 0; i < KN_ISA_COUNT; i++) {
+        const char *why;
+        if (!kn_isa_supported((kn_isa)i, &why)) {
+            printf("  SKIP kernels path %s: %s\n", kn_isa_name((kn_isa)i), why);
+            continue;
+        }
+        kn_set_isa((kn_isa)i);
+        int before = unit_failures;
+        unit_patches();
+        unit_linear();
+        unit_attention();
+        unit_elementwise();
+        unit_norms();
+        unit_rope();
+        printf("  kernels path %s (%s kernels): %s\n", kn_isa_name((kn_isa)i), kn_kernel_name(),
+               unit_failures == before ? "ok" : "FAILED");
+    }
+    kn_set_isa(saved);
 }

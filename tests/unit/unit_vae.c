@@ -78,7 +78,7 @@ static void conv_case(const char *what, int cin, int cout, int k, int s, int pad
     ref_conv(want, res, Ho, Wo, x, H, W, cin, cout, k, s, pad, wt, b, &pre);
     kn_conv_ws ws = {0};
     for (int tiny = 0; tiny < 2; tiny++) {
-        kn_conv_set_tile_bytes(tiny ? 1 : 0); /* 1 byte: one output row per tile */
+        ws.tile_bytes = 1; /* 1 byte: one output row per tile (used when tiny) */
         if (res && resid == 1) memcpy(got, res, sizeof(float) * (size_t)n);
         /* resid 1: residual in place (res = y, as the VAE calls it); 2: separate res */
         int rc = kn_conv2d(tiny ? &ws : NULL, got, res ? (resid == 1 ? got : res) : NULL, Ho, Wo, x, H, W, &cv, &pre);
@@ -86,7 +86,6 @@ static void conv_case(const char *what, int cin, int cout, int k, int s, int pad
         UNIT_CHECK(rc == 0 && e < 1e-4, "conv %s (tiles %s): rc %d max err %g", what, tiny ? "1 row" : "default",
                    rc, e);
     }
-    kn_conv_set_tile_bytes(0);
     kn_conv_ws_free(&ws);
     free(x), free(wt), free(b), free(sc), free(sh), free(packed), free(res), free(want), free(got);
 }
@@ -142,13 +141,12 @@ static void test_conv_kernels(void) {
         float *want = malloc(sizeof(float) * (size_t)P * cout);
         ref_conv(want, NULL, 1, P, x, 1, P, cin, cout, 1, 1, 0, w, b, NULL);
         kn_conv cv = {cin, cout, 1, 1, 0, {.dtype = ZI_F32, .rows = cout, .cols = cin, .data = w}, b};
-        kn_conv_set_tile_bytes(tiny ? 1 : 0);
         kn_conv_ws ws = {0};
+        ws.tile_bytes = 1; /* one output row per tile (used when tiny) */
         int rc = kn_conv1x1(tiny ? &ws : NULL, x, x, P, &cv);
         kn_conv_ws_free(&ws);
         double e = max_err(x, want, (int64_t)P * cout);
         UNIT_CHECK(rc == 0 && e < 1e-5, "conv1x1 in place (tiny tiles %d): rc %d err %g", tiny, rc, e);
-        kn_conv_set_tile_bytes(0);
         free(x), free(w), free(b), free(want);
     }
 

@@ -1,0 +1,204 @@
+/* attention_impl.h - flash-style multi-head attention template, instantiated per ISA by
+ * attention_<isa>.c after vec_<isa>.h; uses the GEMM microkernel (ukr_impl.h).
+ *
+ * Per (head, block of ATT_FBQ queries) it streams ATT_FBK-key tiles: the score tile
+ * S = Q K^T comes from the GEMM microkernel against a once-repacked K^T, then an online
+ * softmax (running max and sum per query, vectorized exp), then O += P V with the same
+ * microkernel. Scores exist only as one [FBQ, FBK] tile per thread: never an L x L matrix.
+ * Deterministic: the work split never changes the summation order. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/error.h"
+#include "impl.h"
+#include "ukr_impl.h"
+
+#define ATT_FBQ (KN_MR * 8) /* queries per work item (8 microkernel row panels) */
+#define ATT_FBK 128          /* keys per tile (a multiple of KN_NR) */
+
+/* K and V repacked once per call into NR-wide panels, so the microkernel's B operand is
+ * contiguous (raw rows are 15 KB apart in the DiT, which maps a tile's rows onto a few L1
+ * sets and thrashes it):
+ *   kt[((g*njc + jc)*hd + e)*NR + c] = k[(NR jc + c)*ldk + g*hd + e]     (K^T, 0 past Lk)
+ *   vp[((g*nec + ec)*Lkp + j)*NR + c] = v[j*ldv + g*hd + NR ec + c]       (0 past Lk or hd) */
+static void att_pack_kv(float *kt, float *vp, const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t Lk,
+                        int64_t Lkp, int n_kv, int hd, int T) {
+    int64_t njc = Lkp / KN_NR, nec = (hd + KN_NR - 1) / KN_NR;
+#pragma omp parallel for num_threads(T) schedule(static) collapse(2) if (T > 1 && Lkp * n_kv * hd > 65536)
+    for (int g = 0; g < n_kv; g++)
+        for (int64_t jc = 0; jc < njc; jc++) {
+            float *kd = kt + ((int64_t)g * njc + jc) * hd * KN_NR;
+            for (int half = 0; half < KN_NR / KN_VW; half++) {
+                int64_t j0 = jc * KN_NR + half * KN_VW, nj = Lk - j0 < KN_VW ? (Lk - j0 > 0 ? Lk - j0 : 0) : KN_VW;
+                for (int e0 = 0; e0 < hd; e0 += KN_VW) {
+                    int ne = hd - e0 < KN_VW ? hd - e0 : KN_VW;
+                    vf r[KN_VW];
+                    for (int i = 0; i < KN_VW; i++)
+                        r[i] = i < nj ? v_load_n(k + (j0 + i) * ldk + (int64_t)g * hd + e0, ne) : v_zero();
+                    v_transpose(r);
+                    for (int q = 0; q < ne; q++) v_store(kd + (int64_t)(e0 + q) * KN_NR + half * KN_VW, r[q]);
+                }
+            }
+            for (int64_t ec = 0; ec < nec; ec++) {
+                int64_t ne = hd - ec * KN_NR, n0 = ne < KN_VW ? ne : KN_VW, n1 = ne - KN_VW;
+                n1 = n1 < 0 ? 0 : n1 > KN_VW ? KN_VW : n1;
+                float *vd = vp + (((int64_t)g * nec + ec) * Lkp + jc * KN_NR) * KN_NR;
+                for (int64_t j = jc * KN_NR; j < jc * KN_NR + KN_NR; j++, vd += KN_NR) {
+                    if (j >= Lk) {
+                        v_store(vd, v_zero());
+                        v_store(vd + KN_VW, v_zero());
+                        continue;
+                    }
+                    const float *src = v + j * ldv + (int64_t)g * hd + ec * KN_NR;
+                    v_store(vd, v_load_n(src, n0));
+                    v_store(vd + KN_VW, v_load_n(src + KN_VW, n1));
+                }
+            }
+        }
+}
+
+/* Per-thread scratch for one (head, query block) work item. */
+typedef struct {
+    float *qp; /* [FBQ/MR][hd][MR] packed queries */
+    float *s;  /* [FBQ][FBK] scores, then probabilities */
+    float *o;  /* [FBQ][hd] unnormalized output */
+    float mx[ATT_FBQ], sum[ATT_FBQ];
+} att_scratch;
+
+/* Online-softmax update of score row s[0..nk) whose first `lim` entries are visible:
+ * s <- exp(scale*s - new_max) (0 past lim); rescales the output row o[0..hd). */
+static void att_softmax_row(float *s, int64_t nk, int64_t lim, float scale, float *mx, float *sum, float *o, int hd) {
+    const vf vs = v_set1(scale), ninf = v_set1(-INFINITY);
+    vf vmax = ninf;
+    for (int64_t j = 0; j < lim; j += KN_VW) {
+        vf x = v_mul(v_load_n(s + j, lim - j), vs);
+        v_store(s + j, x); /* s has FBK >= j + VW floats */
+        vmax = v_max(vmax, v_blend_n(ninf, x, lim - j));
+    }
+    float bmax = v_hmax(vmax);
+    float nmax = bmax > *mx ? bmax : *mx;
+    float corr = *mx == -INFINITY ? 0.0f : expf(*mx - nmax);
+    const vf vn = v_set1(nmax);
+    vf vsum = v_zero();
+    for (int64_t j = 0; j < nk; j += KN_VW) {
+        vf p = v_blend_n(v_zero(), v_exp(v_sub(v_load(s + j), vn)), lim - j);
+        vsum = v_add(vsum, p);
+        v_store(s + j, p);
+    }
+    *sum = *sum * corr + v_hsum(vsum);
+    *mx = nmax;
+    if (corr != 1.0f) {
+        const vf vc = v_set1(corr);
+        for (int e = 0; e < hd; e += KN_VW) v_store_n(o + e, v_mul(v_load_n(o + e, hd - e), vc), hd - e);
+    }
+}
+
+/* One work item: queries [q0, q0+nq) of head h against kv head g. */
+static void att_item(att_scratch *w, float *out, int64_t ldo, const float *q, int64_t ldq, const float *kt,
+                     const float *vp, int64_t Lkp, int64_t Lk, int h, int g, int hd, float scale, int causal,
+                     int64_t q0, int64_t nq) {
+    int64_t npan = (nq + KN_MR - 1) / KN_MR;
+    for (int64_t p = 0; p < npan; p++) {
+        int64_t r0 = p * KN_MR;
+        mm_pack_panel(w->qp + p * hd * KN_MR, q + (q0 + r0) * ldq + (int64_t)h * hd, ldq,
+                      nq - r0 < KN_MR ? nq - r0 : KN_MR, hd);
+    }
+    for (int64_t i = 0; i < nq; i++) w->mx[i] = -INFINITY, w->sum[i] = 0.0f;
+    memset(w->o, 0, sizeof(float) * (size_t)(nq * hd));
+    int64_t nec = (hd + KN_NR - 1) / KN_NR;
+    const float *ktg = kt + (int64_t)g * hd * Lkp;          /* [Lkp/NR][hd][NR] */
+    const float *vpg = vp + (int64_t)g * nec * Lkp * KN_NR; /* [nec][Lkp][NR] */
+    int64_t kend = causal ? (q0 + nq < Lk ? q0 + nq : Lk) : Lk;
+    for (int64_t k0 = 0; k0 < kend; k0 += ATT_FBK) {
+        int64_t nk = kend - k0 < ATT_FBK ? kend - k0 : ATT_FBK;
+        /* S[nq, nk] = Q[nq, hd] . K[k0.., hd]^T */
+        for (int64_t j = 0; j < nk; j += KN_NR)
+            for (int64_t p = 0; p < npan; p++) {
+                int mr = (int)(nq - p * KN_MR < KN_MR ? nq - p * KN_MR : KN_MR);
+                mm_ukr(hd, w->qp + p * hd * KN_MR, 1, KN_MR, ktg + (k0 + j) * hd, KN_NR, w->s + p * KN_MR * ATT_FBK + j,
+                       ATT_FBK, mr, nk - j, 0, NULL);
+            }
+        for (int64_t i = 0; i < nq; i++) {
+            int64_t lim = causal ? q0 + i + 1 - k0 : nk;
+            if (lim > nk) lim = nk;
+            float *si = w->s + i * ATT_FBK;
+            if (lim <= 0) { /* query i sees none of these keys */
+                memset(si, 0, sizeof(float) * (size_t)nk);
+                continue;
+            }
+            att_softmax_row(si, nk, lim, scale, &w->mx[i], &w->sum[i], w->o + i * hd, hd);
+        }
+        /* O[nq, hd] += P[nq, nk] . V[k0.., hd] */
+        for (int e = 0; e < hd; e += KN_NR)
+            for (int64_t p = 0; p < npan; p++) {
+                int mr = (int)(nq - p * KN_MR < KN_MR ? nq - p * KN_MR : KN_MR);
+                mm_ukr(nk, w->s + p * KN_MR * ATT_FBK, ATT_FBK, 1, vpg + ((e / KN_NR) * Lkp + k0) * KN_NR, KN_NR,
+                       w->o + p * KN_MR * hd + e, hd, mr, hd - e, 1, NULL);
+            }
+    }
+    for (int64_t i = 0; i < nq; i++) {
+        float inv = w->sum[i] > 0 ? 1.0f / w->sum[i] : 0.0f;
+        const float *oi = w->o + i * hd;
+        float *dst = out + (q0 + i) * ldo + (int64_t)h * hd;
+        for (int e = 0; e < hd; e++) dst[e] = oi[e] * inv;
+    }
+}
+
+int KN_FN(kn_attention)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                            const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd,
+                            float scale, int causal, int T) {
+    if (Lk <= 0) { /* no keys: softmax over nothing -> 0 */
+        for (int64_t i = 0; i < Lq; i++) memset(out + i * ldo, 0, sizeof(float) * (size_t)n_heads * (size_t)hd);
+        return 0;
+    }
+    int group = n_heads / n_kv_heads;
+    int64_t Lkp = (Lk + KN_NR - 1) / KN_NR * KN_NR;
+    size_t hdp = (size_t)(hd + KN_NR - 1) / KN_NR * KN_NR;
+    float *kt = kn_scratch_get(sizeof(float) * (size_t)n_kv_heads * (size_t)hd * (size_t)Lkp);
+    float *vp = kn_scratch_get(sizeof(float) * (size_t)n_kv_heads * hdp * (size_t)Lkp);
+    if (!kt || !vp) {
+        kn_scratch_put(kt);
+        kn_scratch_put(vp);
+        return zi_err("out of memory for attention scratch (%lld keys)", (long long)Lk);
+    }
+    att_pack_kv(kt, vp, k, ldk, v, ldv, Lk, Lkp, n_kv_heads, hd, T);
+    int64_t nqb = (Lq + ATT_FBQ - 1) / ATT_FBQ;
+    int failed = 0;
+    if ((double)Lq * (double)Lk * hd * n_heads <= 1e6) T = 1;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        att_scratch *w = calloc(1, sizeof *w);
+        if (w) {
+            w->qp = kn_scratch_get(sizeof(float) * ATT_FBQ * hdp);
+            w->s = kn_scratch_get(sizeof(float) * ATT_FBQ * ATT_FBK);
+            w->o = kn_scratch_get(sizeof(float) * ATT_FBQ * hdp);
+        }
+        if (!(w && w->qp && w->s && w->o)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        int bad;
+#pragma omp atomic read
+        bad = failed;
+        if (!bad) { /* all threads agree after the barrier */
+#pragma omp for schedule(dynamic) collapse(2)
+            for (int h = 0; h < n_heads; h++)
+                for (int64_t qb = 0; qb < nqb; qb++) {
+                    int64_t q0 = qb * ATT_FBQ, nq = Lq - q0 < ATT_FBQ ? Lq - q0 : ATT_FBQ;
+                    att_item(w, out, ldo, q, ldq, kt, vp, Lkp, Lk, h, h / group, hd, scale, causal, q0, nq);
+                }
+        }
+        if (w) {
+            kn_scratch_put(w->qp);
+            kn_scratch_put(w->s);
+            kn_scratch_put(w->o);
+        }
+        free(w);
+    }
+    kn_scratch_put(kt);
+    kn_scratch_put(vp);
+    if (failed) return zi_err("out of memory for attention scratch");
+    return 0;
+}

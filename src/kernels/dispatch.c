@@ -1,0 +1,131 @@
+/* dispatch.c - the kernel entry points of kernels.h that depend on the instruction set:
+ * matmul (kn_linear, kn_gemm_nt), attention, SiLU/SwiGLU. Each picks the implementation table
+ * (impl.h) of the calling thread's path and passes it the thread count; the tables come from
+ * the per-ISA files gemm_<isa>.c, attention_<isa>.c, eltwise_<isa>.c.
+ *
+ * Paths: amx and avx512bf16 currently run the avx512 fp32 kernels (no bf16 microkernels yet:
+ * see PERF.md); avx512 -> 14x32 zmm microkernel; avx2 -> 6x16 ymm; c -> portable vectors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/error.h"
+#include "impl.h"
+
+#define KN_TABLE(isa)                                                                                         \
+    {                                                                                                         \
+        .name = #isa, .gemm = kn_gemm_##isa, .packw_floats = kn_packw_floats_##isa, .packw = kn_packw_##isa, \
+        .gemm_patches = kn_gemm_patches_##isa, .attention = kn_attention_##isa, .silu_mul = kn_silu_mul_##isa, \
+        .affine_row = kn_affine_row_##isa, .sumsq = kn_sumsq_##isa                                             \
+    }
+
+static const kn_impl kn_impl_generic = KN_TABLE(generic);
+#if defined(__x86_64__)
+static const kn_impl kn_impl_avx2 = KN_TABLE(avx2);
+static const kn_impl kn_impl_avx512 = KN_TABLE(avx512);
+#endif
+
+const kn_impl *kn_impl_get(void) {
+#if defined(__x86_64__)
+    switch (kn_get_isa()) {
+    case KN_ISA_AMX:
+    case KN_ISA_AVX512BF16:
+    case KN_ISA_AVX512: return &kn_impl_avx512;
+    case KN_ISA_AVX2: return &kn_impl_avx2;
+    default: break;
+    }
+#endif
+    return &kn_impl_generic;
+}
+
+const char *kn_kernel_name(void) { return kn_impl_get()->name; }
+
+/* ---------------------------------------------------------------- weight sources */
+
+kn_wsrc kn_wsrc_of_mat(const kn_mat *W) {
+    kn_wsrc B = {W->data, W->dtype, zi_dtype_row_bytes(W->dtype, W->cols), W->scale, 0, 0};
+    int native = W->dtype == ZI_F32 || W->dtype == ZI_BF16 || W->dtype == ZI_F16;
+    B.direct = native && (W->scale == 0.0f || W->scale == 1.0f);
+    B.es = native ? zi_dtype_size(W->dtype) : 0;
+    return B;
+}
+
+kn_wsrc kn_wsrc_f32(const float *B, int64_t ldb) {
+    kn_wsrc s = {B, ZI_F32, (size_t)ldb * sizeof(float), 0.0f, 1, sizeof(float)};
+    return s;
+}
+
+void kn_wsrc_to_f32(const kn_wsrc *B, int64_t row, int64_t col, int64_t n, float *dst) {
+    zi_convert_to_f32(dst, kn_wsrc_at(B, row, col), B->dt, (size_t)n);
+    if (B->scale != 0.0f && B->scale != 1.0f)
+        for (int64_t i = 0; i < n; i++) dst[i] *= B->scale;
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+/* y += scale * (x . A^T) . B^T for each low-rank adapter of W */
+static int kn_lowrank_apply(const kn_impl *im, float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M,
+                            const kn_mat *W, int T) {
+    for (int l = 0; l < W->n_lora; l++) {
+        const kn_lowrank *lr = &W->lora[l];
+        if (lr->rank <= 0 || lr->scale == 0.0f) continue;
+        float *t = kn_scratch_get(sizeof(float) * (size_t)M * (size_t)lr->rank);
+        if (!t) return zi_err("out of memory for a LoRA product (%lld x %d)", (long long)M, lr->rank);
+        kn_wsrc A = kn_wsrc_f32(lr->a, W->cols), Bm = kn_wsrc_f32(lr->b, lr->rank);
+        int rc = im->gemm(t, lr->rank, x, ldx, M, lr->rank, W->cols, &A, NULL, 0, T); // [M, K] x [r, K]^T
+        if (!rc) {
+            for (int64_t i = 0; i < M * lr->rank; i++) t[i] *= lr->scale;
+            rc = im->gemm(y, ldy, t, lr->rank, M, W->rows, lr->rank, &Bm, NULL, 1, T); // += [M, r] x [N, r]^T
+        }
+        kn_scratch_put(t);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+int kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, const kn_mat *W,
+                      const float *bias) {
+    const kn_impl *im = kn_impl_get();
+    int T = kn_get_threads();
+    kn_wsrc B = kn_wsrc_of_mat(W);
+    if (im->gemm(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, T)) return -1;
+    return W->n_lora > 0 ? kn_lowrank_apply(im, y, ldy, x, ldx, M, W, T) : 0;
+}
+
+int kn_linear(float *y, const float *x, int64_t M, const kn_mat *W, const float *bias) {
+    return kn_linear_strided(y, W->rows, x, W->cols, M, W, bias);
+}
+
+int kn_gemm_nt(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
+               int64_t N, int64_t K) {
+    kn_wsrc src = kn_wsrc_f32(B, ldb);
+    return kn_impl_get()->gemm(C, ldc, A, lda, M, N, K, &src, NULL, 0, kn_get_threads());
+}
+
+/* ---------------------------------------------------------------- attention, activations */
+
+int kn_attention(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
+                 int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd, float scale, int causal) {
+    if (Lq <= 0) return 0;
+    if (n_heads <= 0 || hd <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads)
+        return zi_err("attention: %d heads, %d kv heads, head dim %d: invalid", n_heads, n_kv_heads, hd);
+    return kn_impl_get()->attention(out, ldo, q, ldq, k, ldk, v, ldv, Lq, Lk, n_heads, n_kv_heads, hd, scale, causal,
+                                    kn_get_threads());
+}
+
+/* Elementwise ops run over 4096-element chunks so chunk boundaries (and results) don't
+ * depend on the thread count. */
+#define OPS_CHUNK 4096
+
+static void kn_silu_mul(float *gate, const float *up, int64_t n) {
+    const kn_impl *im = kn_impl_get();
+    int64_t nch = (n + OPS_CHUNK - 1) / OPS_CHUNK;
+#pragma omp parallel for num_threads(kn_get_threads()) schedule(static) if (n > 65536)
+    for (int64_t c = 0; c < nch; c++) {
+        int64_t i = c * OPS_CHUNK, len = n - i < OPS_CHUNK ? n - i : OPS_CHUNK;
+        im->silu_mul(gate + i, up ? up + i : NULL, len);
+    }
+}
+
+void kn_silu(float *x, int64_t n) { kn_silu_mul(x, NULL, n); }
+
+void kn_swiglu(float *gate, const float *up, int64_t n) { kn_silu_mul(gate, up, n); }

@@ -1,0 +1,98 @@
+/* impl.h - private interface between the kernel entry points (kernels.h, dispatch.c) and the
+ * per-ISA implementations (gemm_<isa>.c, attention_<isa>.c, eltwise_<isa>.c).
+ *
+ * Each ISA instantiates the same templates (gemm_impl.h, attention_impl.h, eltwise_impl.h) with
+ * its vector vocabulary (vec_<isa>.h) and exports one kn_impl table; dispatch.c picks the table
+ * at run time (cpu.c) and threads, scratch and precision come from the calling thread's context.
+ * Not part of the public API: include only from src/kernels/. */
+#ifndef ZI_KERNELS_IMPL_H
+#define ZI_KERNELS_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+/* The right-hand operand of a GEMM: rows [N][K] of dtype dt, rs bytes apart. direct: the
+ * vector loads can read it as is (F32/BF16/F16 without scale); otherwise K blocks are first
+ * converted to f32 with kn_wsrc_to_f32 (block-quantized types, fp8, scaled weights). */
+typedef struct {
+    const void *data;
+    zi_dtype dt;
+    size_t rs;
+    float scale; /* 0: none */
+    int direct;
+    size_t es; /* element size when direct */
+} kn_wsrc;
+
+kn_wsrc kn_wsrc_of_mat(const kn_mat *W);
+kn_wsrc kn_wsrc_f32(const float *B, int64_t ldb);
+static inline const char *kn_wsrc_at(const kn_wsrc *B, int64_t row, int64_t col) {
+    return (const char *)B->data + (size_t)row * B->rs + zi_dtype_row_bytes(B->dt, col);
+}
+/* dst[0..n) = W[row][col..col+n) as f32 (scale applied); col and n block-aligned. */
+void kn_wsrc_to_f32(const kn_wsrc *B, int64_t row, int64_t col, int64_t n, float *dst);
+
+/* Scratch buffers (64-byte aligned, reused across calls; scratch.c). NULL when out of memory. */
+void *kn_scratch_get(size_t n);
+void kn_scratch_put(void *p);
+
+/* Implicit-GEMM A operand of the convs: row i (output pixel oy = i / Wo, ox = i % Wo) at
+ * column k (tap ky = k / (kw*cin), then kx, cin channel) reads
+ * x[((oy*s + ky)*sw + ox*s)*cin + k - ky*kw*cin]: each kernel row is one run of kw*cin
+ * contiguous floats of the staged input x[rows, sw, cin]. A 1x1 conv is kw = s = 1, sw = Wo. */
+typedef struct {
+    const float *x;
+    int64_t sw, cin, Wo;
+    int kw, s;
+} kn_patch_src;
+
+typedef struct {
+    const char *name;
+    int mr, nr; /* microkernel tile */
+    /* y[M, N] (ldy) (+)= x[M, K] (ldx) . B^T (+ bias); acc: add to y. T threads. -1: out of memory. */
+    int (*gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
+                const kn_wsrc *B, const float *bias, int acc, int T);
+    /* Conv weights packed once: floats needed, then the packing (K blocked in runs of `run`). */
+    size_t (*packw_floats)(int64_t N, int64_t K);
+    void (*packw)(float *bp, const kn_wsrc *B, int64_t N, int64_t K, int64_t run, int T);
+    /* y[M, N] (+)= patches(A)[M, K] . W^T + bias with W packed by packw. -1: out of memory. */
+    int (*gemm_patches)(float *y, const kn_patch_src *A, int64_t M, int64_t N, int64_t K, const float *bpw,
+                        const float *bias, int acc, int T);
+    /* flash attention (kernels.h kn_attention). -1: out of memory. */
+    int (*attention)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                     const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd,
+                     float scale, int causal, int T);
+    /* gate[i] = silu(gate[i]) * (up ? up[i] : 1) for i < n (single-threaded chunk) */
+    void (*silu_mul)(float *gate, const float *up, int64_t n);
+    /* d[c] = silu?(s[c]*sc[c] + sh[c]) (sc NULL: no affine) */
+    void (*affine_row)(float *d, const float *s, const float *sc, const float *sh, int cin, int silu);
+    /* sum of x^2 in double */
+    double (*sumsq)(const float *x, int64_t n);
+} kn_impl;
+
+/* Each ISA translation unit (gemm_<isa>.c, attention_<isa>.c, eltwise_<isa>.c) defines these. */
+#define KN_DECLARE_ISA(isa)                                                                                     \
+    int kn_gemm_##isa(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,   \
+                      const kn_wsrc *B, const float *bias, int acc, int T);                                   \
+    size_t kn_packw_floats_##isa(int64_t N, int64_t K);                                                       \
+    void kn_packw_##isa(float *bp, const kn_wsrc *B, int64_t N, int64_t K, int64_t run, int T);             \
+    int kn_gemm_patches_##isa(float *y, const kn_patch_src *A, int64_t M, int64_t N, int64_t K,             \
+                              const float *bpw, const float *bias, int acc, int T);                         \
+    int kn_attention_##isa(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk, \
+                           const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, \
+                           int hd, float scale, int causal, int T);                                          \
+    void kn_silu_mul_##isa(float *gate, const float *up, int64_t n);                                        \
+    void kn_affine_row_##isa(float *d, const float *s, const float *sc, const float *sh, int cin, int silu);  \
+    double kn_sumsq_##isa(const float *x, int64_t n);
+
+KN_DECLARE_ISA(generic)
+#if defined(__x86_64__)
+KN_DECLARE_ISA(avx2)
+KN_DECLARE_ISA(avx512)
+#endif
+
+/* The table for the calling thread's ISA (cpu.c selection, kn_set_isa override). */
+const kn_impl *kn_impl_get(void);
+
+#endif

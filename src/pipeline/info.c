@@ -1,0 +1,34 @@
+/* info.c - zimage_system_info: the CPU features found and the kernel path each op runs on
+ * (`zimage info`, `zimage --version`, `-v`). */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/error.h"
+#include "../kernels/kernels.h"
+#include "zimage.h"
+
+static char info_buf[2048];
+static pthread_once_t info_once = PTHREAD_ONCE_INIT;
+
+static void info_build(void) {
+    kn_cpu_describe(info_buf, sizeof info_buf);
+    size_t o = strlen(info_buf);
+    kn_isa isa;
+    int bad = kn_isa_default(&isa);
+    kn_isa saved = kn_get_isa();
+    kn_set_isa(isa);
+    snprintf(info_buf + o, sizeof info_buf - o,
+             "path: %s%s -> GEMM, attention and conv on the %s fp32 kernels\n", kn_isa_name(isa),
+             bad ? " (ZIMAGE_ISA refused, see above)" : "", kn_kernel_name());
+    kn_set_isa(saved);
+    if (bad) {
+        o = strlen(info_buf);
+        snprintf(info_buf + o, sizeof info_buf - o, "%s\n", zi_last_error());
+    }
+}
+
+const char *zimage_system_info(void) {
+    pthread_once(&info_once, info_build);
+    return info_buf;
+}
