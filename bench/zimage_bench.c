@@ -1,12 +1,14 @@
-/* zimage_bench.c - compute benchmark for the DiT hot spots (spec section 9).
+/* zimage_bench.c - compute benchmark for the DiT hot spots.
  *
- * Measures, in one program: (a) the machine's fp32 FMA / bf16 dot / int8 VNNI
- * peaks with register-only AVX-512 loops, (b) kn_linear GFLOP/s on the real DiT
+ * Measures, in one program: (a) the machine's fp32 FMA (AVX-512 and AVX2) / bf16 dot / int8
+ * VNNI peaks with register-only loops (each only where the CPU has it), (b) kn_linear GFLOP/s on the real DiT
  * shapes with BF16 weights, (c) kn_attention GFLOP/s (30 heads, hd 128), (d) with
  * --dit DIR, seconds per full DiT forward at 256x256 and 512x512 (zi_dit_forward),
  * (e) peak RSS. Timings are medians of --reps runs after one warm-up.
  *
- *   build/zimage_bench [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear]
+ * Kernels run on the path ZIMAGE_ISA / --isa names (default: the best available).
+ *
+ *   build/zimage_bench [--isa P] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear]
  *                      [--no-attn] [--tokens M1,M2,..] [--shape M,K,N] [--attn-len L1,L2,..]
  *                      [--res R1,R2,..] */
 #include <math.h>
@@ -18,8 +20,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX512F__)
+#if defined(__x86_64__)
 #include <immintrin.h>
+#define TARGET(s) __attribute__((target(s)))
 #endif
 
 #include "../src/common/dtype.h"
@@ -71,8 +74,12 @@ static int nthreads(void) { return kn_get_threads(); }
 static volatile float peak_sink;
 
 /* Each thread runs `iters` rounds of 16 independent 16-lane FMAs; returns GFLOP/s. */
+#if defined(__x86_64__)
+TARGET("avx512f")
+#endif
 static rate peak_fp32(long iters) {
-#if defined(__AVX512F__)
+#if defined(__x86_64__)
+    if (!kn_isa_supported(KN_ISA_AVX512, NULL)) return (rate){0, 0};
     double t0 = now_s(), c0 = cpu_s();
 #pragma omp parallel
     {
@@ -95,9 +102,44 @@ static rate peak_fp32(long iters) {
 #endif
 }
 
+/* Each thread runs `iters` rounds of 12 independent 8-lane FMAs (AVX2). */
+#if defined(__x86_64__)
+TARGET("avx2,fma")
+#endif
+static rate peak_fp32_avx2(long iters) {
+#if defined(__x86_64__)
+    if (!kn_isa_supported(KN_ISA_AVX2, NULL)) return (rate){0, 0};
+    double t0 = now_s(), c0 = cpu_s();
+#pragma omp parallel
+    {
+        __m256 a[12];
+        for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps(0.001f * (float)i);
+        __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+        for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+            for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+        }
+        __m256 s = a[0];
+        for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
+        float t[8];
+        _mm256_storeu_ps(t, s);
+        peak_sink = t[0] + t[7];
+    }
+    double dt = now_s() - t0, dc = cpu_s() - c0, fl = (double)iters * 12 * 8 * 2 * nthreads();
+    return (rate){fl / dt * 1e-9, fl / dc * 1e-9};
+#else
+    (void)iters;
+    return (rate){0, 0};
+#endif
+}
+
 /* vdpbf16ps: 32 bf16 products per instruction (64 FLOP). */
+#if defined(__x86_64__)
+TARGET("avx512f,avx512bf16")
+#endif
 static rate peak_bf16(long iters) {
-#if defined(__AVX512BF16__)
+#if defined(__x86_64__)
+    if (!kn_isa_supported(KN_ISA_AVX512BF16, NULL)) return (rate){0, 0};
     double t0 = now_s(), c0 = cpu_s();
 #pragma omp parallel
     {
@@ -120,9 +162,15 @@ static rate peak_bf16(long iters) {
 #endif
 }
 
-/* vpdpbusd: 64 u8*s8 products per instruction (128 OP). */
+/* vpdpbusd: 64 u8*s8 products per instruction (128 OP). Needs AVX512-VNNI: checked with the
+ * compiler's CPU model (the kernels' cpu.c does not use VNNI yet). */
+#if defined(__x86_64__)
+TARGET("avx512f,avx512vnni")
+#endif
 static rate peak_int8(long iters) {
-#if defined(__AVX512VNNI__)
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!kn_isa_supported(KN_ISA_AVX512, NULL) || !__builtin_cpu_supports("avx512vnni")) return (rate){0, 0};
     double t0 = now_s(), c0 = cpu_s();
 #pragma omp parallel
     {
@@ -323,6 +371,7 @@ static int parse_list(const char *s, int64_t *v, int max) {
 
 int main(int argc, char **argv) {
     int reps = 5, threads = 2, do_peak = 1, do_lin = 1, do_attn = 1;
+    const char *isa_name = NULL;
     const char *dit_dir = NULL;
     int64_t tokens[8] = {1056, 4224}, alen[8] = {1056, 4224}, resl[8] = {256, 512}, one[3];
     int ntok = 2, nalen = 2, nres = 2, have_one = 0;
@@ -330,6 +379,8 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *nx = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--reps") && nx)
             reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--isa") && nx)
+            isa_name = argv[++i];
         else if (!strcmp(a, "--threads") && nx)
             threads = atoi(argv[++i]);
         else if (!strcmp(a, "--dit") && nx)
@@ -350,7 +401,7 @@ int main(int argc, char **argv) {
             have_one = parse_list(argv[++i], one, 3) == 3;
             if (!have_one) ntok = -1;
         } else {
-            fprintf(stderr, "usage: %s [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear] [--no-attn]\n"
+            fprintf(stderr, "usage: %s [--isa P] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear] [--no-attn]\n"
                             "          [--tokens M1,M2] [--shape M,K,N] [--attn-len L1,L2] [--res R1,R2]\n",
                     argv[0]);
             return 2;
@@ -361,19 +412,36 @@ int main(int argc, char **argv) {
         return 2;
     }
     kn_set_threads(threads);
-    printf("zimage_bench: %d threads, median of %d runs\n", kn_get_threads(), reps);
+    kn_isa isa;
+    if (isa_name ? kn_isa_parse(isa_name, &isa) : kn_isa_default(&isa)) {
+        fprintf(stderr, "%s\n", zi_last_error());
+        return 2;
+    }
+    const char *why;
+    if (!kn_isa_supported(isa, &why)) {
+        fprintf(stderr, "path %s not available: %s\n", kn_isa_name(isa), why);
+        return 2;
+    }
+    kn_set_isa(isa);
+    printf("zimage_bench: %d threads, median of %d runs, path %s (%s kernels)\n", kn_get_threads(), reps,
+           kn_isa_name(isa), kn_kernel_name());
 
+    /* the fp32 peak of the kernels' own vector unit is the reference for the % columns */
+    int avx512_kernels = !strcmp(kn_kernel_name(), "avx512");
     rate pf32 = {0, 0};
     if (do_peak) {
-        pf32 = peak_median(peak_fp32, 50000000, reps);
+        rate p512 = peak_median(peak_fp32, 50000000, reps);
+        rate p256 = peak_median(peak_fp32_avx2, 50000000, reps);
         rate pbf = peak_median(peak_bf16, 50000000, reps);
         rate pi8 = peak_median(peak_int8, 50000000, reps);
-        printf("\nPeaks (register-only loops; per-core = per CPU-second, immune to other jobs)\n");
-        printf("  fp32 FMA      %8.1f GFLOP/s   (%.1f per core)\n", pf32.wall, pf32.cpu);
+        printf("\nPeaks (register-only loops; per-core = per CPU-second, immune to other jobs; 0 = not on this CPU)\n");
+        printf("  fp32 FMA zmm  %8.1f GFLOP/s   (%.1f per core)\n", p512.wall, p512.cpu);
+        printf("  fp32 FMA ymm  %8.1f GFLOP/s   (%.1f per core)\n", p256.wall, p256.cpu);
         printf("  bf16 dot      %8.1f GFLOP/s   (%.1f per core)\n", pbf.wall, pbf.cpu);
         printf("  int8 VNNI     %8.1f GOP/s     (%.1f per core)\n", pi8.wall, pi8.cpu);
+        pf32 = avx512_kernels ? p512 : p256;
     } else {
-        pf32 = peak_fp32(2000000); /* quick estimate for the per-core efficiency column */
+        pf32 = avx512_kernels ? peak_fp32(2000000) : peak_fp32_avx2(2000000); /* quick estimate */
     }
 
     if (do_lin) {

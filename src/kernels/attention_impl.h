@@ -5,7 +5,9 @@
  * S = Q K^T comes from the GEMM microkernel against a once-repacked K^T, then an online
  * softmax (running max and sum per query, vectorized exp), then O += P V with the same
  * microkernel. Scores exist only as one [FBQ, FBK] tile per thread: never an L x L matrix.
- * Deterministic: the work split never changes the summation order. */
+ * Deterministic: the work split never changes the summation order. bf16 precision mode: Q, K,
+ * V and the probabilities P are rounded to bfloat16 where they enter the products (as in a
+ * bf16 attention), max/sum/softmax stay f32. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +25,7 @@
  *   kt[((g*njc + jc)*hd + e)*NR + c] = k[(NR jc + c)*ldk + g*hd + e]     (K^T, 0 past Lk)
  *   vp[((g*nec + ec)*Lkp + j)*NR + c] = v[j*ldv + g*hd + NR ec + c]       (0 past Lk or hd) */
 static void att_pack_kv(float *kt, float *vp, const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t Lk,
-                        int64_t Lkp, int n_kv, int hd, int T) {
+                        int64_t Lkp, int n_kv, int hd, int rb, int T) {
     int64_t njc = Lkp / KN_NR, nec = (hd + KN_NR - 1) / KN_NR;
 #pragma omp parallel for num_threads(T) schedule(static) collapse(2) if (T > 1 && Lkp * n_kv * hd > 65536)
     for (int g = 0; g < n_kv; g++)
@@ -36,6 +38,8 @@ static void att_pack_kv(float *kt, float *vp, const float *k, int64_t ldk, const
                     vf r[KN_VW];
                     for (int i = 0; i < KN_VW; i++)
                         r[i] = i < nj ? v_load_n(k + (j0 + i) * ldk + (int64_t)g * hd + e0, ne) : v_zero();
+                    if (rb)
+                        for (int i = 0; i < KN_VW; i++) r[i] = v_round_bf16(r[i]);
                     v_transpose(r);
                     for (int q = 0; q < ne; q++) v_store(kd + (int64_t)(e0 + q) * KN_NR + half * KN_VW, r[q]);
                 }
@@ -51,8 +55,10 @@ static void att_pack_kv(float *kt, float *vp, const float *k, int64_t ldk, const
                         continue;
                     }
                     const float *src = v + j * ldv + (int64_t)g * hd + ec * KN_NR;
-                    v_store(vd, v_load_n(src, n0));
-                    v_store(vd + KN_VW, v_load_n(src + KN_VW, n1));
+                    vf a = v_load_n(src, n0), b = v_load_n(src + KN_VW, n1);
+                    if (rb) a = v_round_bf16(a), b = v_round_bf16(b);
+                    v_store(vd, a);
+                    v_store(vd + KN_VW, b);
                 }
             }
         }
@@ -67,8 +73,9 @@ typedef struct {
 } att_scratch;
 
 /* Online-softmax update of score row s[0..nk) whose first `lim` entries are visible:
- * s <- exp(scale*s - new_max) (0 past lim); rescales the output row o[0..hd). */
-static void att_softmax_row(float *s, int64_t nk, int64_t lim, float scale, float *mx, float *sum, float *o, int hd) {
+ * s <- exp(scale*s - new_max) (0 past lim); rescales the output row o[0..hd). rb: store s as bf16. */
+static void att_softmax_row(float *s, int64_t nk, int64_t lim, float scale, float *mx, float *sum, float *o, int hd,
+                            int rb) {
     const vf vs = v_set1(scale), ninf = v_set1(-INFINITY);
     vf vmax = ninf;
     for (int64_t j = 0; j < lim; j += KN_VW) {
@@ -84,7 +91,7 @@ static void att_softmax_row(float *s, int64_t nk, int64_t lim, float scale, floa
     for (int64_t j = 0; j < nk; j += KN_VW) {
         vf p = v_blend_n(v_zero(), v_exp(v_sub(v_load(s + j), vn)), lim - j);
         vsum = v_add(vsum, p);
-        v_store(s + j, p);
+        v_store(s + j, rb ? v_round_bf16(p) : p); /* bf16 mode: P enters P.V as bf16, the sum stays f32 */
     }
     *sum = *sum * corr + v_hsum(vsum);
     *mx = nmax;
@@ -97,12 +104,12 @@ static void att_softmax_row(float *s, int64_t nk, int64_t lim, float scale, floa
 /* One work item: queries [q0, q0+nq) of head h against kv head g. */
 static void att_item(att_scratch *w, float *out, int64_t ldo, const float *q, int64_t ldq, const float *kt,
                      const float *vp, int64_t Lkp, int64_t Lk, int h, int g, int hd, float scale, int causal,
-                     int64_t q0, int64_t nq) {
+                     int64_t q0, int64_t nq, int rb) {
     int64_t npan = (nq + KN_MR - 1) / KN_MR;
     for (int64_t p = 0; p < npan; p++) {
         int64_t r0 = p * KN_MR;
         mm_pack_panel(w->qp + p * hd * KN_MR, q + (q0 + r0) * ldq + (int64_t)h * hd, ldq,
-                      nq - r0 < KN_MR ? nq - r0 : KN_MR, hd);
+                      nq - r0 < KN_MR ? nq - r0 : KN_MR, hd, rb);
     }
     for (int64_t i = 0; i < nq; i++) w->mx[i] = -INFINITY, w->sum[i] = 0.0f;
     memset(w->o, 0, sizeof(float) * (size_t)(nq * hd));
@@ -127,7 +134,7 @@ static void att_item(att_scratch *w, float *out, int64_t ldo, const float *q, in
                 memset(si, 0, sizeof(float) * (size_t)nk);
                 continue;
             }
-            att_softmax_row(si, nk, lim, scale, &w->mx[i], &w->sum[i], w->o + i * hd, hd);
+            att_softmax_row(si, nk, lim, scale, &w->mx[i], &w->sum[i], w->o + i * hd, hd, rb);
         }
         /* O[nq, hd] += P[nq, nk] . V[k0.., hd] */
         for (int e = 0; e < hd; e += KN_NR)
@@ -147,7 +154,7 @@ static void att_item(att_scratch *w, float *out, int64_t ldo, const float *q, in
 
 int KN_FN(kn_attention)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
                             const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd,
-                            float scale, int causal, int T) {
+                            float scale, int causal, int bf16, int T) {
     if (Lk <= 0) { /* no keys: softmax over nothing -> 0 */
         for (int64_t i = 0; i < Lq; i++) memset(out + i * ldo, 0, sizeof(float) * (size_t)n_heads * (size_t)hd);
         return 0;
@@ -162,7 +169,7 @@ int KN_FN(kn_attention)(float *out, int64_t ldo, const float *q, int64_t ldq, co
         kn_scratch_put(vp);
         return zi_err("out of memory for attention scratch (%lld keys)", (long long)Lk);
     }
-    att_pack_kv(kt, vp, k, ldk, v, ldv, Lk, Lkp, n_kv_heads, hd, T);
+    att_pack_kv(kt, vp, k, ldk, v, ldv, Lk, Lkp, n_kv_heads, hd, bf16, T);
     int64_t nqb = (Lq + ATT_FBQ - 1) / ATT_FBQ;
     int failed = 0;
     if ((double)Lq * (double)Lk * hd * n_heads <= 1e6) T = 1;
@@ -187,7 +194,7 @@ int KN_FN(kn_attention)(float *out, int64_t ldo, const float *q, int64_t ldq, co
             for (int h = 0; h < n_heads; h++)
                 for (int64_t qb = 0; qb < nqb; qb++) {
                     int64_t q0 = qb * ATT_FBQ, nq = Lq - q0 < ATT_FBQ ? Lq - q0 : ATT_FBQ;
-                    att_item(w, out, ldo, q, ldq, kt, vp, Lkp, Lk, h, h / group, hd, scale, causal, q0, nq);
+                    att_item(w, out, ldo, q, ldq, kt, vp, Lkp, Lk, h, h / group, hd, scale, causal, q0, nq, bf16);
                 }
         }
         if (w) {

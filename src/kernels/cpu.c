@@ -225,6 +225,11 @@ int kn_get_threads(void) {
 
 void kn_set_isa(kn_isa isa) { kn_tls_isa = (int)isa; }
 
+static _Thread_local int kn_tls_prec; /* kn_precision, default f32 */
+
+void kn_set_precision(kn_precision p) { kn_tls_prec = (int)p; }
+kn_precision kn_get_precision(void) { return (kn_precision)kn_tls_prec; }
+
 kn_isa kn_get_isa(void) {
     if (kn_tls_isa >= 0) return (kn_isa)kn_tls_isa;
     pthread_once(&kn_cpu_once, cpu_detect);

@@ -71,10 +71,10 @@ static int kn_lowrank_apply(const kn_impl *im, float *y, int64_t ldy, const floa
         float *t = kn_scratch_get(sizeof(float) * (size_t)M * (size_t)lr->rank);
         if (!t) return zi_err("out of memory for a LoRA product (%lld x %d)", (long long)M, lr->rank);
         kn_wsrc A = kn_wsrc_f32(lr->a, W->cols), Bm = kn_wsrc_f32(lr->b, lr->rank);
-        int rc = im->gemm(t, lr->rank, x, ldx, M, lr->rank, W->cols, &A, NULL, 0, T); // [M, K] x [r, K]^T
+        int rc = im->gemm(t, lr->rank, x, ldx, M, lr->rank, W->cols, &A, NULL, 0, 0, T); // [M, K] x [r, K]^T
         if (!rc) {
             for (int64_t i = 0; i < M * lr->rank; i++) t[i] *= lr->scale;
-            rc = im->gemm(y, ldy, t, lr->rank, M, W->rows, lr->rank, &Bm, NULL, 1, T); // += [M, r] x [N, r]^T
+            rc = im->gemm(y, ldy, t, lr->rank, M, W->rows, lr->rank, &Bm, NULL, 1, 0, T); // += [M, r] x [N, r]^T
         }
         kn_scratch_put(t);
         if (rc) return -1;
@@ -87,7 +87,7 @@ int kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_
     const kn_impl *im = kn_impl_get();
     int T = kn_get_threads();
     kn_wsrc B = kn_wsrc_of_mat(W);
-    if (im->gemm(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, T)) return -1;
+    if (im->gemm(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, kn_get_precision() == KN_PREC_BF16, T)) return -1;
     return W->n_lora > 0 ? kn_lowrank_apply(im, y, ldy, x, ldx, M, W, T) : 0;
 }
 
@@ -98,7 +98,8 @@ int kn_linear(float *y, const float *x, int64_t M, const kn_mat *W, const float 
 int kn_gemm_nt(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                int64_t N, int64_t K) {
     kn_wsrc src = kn_wsrc_f32(B, ldb);
-    return kn_impl_get()->gemm(C, ldc, A, lda, M, N, K, &src, NULL, 0, kn_get_threads());
+    return kn_impl_get()->gemm(C, ldc, A, lda, M, N, K, &src, NULL, 0, kn_get_precision() == KN_PREC_BF16,
+                               kn_get_threads());
 }
 
 /* ---------------------------------------------------------------- attention, activations */
@@ -109,7 +110,7 @@ int kn_attention(float *out, int64_t ldo, const float *q, int64_t ldq, const flo
     if (n_heads <= 0 || hd <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads)
         return zi_err("attention: %d heads, %d kv heads, head dim %d: invalid", n_heads, n_kv_heads, hd);
     return kn_impl_get()->attention(out, ldo, q, ldq, k, ldk, v, ldv, Lq, Lk, n_heads, n_kv_heads, hd, scale, causal,
-                                    kn_get_threads());
+                                    kn_get_precision() == KN_PREC_BF16, kn_get_threads());
 }
 
 /* Elementwise ops run over 4096-element chunks so chunk boundaries (and results) don't

@@ -41,8 +41,9 @@
 
 /* Pack W rows [n0, n0+nc) x cols [k0, k0+kc) (kc <= MM_KC) into NR-column panels, k-major:
  *   bp[(p*kc + k)*NR + j] = W[n0 + NR*p + j][k0 + k]   (zero past row nc), as f32.
- * VW x VW blocks are loaded row-wise (contiguous k), transposed in registers and stored. */
-static void mm_pack_b(float *bp, const kn_wsrc *B, int64_t n0, int64_t nc, int64_t k0, int64_t kc) {
+ * VW x VW blocks are loaded row-wise (contiguous k), transposed in registers and stored.
+ * rb: round to bfloat16 (bf16 precision mode; bf16 weights are unchanged by it). */
+static void mm_pack_b(float *bp, const kn_wsrc *B, int64_t n0, int64_t nc, int64_t k0, int64_t kc, int rb) {
     int dt = (int)B->dt;
     float *tmp = NULL;
     float tmpbuf[B->direct ? 1 : KN_VW * MM_KC]; /* dequantized rows of one half panel */
@@ -75,6 +76,8 @@ static void mm_pack_b(float *bp, const kn_wsrc *B, int64_t n0, int64_t nc, int64
                         r[i] = kk == KN_VW ? v_load_dt(src, dt) : v_load_dt_n(src, dt, kk);
                     }
                 }
+                if (rb)
+                    for (int i = 0; i < KN_VW; i++) r[i] = v_round_bf16(r[i]);
                 v_transpose(r);
                 for (int64_t q = 0; q < kk; q++) v_store(dst + (k + q) * KN_NR, r[q]);
             }
@@ -98,11 +101,11 @@ static const float *mm_apanel(const mm_apack *A, int64_t kb, int64_t kc, int64_t
  * MR except at the end). Packs its W slice per K block into bp, then runs the microkernel over
  * MM_MC-row groups. */
 static void mm_item(float *y, int64_t ldy, const mm_apack *A, const kn_wsrc *B, int64_t K, const float *bias,
-                    int acc, int64_t n0, int64_t nc, int64_t r0, int64_t r1, float *bp) {
+                    int acc, int64_t n0, int64_t nc, int64_t r0, int64_t r1, float *bp, int rb) {
     for (int64_t kb = 0; kb * MM_KC < K; kb++) {
         int64_t k0 = kb * MM_KC, kc = K - k0 < MM_KC ? K - k0 : MM_KC;
         int mode = k0 > 0 ? 1 : acc ? 2 : 0;
-        mm_pack_b(bp, B, n0, nc, k0, kc); // W[n0.., k0..] -> [nc/NR][kc][NR] f32
+        mm_pack_b(bp, B, n0, nc, k0, kc, rb); // W[n0.., k0..] -> [nc/NR][kc][NR] f32
         for (int64_t mc0 = r0; mc0 < r1; mc0 += MM_MC) {
             int64_t mc1 = r1 - mc0 < MM_MC ? r1 : mc0 + MM_MC;
             for (int64_t j = 0; j < nc; j += KN_NR) {
@@ -122,7 +125,7 @@ static void mm_item(float *y, int64_t ldy, const mm_apack *A, const kn_wsrc *B, 
 /* GEMV path for M <= 4: y[m, n] = dot(x[m], W[n]) with vectors along k, 4 weight rows at a
  * time, rows [n_lo, n_hi). Each weight element is loaded and converted once. */
 static void mm_gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, const kn_wsrc *B, int64_t K,
-                    const float *bias, int acc, int64_t n_lo, int64_t n_hi) {
+                    const float *bias, int acc, int64_t n_lo, int64_t n_hi, int rb) {
     int dt = (int)B->dt;
     float tmpbuf[B->direct ? 1 : 4 * MM_KC];
     for (int64_t n = n_lo; n < n_hi; n += 4) {
@@ -137,7 +140,10 @@ static void mm_gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t 
             for (int64_t k = kb; k < kb + kc; k += KN_VW) {
                 int64_t kk = kb + kc - k < KN_VW ? kb + kc - k : KN_VW;
                 vf xv[MM_GEMV_MAX_M];
-                for (int m = 0; m < MM_GEMV_MAX_M; m++) xv[m] = m < M ? v_load_n(x + m * ldx + k, kk) : v_zero();
+                for (int m = 0; m < MM_GEMV_MAX_M; m++) {
+                    xv[m] = m < M ? v_load_n(x + m * ldx + k, kk) : v_zero();
+                    if (rb) xv[m] = v_round_bf16(xv[m]);
+                }
                 for (int r = 0; r < 4; r++) {
                     if (r >= nr) break;
                     vf w;
@@ -147,6 +153,7 @@ static void mm_gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t 
                         const char *src = (const char *)B->data + (size_t)(n + r) * B->rs + (size_t)k * B->es;
                         w = kk == KN_VW ? v_load_dt(src, dt) : v_load_dt_n(src, dt, kk);
                     }
+                    if (rb) w = v_round_bf16(w);
                     for (int m = 0; m < MM_GEMV_MAX_M; m++)
                         if (m < M) a[r][m] = v_fma(xv[m], w, a[r][m]);
                 }
@@ -161,7 +168,7 @@ static void mm_gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t 
 }
 
 int KN_FN(kn_gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
-                       const kn_wsrc *B, const float *bias, int acc, int T) {
+                       const kn_wsrc *B, const float *bias, int acc, int bf16, int T) {
     if (M <= 0 || N <= 0) return 0;
     if (K <= 0) {
         for (int64_t i = 0; i < M; i++)
@@ -182,7 +189,7 @@ int KN_FN(kn_gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M
 #endif
             int64_t nq = (N + 3) / 4, q0 = nq * t / nt, q1 = nq * (t + 1) / nt;
             int64_t n0 = q0 * 4, n1 = q1 * 4 < N ? q1 * 4 : N;
-            if (n0 < n1) mm_gemv(y, ldy, x, ldx, M, B, K, bias, acc, n0, n1);
+            if (n0 < n1) mm_gemv(y, ldy, x, ldx, M, B, K, bias, acc, n0, n1, bf16);
         }
         return 0;
     }
@@ -216,7 +223,7 @@ int KN_FN(kn_gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M
                 for (int64_t p = 0; p < nmp; p++) {
                     int64_t k0 = kb * MM_KC, kc = K - k0 < MM_KC ? K - k0 : MM_KC, i0 = p * KN_MR;
                     mm_pack_panel((float *)mm_apanel(&A, kb, kc, i0), x + (ms0 + i0) * ldx + k0, ldx,
-                                  A.ms - i0 < KN_MR ? A.ms - i0 : KN_MR, kc);
+                                  A.ms - i0 < KN_MR ? A.ms - i0 : KN_MR, kc, bf16);
                 }
             float *bp = kn_scratch_get(sizeof(float) * MM_KC * (size_t)(cpan * KN_NR));
             if (!bp) {
@@ -230,7 +237,7 @@ int KN_FN(kn_gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M
                     int64_t r0 = nmp * r / nrr * KN_MR, r1 = nmp * (r + 1) / nrr * KN_MR;
                     if (r1 > A.ms) r1 = A.ms;
                     if (r0 >= r1 || !bp) continue;
-                    mm_item(y, ldy, &A, B, K, bias, acc, n0, nc, r0, r1, bp);
+                    mm_item(y, ldy, &A, B, K, bias, acc, n0, nc, r0, r1, bp, bf16);
                 }
             kn_scratch_put(bp);
         }
@@ -285,7 +292,7 @@ void KN_FN(kn_packw)(float *bp, const kn_wsrc *B, int64_t N, int64_t K, int64_t 
             int64_t b0, bc, n0 = p * KN_NR;
             mm_run_block(K, run, kb, &b0, &bc);
             // W[n0..n0+NR, b0..b0+bc] -> [bc][NR] f32 panel
-            mm_pack_b(bp + b0 * np * KN_NR + p * bc * KN_NR, B, n0, N - n0 < KN_NR ? N - n0 : KN_NR, b0, bc);
+            mm_pack_b(bp + b0 * np * KN_NR + p * bc * KN_NR, B, n0, N - n0 < KN_NR ? N - n0 : KN_NR, b0, bc, 0);
         }
 }
 

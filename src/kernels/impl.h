@@ -50,9 +50,10 @@ typedef struct {
 typedef struct {
     const char *name;
     int mr, nr; /* microkernel tile */
-    /* y[M, N] (ldy) (+)= x[M, K] (ldx) . B^T (+ bias); acc: add to y. T threads. -1: out of memory. */
+    /* y[M, N] (ldy) (+)= x[M, K] (ldx) . B^T (+ bias); acc: add to y; bf16: inputs of the products
+     * rounded to bfloat16 (f32 accumulation). T threads. -1: out of memory. */
     int (*gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
-                const kn_wsrc *B, const float *bias, int acc, int T);
+                const kn_wsrc *B, const float *bias, int acc, int bf16, int T);
     /* Conv weights packed once: floats needed, then the packing (K blocked in runs of `run`). */
     size_t (*packw_floats)(int64_t N, int64_t K);
     void (*packw)(float *bp, const kn_wsrc *B, int64_t N, int64_t K, int64_t run, int T);
@@ -62,7 +63,7 @@ typedef struct {
     /* flash attention (kernels.h kn_attention). -1: out of memory. */
     int (*attention)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
                      const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd,
-                     float scale, int causal, int T);
+                     float scale, int causal, int bf16, int T);
     /* gate[i] = silu(gate[i]) * (up ? up[i] : 1) for i < n (single-threaded chunk) */
     void (*silu_mul)(float *gate, const float *up, int64_t n);
     /* d[c] = silu?(s[c]*sc[c] + sh[c]) (sc NULL: no affine) */
@@ -74,14 +75,14 @@ typedef struct {
 /* Each ISA translation unit (gemm_<isa>.c, attention_<isa>.c, eltwise_<isa>.c) defines these. */
 #define KN_DECLARE_ISA(isa)                                                                                     \
     int kn_gemm_##isa(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,   \
-                      const kn_wsrc *B, const float *bias, int acc, int T);                                   \
+                      const kn_wsrc *B, const float *bias, int acc, int bf16, int T);                         \
     size_t kn_packw_floats_##isa(int64_t N, int64_t K);                                                       \
     void kn_packw_##isa(float *bp, const kn_wsrc *B, int64_t N, int64_t K, int64_t run, int T);             \
     int kn_gemm_patches_##isa(float *y, const kn_patch_src *A, int64_t M, int64_t N, int64_t K,             \
                               const float *bpw, const float *bias, int acc, int T);                         \
     int kn_attention_##isa(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk, \
                            const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, \
-                           int hd, float scale, int causal, int T);                                          \
+                           int hd, float scale, int causal, int bf16, int T);                                \
     void kn_silu_mul_##isa(float *gate, const float *up, int64_t n);                                        \
     void kn_affine_row_##isa(float *d, const float *s, const float *sc, const float *sh, int cin, int silu);  \
     double kn_sumsq_##isa(const float *x, int64_t n);

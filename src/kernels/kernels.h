@@ -55,6 +55,12 @@ void kn_set_threads(int n); /* <= 0: all cores */
 int kn_get_threads(void);
 void kn_set_isa(kn_isa isa); /* must be supported; default: kn_isa_default */
 kn_isa kn_get_isa(void);
+/* Arithmetic of matmuls and attention on this thread: f32 (inputs as stored/computed), or bf16
+ * (inputs of every product rounded to bfloat16, accumulation, softmax and everything else in
+ * f32: the numerics of a bf16 Linear / attention with f32 accumulation). Convs ignore it. */
+typedef enum { KN_PREC_F32 = 0, KN_PREC_BF16 } kn_precision;
+void kn_set_precision(kn_precision p);
+kn_precision kn_get_precision(void);
 /* Name of the fp32 kernel family actually used for GEMM/attention/conv on this thread. */
 const char *kn_kernel_name(void);
 

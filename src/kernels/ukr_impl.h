@@ -58,13 +58,16 @@ KN_INLINE void mm_ukr(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, co
 }
 
 /* Pack up to MR rows into one MR-row k-major panel (the microkernel's A operand, a_rs = 1,
- * a_ks = MR): dst[k*MR + i] = src[i*ld + k] for i < nrows (0 for nrows <= i < MR), k < kc. */
-KN_INLINE void mm_pack_panel(float *dst, const float *src, int64_t ld, int64_t nrows, int64_t kc) {
+ * a_ks = MR): dst[k*MR + i] = src[i*ld + k] for i < nrows (0 for nrows <= i < MR), k < kc.
+ * rb: round the values to bfloat16 (the bf16 precision mode). */
+KN_INLINE void mm_pack_panel(float *dst, const float *src, int64_t ld, int64_t nrows, int64_t kc, int rb) {
     for (int r0 = 0; r0 < KN_MR; r0 += KN_VW) /* one group when MR <= VW (AVX2, AVX-512) */
         for (int64_t k = 0; k < kc; k += KN_VW) {
             int64_t kk = kc - k < KN_VW ? kc - k : KN_VW;
             vf r[KN_VW];
             for (int i = 0; i < KN_VW; i++) r[i] = r0 + i < nrows ? v_load_n(src + (r0 + i) * ld + k, kk) : v_zero();
+            if (rb)
+                for (int i = 0; i < KN_VW; i++) r[i] = v_round_bf16(r[i]);
             v_transpose(r);
             for (int64_t q = 0; q < kk; q++) v_store_n(dst + (k + q) * KN_MR + r0, r[q], KN_MR - r0);
         }

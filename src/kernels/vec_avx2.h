@@ -86,6 +86,15 @@ KN_INLINE vf v_exp(vf x) {
     return _mm256_blendv_ps(res, _mm256_set1_ps(__builtin_inff()), big);
 }
 
+/* Round to bfloat16 (nearest even), kept as f32 with zero low bits; NaN stays NaN. */
+KN_INLINE vf v_round_bf16(vf v) {
+    __m256i b = _mm256_castps_si256(v);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_and_si256(_mm256_add_epi32(b, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))),
+                                 _mm256_set1_epi32((int)0xffff0000u));
+    return _mm256_blendv_ps(_mm256_castsi256_ps(r), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
 KN_INLINE vf v_load_dt(const void *p, int dt) {
     if (dt == 1)
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));

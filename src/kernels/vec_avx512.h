@@ -61,6 +61,16 @@ KN_INLINE vf v_exp(vf x) {
     return _mm512_scalef_ps(p, n);
 }
 
+/* Round to bfloat16 (nearest even), kept as f32 with zero low bits; NaN stays NaN. */
+KN_INLINE vf v_round_bf16(vf v) {
+    __m512i b = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_and_si512(_mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))),
+                                 _mm512_set1_epi32((int)0xffff0000u));
+    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_mov_ps(_mm512_castsi512_ps(r), nan, v);
+}
+
 /* 16 elements of dtype dt (0 = F32, 1 = BF16, 2 = F16; matches zi_dtype) as floats. */
 KN_INLINE vf v_load_dt(const void *p, int dt) {
     if (dt == 1)

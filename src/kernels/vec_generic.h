@@ -67,6 +67,12 @@ KN_INLINE vf v_exp(vf x) {
     return r;
 }
 
+KN_INLINE vf v_round_bf16(vf v) {
+    vf r;
+    for (int i = 0; i < 4; i++) r[i] = zi_bf16_to_f32(zi_f32_to_bf16(v[i]));
+    return r;
+}
+
 KN_INLINE vf v_load_dt(const void *p, int dt) {
     if (dt == 0) return v_load(p);
     uint16_t h[4];

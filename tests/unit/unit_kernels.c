@@ -128,6 +128,29 @@ static void ku_linear_determinism(void) {
     free(x), free(w), free(wf), free(y1), free(y2);
 }
 
+static float *ku_round_bf16_copy(const float *x, size_t n) {
+    float *r = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) r[i] = zi_bf16_to_f32(zi_f32_to_bf16(x[i]));
+    return r;
+}
+
+/* bf16 precision mode: the kernel must compute exactly sum bf16(x) bf16(w) in f32, i.e. match the
+ * double reference on rounded inputs at the f32 tolerance. */
+static void ku_linear_bf16_case(int64_t M, int64_t K, int64_t N, zi_dtype dt) {
+    float *x = ku_rand((size_t)(M * K), 1.0f), *wf;
+    void *w = ku_weights(dt, N, K, K, &wf);
+    float *bias = ku_rand((size_t)N, 0.5f), *y = malloc(sizeof(float) * (size_t)(M * N));
+    kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
+    kn_set_precision(KN_PREC_BF16);
+    kn_linear(y, x, M, &W, bias);
+    kn_set_precision(KN_PREC_F32);
+    float *xr = ku_round_bf16_copy(x, (size_t)(M * K)), *wr = ku_round_bf16_copy(wf, (size_t)(N * K));
+    double err = ku_check_gemm(y, N, xr, K, wr, K, bias, M, N, K);
+    UNIT_CHECK(err <= 1e-6, "kn_linear bf16 mode M=%lld K=%lld N=%lld %s: rel err %.3g vs rounded-input reference",
+               (long long)M, (long long)K, (long long)N, zi_dtype_name(dt), err);
+    free(x), free(w), free(wf), free(bias), free(y), free(xr), free(wr);
+}
+
 static void unit_linear(void) {
     static const int64_t shapes[][3] = {
         {1, 1, 1},   {1, 17, 5},   {2, 33, 47},   {3, 64, 9},    {4, 300, 13}, {5, 31, 33},  {13, 257, 65},
@@ -143,6 +166,10 @@ static void unit_linear(void) {
     ku_gemm_nt_case(19, 45, 70);
     ku_gemm_nt_case(50, 3, 260);
     ku_linear_determinism();
+    ku_linear_bf16_case(3, 300, 17, ZI_F32); /* GEMV path */
+    ku_linear_bf16_case(37, 530, 70, ZI_F32);
+    ku_linear_bf16_case(29, 100, 97, ZI_BF16);
+    ku_linear_bf16_case(15, 513, 63, ZI_F16);
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -198,7 +225,35 @@ static void ku_attention_case(int64_t Lq, int64_t Lk, int H, int Hkv, int hd, in
     free(q), free(k), free(v), free(o), free(ref);
 }
 
+/* bf16 precision mode: Q, K, V rounded (exact in the reference), and P rounded to bf16 before
+ * P.V while the softmax sum stays f32. Each p_j then carries a relative error <= 2^-9, so the
+ * output sum_j p_j v_j / sum_j p_j moves by at most 2^-9 max|v| = 2^-9 (v in [-1, 1]), plus the
+ * f32 error (2e-6): that is the bound checked, derived, not fitted. */
+static void ku_attention_bf16_case(int64_t L, int H, int hd, int causal) {
+    int64_t ld = (int64_t)H * hd;
+    float *q = ku_rand((size_t)(L * ld), 2.0f), *k = ku_rand((size_t)(L * ld), 1.0f), *v = ku_rand((size_t)(L * ld), 1.0f);
+    float *o = malloc(sizeof(float) * (size_t)(L * ld));
+    double *ref = malloc(sizeof(double) * (size_t)(L * ld));
+    float scale = 1.0f / sqrtf((float)hd);
+    kn_set_precision(KN_PREC_BF16);
+    kn_attention(o, ld, q, ld, k, ld, v, ld, L, L, H, H, hd, scale, causal);
+    kn_set_precision(KN_PREC_F32);
+    float *qr = ku_round_bf16_copy(q, (size_t)(L * ld)), *kr = ku_round_bf16_copy(k, (size_t)(L * ld));
+    float *vr = ku_round_bf16_copy(v, (size_t)(L * ld));
+    ku_attention_ref(ref, qr, ld, kr, ld, vr, ld, L, L, H, H, hd, scale, causal);
+    double worst = 0;
+    for (int64_t i = 0; i < L * ld; i++) {
+        double err = fabs(o[i] - ref[i]);
+        if (!(err <= worst)) worst = isnan(err) ? INFINITY : err;
+    }
+    UNIT_CHECK(worst <= 1.0 / 512 + 2e-6, "kn_attention bf16 mode L=%lld H=%d hd=%d causal=%d: max abs err %.3g",
+               (long long)L, H, hd, causal, worst);
+    free(q), free(k), free(v), free(o), free(ref), free(qr), free(kr), free(vr);
+}
+
 static void unit_attention(void) {
+    ku_attention_bf16_case(150, 2, 128, 0);
+    ku_attention_bf16_case(70, 3, 40, 1);
     ku_attention_case(37, 37, 3, 3, 24, 0, 0, 1.0f);
     ku_attention_case(45, 45, 4, 2, 16, 1, 3, 1.0f);    /* GQA, causal */
     ku_attention_case(150, 150, 2, 2, 128, 0, 0, 3.0f); /* DiT head size, 2 key tiles */
