@@ -39,7 +39,16 @@ typedef struct {
     const char *vae;              /* folder or ae.safetensors */
     const char *scheduler_config; /* scheduler_config.json (optional: shift 3.0 default) */
     int n_threads;                /* 0: all cores */
+    int precision;                /* ZIMAGE_PRECISION_*: arithmetic of the text encoder and DiT */
 } zimage_load_params;
+
+/* AUTO: bf16 where the CPU has bf16 matrix units and zimage has kernels for them (AVX512-BF16,
+ * AMX), else f32. F32: products of f32 (bf16 weights upcast exactly) - what the golden fixtures
+ * pin down. BF16: the inputs of every matmul/attention product rounded to bfloat16 with f32
+ * accumulation, like the official bf16 pipeline. The VAE always runs in f32 (as upstream). */
+#define ZIMAGE_PRECISION_AUTO 0
+#define ZIMAGE_PRECISION_F32 1
+#define ZIMAGE_PRECISION_BF16 2
 
 typedef enum {
     ZIMAGE_STAGE_LOAD = 0,
@@ -120,6 +129,8 @@ const char *zimage_last_error(void);
 /* CPU name, instruction-set features found, and the kernel path used (ZIMAGE_ISA or the best
  * available), several lines of text. Thread-safe; the string is static. */
 const char *zimage_system_info(void);
+/* The precision AUTO resolves to on this machine (ZIMAGE_PRECISION_F32 or _BF16). */
+int zimage_precision_auto(void);
 /* Peak resident memory of the process so far, in bytes (0 if unknown). */
 size_t zimage_peak_rss(void);
 

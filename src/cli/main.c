@@ -42,6 +42,8 @@ static void usage(FILE *f) {
             "  -t, --threads N          worker threads (default: all cores)\n"
             "  -v, --verbose            more detail\n"
             "  -h, --help               this help\n"
+            "      --precision P        auto|f32|bf16: arithmetic of text encoder and DiT (auto: bf16 where\n"
+            "                           the CPU has bf16 units zimage uses, else f32; see zimage info)\n"
             "      --version            print the version, CPU features and kernel path (also: zimage info)\n"
             "\n"
             "Environment: ZIMAGE_MODEL is the default for -m.\n");
@@ -319,6 +321,16 @@ int main(int argc, char **argv) {
             NEED();
             if (parse_int(a, val, 1, 1024, &v)) return 2;
             lp.n_threads = (int)v;
+        } else if (!strcmp(a, "--precision")) {
+            NEED();
+            if (!strcmp(val, "auto"))
+                lp.precision = ZIMAGE_PRECISION_AUTO;
+            else if (!strcmp(val, "f32"))
+                lp.precision = ZIMAGE_PRECISION_F32;
+            else if (!strcmp(val, "bf16"))
+                lp.precision = ZIMAGE_PRECISION_BF16;
+            else
+                return die("--precision: '%s' is not one of auto, f32, bf16", val);
         } else {
             fprintf(stderr, "zimage: unknown option '%s' (see zimage --help)\n", a);
             return 2;

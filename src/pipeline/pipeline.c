@@ -84,6 +84,20 @@ static int detect_base_model(const char *transformer_path) {
     return base;
 }
 
+/* AUTO -> bf16 only where a bf16 microkernel runs (none yet: every path computes in fp32, and
+ * the bf16 mode is then an emulation with the same speed), otherwise f32. */
+kn_precision zi_precision_resolve(int precision, kn_isa isa) {
+    (void)isa;
+    if (precision == ZIMAGE_PRECISION_BF16) return KN_PREC_BF16;
+    return KN_PREC_F32;
+}
+
+int zimage_precision_auto(void) {
+    kn_isa isa;
+    kn_isa_default(&isa);
+    return zi_precision_resolve(ZIMAGE_PRECISION_AUTO, isa) == KN_PREC_BF16 ? ZIMAGE_PRECISION_BF16 : ZIMAGE_PRECISION_F32;
+}
+
 int zimage_load(zimage_model **out, const zimage_load_params *p) {
     *out = NULL;
     if (!p || (!p->model_dir && (!p->transformer || !p->text_encoder || !p->vae || !p->tokenizer)))
@@ -93,6 +107,11 @@ int zimage_load(zimage_model **out, const zimage_load_params *p) {
     if (!m) return -1;
     m->n_threads = p->n_threads;
     if (kn_isa_default(&m->isa)) goto fail;
+    if (p->precision < ZIMAGE_PRECISION_AUTO || p->precision > ZIMAGE_PRECISION_BF16) {
+        zi_err("precision = %d: expected ZIMAGE_PRECISION_AUTO, _F32 or _BF16", p->precision);
+        goto fail;
+    }
+    m->precision = zi_precision_resolve(p->precision, m->isa);
     kn_set_threads(m->n_threads); /* kernel settings belong to the calling thread */
     kn_set_isa(m->isa);
     m->transformer_path = zi_pipeline_component_path(p->transformer, p->model_dir, "transformer");
@@ -266,6 +285,7 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *
     if (zimage_validate(m, p)) return -1;
     kn_set_threads(m->n_threads); /* kernel settings belong to the calling thread */
     kn_set_isa(m->isa);
+    kn_set_precision(m->precision);
     int W, H, steps;
     float g;
     resolve_params(m, p, &W, &H, &steps, &g);
@@ -349,6 +369,7 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *
     img = zi_malloc((size_t)3 * W * H * sizeof(float));
     out->rgb = zi_malloc((size_t)3 * W * H);
     if (!img || !out->rgb) goto done;
+    kn_set_precision(KN_PREC_F32); /* the VAE runs in f32, as upstream */
     if (zi_vae_decode(m->vae, z, lh, lw, img)) goto done;
     if (h && h->on_image) h->on_image(h->user, img, H, W);
     zi_vae_to_u8(img, H, W, out->rgb);

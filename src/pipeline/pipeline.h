@@ -24,6 +24,7 @@ struct zimage_model {
     float default_guidance;
     int n_threads;
     kn_isa isa; /* kernel path (ZIMAGE_ISA or the best one), installed per call with n_threads */
+    kn_precision precision; /* text encoder and DiT (the VAE always runs in f32) */
 };
 
 /* Observation hooks (all optional). Arrays are float32, latents [16, h, w]. */
@@ -40,6 +41,9 @@ typedef struct {
     void (*on_latents)(void *user, const float *latents, int64_t n);
     void (*on_image)(void *user, const float *image, int H, int W);
 } zi_pipeline_hooks;
+
+/* ZIMAGE_PRECISION_* -> the kernels' precision on path isa. */
+kn_precision zi_precision_resolve(int precision, kn_isa isa);
 
 int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *out, const zi_pipeline_hooks *h);
 
