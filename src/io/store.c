@@ -1,6 +1,8 @@
 /* store.c - sharded / single-file safetensors lookup (see store.h). */
 #include "store.h"
 
+#include <sys/mman.h>
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,4 +196,9 @@ const zi_tensor *zi_store_get2(const zi_store *s, const char *name, int64_t d0, 
 float *zi_store_get_vec(const zi_store *s, const char *name, int64_t n) {
     const zi_tensor *t = zi_store_get1(s, name, n);
     return t ? zi_tensor_to_f32(t) : NULL;
+}
+
+void zi_store_prefetch(const zi_store *s) {
+    for (int i = 0; i < s->n_files; i++)
+        if (s->files[i].map && s->files[i].map_size) madvise(s->files[i].map, s->files[i].map_size, MADV_WILLNEED);
 }

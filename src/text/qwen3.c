@@ -218,6 +218,7 @@ static int qwen3_load_impl(zi_qwen3 **out, const char *path, int all) {
     zi_qwen3 *m = zi_calloc(1, sizeof *m);
     if (!m) return -1;
     if (zi_store_open(&m->store, path) != 0) goto fail;
+    zi_store_prefetch(&m->store); /* read ahead: the encoder touches (almost) all of it once */
     m->store.prefixes = qwen3_prefixes;
     m->store.n_prefixes = 1;
 
