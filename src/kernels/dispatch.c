@@ -3,32 +3,36 @@
  * (impl.h) of the calling thread's path and passes it the thread count; the tables come from
  * the per-ISA files gemm_<isa>.c, attention_<isa>.c, eltwise_<isa>.c.
  *
- * Paths: amx and avx512bf16 currently run the avx512 fp32 kernels (no bf16 microkernels yet:
- * see PERF.md); avx512 -> 14x32 zmm microkernel; avx2 -> 6x16 ymm; c -> portable vectors. */
+ * Paths: avx512 -> 14x32 zmm fp32 microkernel; avx2 -> 6x16 ymm; c -> portable 4-float vectors.
+ * In the bf16 precision mode, kn_linear runs on vdpbf16ps on avx512bf16 (and amx, which has no
+ * tile kernel yet), on the exact emulation of it on c, and on the fp32 kernels with rounded
+ * inputs on avx2/avx512 (no bf16 units there). Attention in bf16 mode always uses the fp32
+ * kernels with rounded inputs. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/error.h"
 #include "impl.h"
 
-#define KN_TABLE(isa)                                                                                         \
+#define KN_TABLE(isa, bf16)                                                                                   \
     {                                                                                                         \
-        .name = #isa, .gemm = kn_gemm_##isa, .packw_floats = kn_packw_floats_##isa, .packw = kn_packw_##isa, \
+        .name = #isa, .gemm = kn_gemm_##isa, .gemm_bf16 = bf16, .packw_floats = kn_packw_floats_##isa, .packw = kn_packw_##isa, \
         .gemm_patches = kn_gemm_patches_##isa, .attention = kn_attention_##isa, .silu_mul = kn_silu_mul_##isa, \
         .affine_row = kn_affine_row_##isa, .sumsq = kn_sumsq_##isa                                             \
     }
 
-static const kn_impl kn_impl_generic = KN_TABLE(generic);
+static const kn_impl kn_impl_generic = KN_TABLE(generic, kn_gemm_bf16_generic);
 #if defined(__x86_64__)
-static const kn_impl kn_impl_avx2 = KN_TABLE(avx2);
-static const kn_impl kn_impl_avx512 = KN_TABLE(avx512);
+static const kn_impl kn_impl_avx2 = KN_TABLE(avx2, NULL);
+static const kn_impl kn_impl_avx512 = KN_TABLE(avx512, NULL);
+static const kn_impl kn_impl_avx512bf16 = KN_TABLE(avx512, kn_gemm_bf16_avx512bf16);
 #endif
 
 const kn_impl *kn_impl_get(void) {
 #if defined(__x86_64__)
     switch (kn_get_isa()) {
-    case KN_ISA_AMX:
-    case KN_ISA_AVX512BF16:
+    case KN_ISA_AMX: /* no AMX tile kernel yet: the vdpbf16ps one */
+    case KN_ISA_AVX512BF16: return &kn_impl_avx512bf16;
     case KN_ISA_AVX512: return &kn_impl_avx512;
     case KN_ISA_AVX2: return &kn_impl_avx2;
     default: break;
@@ -38,6 +42,14 @@ const kn_impl *kn_impl_get(void) {
 }
 
 const char *kn_kernel_name(void) { return kn_impl_get()->name; }
+
+int kn_has_bf16_units(void) {
+#if defined(__x86_64__)
+    return kn_impl_get() == &kn_impl_avx512bf16;
+#else
+    return 0;
+#endif
+}
 
 /* ---------------------------------------------------------------- weight sources */
 
@@ -87,7 +99,12 @@ int kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_
     const kn_impl *im = kn_impl_get();
     int T = kn_get_threads();
     kn_wsrc B = kn_wsrc_of_mat(W);
-    if (im->gemm(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, kn_get_precision() == KN_PREC_BF16, T)) return -1;
+    int bf16 = kn_get_precision() == KN_PREC_BF16;
+    if (bf16 && im->gemm_bf16 && M > 4) {
+        if (im->gemm_bf16(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, T)) return -1;
+    } else if (im->gemm(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, bf16, T)) {
+        return -1;
+    }
     return W->n_lora > 0 ? kn_lowrank_apply(im, y, ldy, x, ldx, M, W, T) : 0;
 }
 

@@ -54,6 +54,9 @@ typedef struct {
      * rounded to bfloat16 (f32 accumulation). T threads. -1: out of memory. */
     int (*gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                 const kn_wsrc *B, const float *bias, int acc, int bf16, int T);
+    /* bf16 mode on bf16 dot-product units (gemm_bf16_impl.h), for M > 4; NULL: use gemm's rounding. */
+    int (*gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
+                     const kn_wsrc *B, const float *bias, int acc, int T);
     /* Conv weights packed once: floats needed, then the packing (K blocked in runs of `run`). */
     size_t (*packw_floats)(int64_t N, int64_t K);
     void (*packw)(float *bp, const kn_wsrc *B, int64_t N, int64_t K, int64_t run, int T);
@@ -87,10 +90,16 @@ typedef struct {
     void kn_affine_row_##isa(float *d, const float *s, const float *sc, const float *sh, int cin, int silu);  \
     double kn_sumsq_##isa(const float *x, int64_t n);
 
+#define KN_DECLARE_BF16(isa)                                                                                 \
+    int kn_gemm_bf16_##isa(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K, \
+                           const kn_wsrc *B, const float *bias, int acc, int T);
+
 KN_DECLARE_ISA(generic)
+KN_DECLARE_BF16(generic)
 #if defined(__x86_64__)
 KN_DECLARE_ISA(avx2)
 KN_DECLARE_ISA(avx512)
+KN_DECLARE_BF16(avx512bf16)
 #endif
 
 /* The table for the calling thread's ISA (cpu.c selection, kn_set_isa override). */

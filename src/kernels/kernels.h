@@ -63,6 +63,9 @@ void kn_set_precision(kn_precision p);
 kn_precision kn_get_precision(void);
 /* Name of the fp32 kernel family actually used for GEMM/attention/conv on this thread. */
 const char *kn_kernel_name(void);
+/* 1 if this thread's path runs the bf16 mode's matmuls on bf16 dot-product units (faster than
+ * f32), 0 if the bf16 mode would only round inputs on the f32 units. */
+int kn_has_bf16_units(void);
 
 /* y[M, N] = x[M, K] . W[N, K]^T (+ bias[N] if not NULL) (+ W's low-rank adapters).
  * N = W->rows, K = W->cols. */

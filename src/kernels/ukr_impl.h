@@ -7,6 +7,34 @@
 #ifndef ZI_UKR_IMPL_H
 #define ZI_UKR_IMPL_H
 
+/* Write back an MR x NR accumulator tile (x0: columns 0..VW-1, x1: VW..NR-1) to C rows i < mr,
+ * first n columns:  mode 0: C = acc (+ bias), mode 1: C += acc, mode 2: C += acc (+ bias). */
+KN_INLINE void mm_tile_store(float *c, int64_t ldc, int mr, int64_t n, int mode, const float *bias, const vf *x0,
+                             const vf *x1) {
+    int64_t n0 = n < KN_VW ? n : KN_VW, n1 = n - KN_VW < 0 ? 0 : n - KN_VW;
+    vf bias0 = v_zero(), bias1 = v_zero();
+    if (mode != 1 && bias) {
+        bias0 = v_load_n(bias, n0);
+        bias1 = v_load_n(bias + KN_VW, n1);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < KN_MR; i++) {
+        if (i >= mr) break;
+        float *ci = c + i * ldc;
+        vf r0 = x0[i], r1 = x1[i];
+        if (mode != 1) r0 = v_add(r0, bias0), r1 = v_add(r1, bias1);
+        if (n >= KN_NR) {
+            if (mode != 0) r0 = v_add(v_load(ci), r0), r1 = v_add(v_load(ci + KN_VW), r1);
+            v_store(ci, r0);
+            v_store(ci + KN_VW, r1);
+        } else {
+            if (mode != 0) r0 = v_add(v_load_n(ci, n0), r0), r1 = v_add(v_load_n(ci + KN_VW, n1), r1);
+            v_store_n(ci, r0, n0);
+            v_store_n(ci + KN_VW, r1, n1);
+        }
+    }
+}
+
 /* C[i, 0..NR) for i < mr:  mode 0: C = acc (+ bias), mode 1: C += acc, mode 2: C += acc (+ bias),
  *   acc[i, j] = sum_{k < kc} A(i, k) * B(k, j),  A(i, k) = a[i*a_rs + k*a_ks],  B(k, j) = b[k*ldb + j].
  * Rows i in [mr, MR) of A must be readable (packed panels are zero-padded there); their results
@@ -33,28 +61,7 @@ KN_INLINE void mm_ukr(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, co
         a += a_ks;
         b += ldb;
     }
-    int64_t n0 = n < KN_VW ? n : KN_VW, n1 = n - KN_VW < 0 ? 0 : n - KN_VW;
-    vf bias0 = v_zero(), bias1 = v_zero();
-    if (mode != 1 && bias) {
-        bias0 = v_load_n(bias, n0);
-        bias1 = v_load_n(bias + KN_VW, n1);
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++) {
-        if (i >= mr) break;
-        float *ci = c + i * ldc;
-        vf r0 = x0[i], r1 = x1[i];
-        if (mode != 1) r0 = v_add(r0, bias0), r1 = v_add(r1, bias1);
-        if (n >= KN_NR) {
-            if (mode != 0) r0 = v_add(v_load(ci), r0), r1 = v_add(v_load(ci + KN_VW), r1);
-            v_store(ci, r0);
-            v_store(ci + KN_VW, r1);
-        } else {
-            if (mode != 0) r0 = v_add(v_load_n(ci, n0), r0), r1 = v_add(v_load_n(ci + KN_VW, n1), r1);
-            v_store_n(ci, r0, n0);
-            v_store_n(ci + KN_VW, r1, n1);
-        }
-    }
+    mm_tile_store(c, ldc, mr, n, mode, bias, x0, x1);
 }
 
 /* Pack up to MR rows into one MR-row k-major panel (the microkernel's A operand, a_rs = 1,

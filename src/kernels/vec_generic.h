@@ -96,6 +96,28 @@ KN_INLINE void v_transpose(vf r[4]) {
     for (int i = 0; i < 4; i++) r[i] = t[i];
 }
 
+/* bf16 pairs (gemm_bf16_impl.h): an exact emulation of vdpbf16ps, so the bf16 GEMM's packing
+ * and driver run (and are tested) on every CPU. Each bf16 product is exact in f32; like the
+ * instruction, the odd product is added first, each addition rounded once. */
+#define KN_HAVE_BF16PAIR 1
+typedef struct {
+    uint32_t p[4];
+} vp;
+KN_INLINE vp vp_load(const uint32_t *s) {
+    vp v;
+    memcpy(v.p, s, sizeof v.p);
+    return v;
+}
+KN_INLINE vp vp_bcast(uint32_t x) { return (vp){{x, x, x, x}}; }
+KN_INLINE vf v_dpbf16(vf acc, vp a, vp b) {
+    for (int l = 0; l < 4; l++) {
+        float a0 = zi_bf16_to_f32((uint16_t)(a.p[l] & 0xffff)), a1 = zi_bf16_to_f32((uint16_t)(a.p[l] >> 16));
+        float b0 = zi_bf16_to_f32((uint16_t)(b.p[l] & 0xffff)), b1 = zi_bf16_to_f32((uint16_t)(b.p[l] >> 16));
+        acc[l] = fmaf(a0, b0, fmaf(a1, b1, acc[l]));
+    }
+    return acc;
+}
+
 KN_INLINE double v_sumsq_f64(const float *x, int64_t n) {
     double ss = 0;
     for (int64_t j = 0; j < n; j++) ss += (double)x[j] * x[j];

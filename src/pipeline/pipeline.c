@@ -84,12 +84,16 @@ static int detect_base_model(const char *transformer_path) {
     return base;
 }
 
-/* AUTO -> bf16 only where a bf16 microkernel runs (none yet: every path computes in fp32, and
- * the bf16 mode is then an emulation with the same speed), otherwise f32. */
+/* AUTO -> bf16 only where the path has bf16 dot-product units (AVX512-BF16, AMX), where it is
+ * faster; elsewhere the bf16 mode only rounds inputs on the f32 units, so AUTO is f32. */
 kn_precision zi_precision_resolve(int precision, kn_isa isa) {
-    (void)isa;
     if (precision == ZIMAGE_PRECISION_BF16) return KN_PREC_BF16;
-    return KN_PREC_F32;
+    if (precision == ZIMAGE_PRECISION_F32) return KN_PREC_F32;
+    kn_isa saved = kn_get_isa();
+    kn_set_isa(isa);
+    int units = kn_has_bf16_units();
+    kn_set_isa(saved);
+    return units ? KN_PREC_BF16 : KN_PREC_F32;
 }
 
 int zimage_precision_auto(void) {
