@@ -4,8 +4,8 @@
  * the per-ISA files gemm_<isa>.c, attention_<isa>.c, eltwise_<isa>.c.
  *
  * Paths: avx512 -> 14x32 zmm fp32 microkernel; avx2 -> 6x16 ymm; c -> portable 4-float vectors.
- * In the bf16 precision mode, kn_linear runs on vdpbf16ps on avx512bf16 (and amx, which has no
- * tile kernel yet), on the exact emulation of it on c, and on the fp32 kernels with rounded
+ * In the bf16 precision mode, kn_linear runs on AMX tiles on amx, on vdpbf16ps on avx512bf16,
+ * on an exact emulation of vdpbf16ps on c, and on the fp32 kernels with rounded
  * inputs on avx2/avx512 (no bf16 units there). Attention in bf16 mode always uses the fp32
  * kernels with rounded inputs. */
 #include <stdlib.h>
@@ -26,12 +26,13 @@ static const kn_impl kn_impl_generic = KN_TABLE(generic, kn_gemm_bf16_generic);
 static const kn_impl kn_impl_avx2 = KN_TABLE(avx2, NULL);
 static const kn_impl kn_impl_avx512 = KN_TABLE(avx512, NULL);
 static const kn_impl kn_impl_avx512bf16 = KN_TABLE(avx512, kn_gemm_bf16_avx512bf16);
+static const kn_impl kn_impl_amx = KN_TABLE(avx512, kn_gemm_bf16_amx);
 #endif
 
 const kn_impl *kn_impl_get(void) {
 #if defined(__x86_64__)
     switch (kn_get_isa()) {
-    case KN_ISA_AMX: /* no AMX tile kernel yet: the vdpbf16ps one */
+    case KN_ISA_AMX: return &kn_impl_amx;
     case KN_ISA_AVX512BF16: return &kn_impl_avx512bf16;
     case KN_ISA_AVX512: return &kn_impl_avx512;
     case KN_ISA_AVX2: return &kn_impl_avx2;
@@ -45,7 +46,8 @@ const char *kn_kernel_name(void) { return kn_impl_get()->name; }
 
 int kn_has_bf16_units(void) {
 #if defined(__x86_64__)
-    return kn_impl_get() == &kn_impl_avx512bf16;
+    const kn_impl *im = kn_impl_get();
+    return im == &kn_impl_avx512bf16 || im == &kn_impl_amx;
 #else
     return 0;
 #endif

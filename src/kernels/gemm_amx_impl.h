@@ -1,0 +1,189 @@
+/* gemm_amx_impl.h - the bf16-mode GEMM on AMX tiles (TDPBF16PS): y = bf16(x) . bf16(W)^T with
+ * f32 accumulation. Instantiated by gemm_amx.c with the real tile instructions (tile_amx.h) and by
+ * gemm_amx_emulated.c with a C emulation of the same eight tile registers (tile_emulated.h), so
+ * the packing, tiling and write-back below are tested on every CPU (unit_kernels.c).
+ *
+ * Tiles (palette 1): C0..C3 = a 32 x 32 f32 block of y (four 16 x 16 tiles), A4/A5 = 16 rows x
+ * 32 bf16 of x (rows 0-15 / 16-31), B6/B7 = 16 k-pairs x 16 columns of W (columns 0-15 / 16-31).
+ * Per 32-element K chunk: 4 tile loads and 4 TDPBF16PS (each 16 x 16 x 32 = 16 KFLOP).
+ * Packed layouts (K block of MA_KC = 256 bf16, padded with zeros to whole 32-element chunks):
+ *   A: ap[(chunk*32 + r)*32 + e] = bf16(x[r][32 chunk + e])      (row-major tile rows, 64 B)
+ *   B: bp[(kp*32 + j)] = pair(W[j][2kp], W[j][2kp+1])           (the VNNI pair layout, 128 B/kp)
+ * Needs the tile vocabulary (TILE_*) and KN_FN first. */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../common/error.h"
+#include "impl.h"
+
+#define MA_KC 256              /* bf16 elements per K block (8 chunks of 32) */
+#define MA_MC 256              /* rows per A group (8 blocks of 32) */
+#define MA_NC 1024             /* max columns per work item */
+#define MA_ROWS (3 * MA_MC)    /* max rows per work item */
+
+static inline uint16_t ma_bf16(float v) { return zi_f32_to_bf16(v); }
+
+/* A for rows [0, nrows) (< 32 valid, zero padded to 32) x columns [0, kc) -> nch chunks. */
+static void ma_pack_a(uint16_t *dst, const float *x, int64_t ldx, int64_t nrows, int64_t kc) {
+    int64_t nch = (kc + 31) / 32;
+    for (int64_t ch = 0; ch < nch; ch++)
+        for (int64_t r = 0; r < 32; r++) {
+            uint16_t *d = dst + (ch * 32 + r) * 32;
+            for (int64_t e = 0; e < 32; e++) {
+                int64_t k = ch * 32 + e;
+                d[e] = r < nrows && k < kc ? ma_bf16(x[r * ldx + k]) : 0;
+            }
+        }
+}
+
+/* B panels of 32 columns of W rows [n0, n0+nc) x columns [k0, k0+kc): [np][kc2p][32] pairs,
+ * kc2p = 16 * ceil(kc / 32). bf16 weights are copied as pairs (exact); others converted. */
+static void ma_pack_b(uint32_t *bp, const kn_wsrc *B, int64_t n0, int64_t nc, int64_t k0, int64_t kc) {
+    int64_t kc2p = (kc + 31) / 32 * 16, np = (nc + 31) / 32;
+    float row[MA_KC + 32];
+    for (int64_t p = 0; p < np; p++)
+        for (int64_t j = 0; j < 32; j++) {
+            int64_t r = p * 32 + j;
+            uint32_t *d = bp + p * kc2p * 32 + j;
+            if (r >= nc) {
+                for (int64_t kp = 0; kp < kc2p; kp++) d[kp * 32] = 0;
+                continue;
+            }
+            if (B->direct && B->dt == ZI_BF16) {
+                const uint16_t *src = (const uint16_t *)((const char *)B->data + (size_t)(n0 + r) * B->rs) + k0;
+                for (int64_t kp = 0; kp < kc2p; kp++) {
+                    uint32_t lo = 2 * kp < kc ? src[2 * kp] : 0, hi = 2 * kp + 1 < kc ? src[2 * kp + 1] : 0;
+                    d[kp * 32] = lo | (hi << 16);
+                }
+                continue;
+            }
+            if (B->direct)
+                zi_convert_to_f32(row, (const char *)B->data + (size_t)(n0 + r) * B->rs + (size_t)k0 * B->es, B->dt,
+                                  (size_t)kc);
+            else
+                kn_wsrc_to_f32(B, n0 + r, k0, kc, row);
+            for (int64_t k = kc; k < 2 * kc2p; k++) row[k] = 0.0f;
+            for (int64_t kp = 0; kp < kc2p; kp++)
+                d[kp * 32] = (uint32_t)ma_bf16(row[2 * kp]) | ((uint32_t)ma_bf16(row[2 * kp + 1]) << 16);
+        }
+}
+
+/* One 32 x 32 block: C (+)= A[32, 32 nch] . B[32 nch, 32] over nch chunks, written to y rows
+ * < mr, columns < n (mode 0: = acc + bias, 1: += acc, 2: += acc + bias). tmp: 32 x 32 floats. */
+static void ma_block(const uint16_t *ap, const uint32_t *bp, int64_t nch, float *c, int64_t ldc, int mr, int64_t n,
+                     int mode, const float *bias, float *tmp) {
+    TILE_ZERO(0);
+    TILE_ZERO(1);
+    TILE_ZERO(2);
+    TILE_ZERO(3);
+    for (int64_t ch = 0; ch < nch; ch++) {
+        TILE_LOAD(4, ap + ch * 32 * 32, 64);           /* x rows 0-15, 32 bf16 */
+        TILE_LOAD(5, ap + ch * 32 * 32 + 16 * 32, 64); /* x rows 16-31 */
+        TILE_LOAD(6, bp + ch * 16 * 32, 128);          /* 16 pairs x columns 0-15 */
+        TILE_LOAD(7, bp + ch * 16 * 32 + 16, 128);     /* 16 pairs x columns 16-31 */
+        TILE_DP(0, 4, 6);
+        TILE_DP(1, 4, 7);
+        TILE_DP(2, 5, 6);
+        TILE_DP(3, 5, 7);
+    }
+    TILE_STORE(0, tmp, 128);
+    TILE_STORE(1, tmp + 16, 128);
+    TILE_STORE(2, tmp + 16 * 32, 128);
+    TILE_STORE(3, tmp + 16 * 32 + 16, 128);
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        const float *ti = tmp + i * 32;
+        for (int64_t j = 0; j < n && j < 32; j++) {
+            float v = ti[j];
+            if (mode != 1 && bias) v += bias[j];
+            ci[j] = mode == 0 ? v : ci[j] + v;
+        }
+    }
+}
+
+typedef struct {
+    uint16_t *ap;
+    int64_t m0, ms, ms_pad; /* ms_pad: multiple of 32 */
+} ma_apack;
+
+/* packed A of K block kb, 32-row block starting at row (relative) */
+static const uint16_t *ma_apanel(const ma_apack *A, int64_t kb, int64_t row) {
+    return A->ap + (kb * A->ms_pad + row) * MA_KC;
+}
+
+static void ma_item(float *y, int64_t ldy, const ma_apack *A, const kn_wsrc *B, int64_t K, const float *bias, int acc,
+                    int64_t n0, int64_t nc, int64_t r0, int64_t r1, uint32_t *bp, float *tmp) {
+    for (int64_t kb = 0; kb * MA_KC < K; kb++) {
+        int64_t k0 = kb * MA_KC, kc = K - k0 < MA_KC ? K - k0 : MA_KC, nch = (kc + 31) / 32, kc2p = nch * 16;
+        int mode = k0 > 0 ? 1 : acc ? 2 : 0;
+        ma_pack_b(bp, B, n0, nc, k0, kc); // W[n0.., k0..] -> [nc/32][kc2p][32] pairs
+        for (int64_t j = 0; j < nc; j += 32)
+            for (int64_t i = r0; i < r1; i += 32) {
+                int mr = (int)(r1 - i < 32 ? r1 - i : 32);
+                // [32, kc] x [kc, 32] -> y[m0+i.., n0+j..]
+                ma_block(ma_apanel(A, kb, i), bp + (j / 32) * kc2p * 32, nch, y + (A->m0 + i) * ldy + n0 + j, ldy, mr,
+                         nc - j, mode, bias ? bias + n0 + j : NULL, tmp);
+            }
+    }
+}
+
+int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
+                        const kn_wsrc *B, const float *bias, int acc, int T) {
+    if (M <= 0 || N <= 0 || K <= 0) return 0;
+    if ((double)M * (double)N * (double)K < 65536.0) T = 1;
+    int64_t npan = (N + 31) / 32;
+    int64_t cpan = npan / (4 * T) < 1 ? 1 : npan / (4 * T) > MA_NC / 32 ? MA_NC / 32 : npan / (4 * T);
+    int64_t nchunk = (npan + cpan - 1) / cpan;
+    int64_t msb = ((int64_t)(64 << 20) / (2 * (K < MA_KC ? MA_KC : K))) / MA_MC * MA_MC;
+    if (msb < MA_MC) msb = MA_MC;
+    int failed = 0;
+    for (int64_t ms0 = 0; ms0 < M && !failed; ms0 += msb) {
+        ma_apack A = {NULL, ms0, M - ms0 < msb ? M - ms0 : msb, 0};
+        A.ms_pad = (A.ms + 31) / 32 * 32;
+        int64_t nmb = A.ms_pad / 32, nkb = (K + MA_KC - 1) / MA_KC;
+        int64_t nrr = nchunk >= 4 * T ? 1 : (4 * T + nchunk - 1) / nchunk;
+        if (nrr < (A.ms + MA_ROWS - 1) / MA_ROWS) nrr = (A.ms + MA_ROWS - 1) / MA_ROWS;
+        if (nrr > nmb) nrr = nmb;
+        A.ap = kn_scratch_get(sizeof(uint16_t) * (size_t)A.ms_pad * (size_t)(nkb * MA_KC));
+        if (!A.ap) {
+            failed = 1;
+            break;
+        }
+#pragma omp parallel num_threads(T) if (T > 1)
+        {
+#pragma omp for schedule(static) collapse(2)
+            for (int64_t kb = 0; kb < nkb; kb++)
+                for (int64_t b = 0; b < nmb; b++) {
+                    int64_t k0 = kb * MA_KC, kc = K - k0 < MA_KC ? K - k0 : MA_KC, i0 = b * 32;
+                    ma_pack_a((uint16_t *)ma_apanel(&A, kb, i0), x + (ms0 + i0) * ldx + k0, ldx,
+                              A.ms - i0 < 32 ? A.ms - i0 : 32, kc);
+                }
+            uint32_t *bp = kn_scratch_get(sizeof(uint32_t) * (MA_KC / 2) * (size_t)(cpan * 32));
+            float *tmp = kn_scratch_get(sizeof(float) * 32 * 32);
+            if (!bp || !tmp) {
+#pragma omp atomic write
+                failed = 1;
+            }
+            TILE_CONFIG();
+#pragma omp for schedule(dynamic, 1) collapse(2)
+            for (int64_t c = 0; c < nchunk; c++)
+                for (int64_t r = 0; r < nrr; r++) {
+                    int64_t n0 = c * cpan * 32, nc = N - n0 < cpan * 32 ? N - n0 : cpan * 32;
+                    int64_t r0 = nmb * r / nrr * 32, r1 = nmb * (r + 1) / nrr * 32;
+                    if (r1 > A.ms) r1 = A.ms;
+                    if (r0 >= r1 || !bp || !tmp) continue;
+                    ma_item(y, ldy, &A, B, K, bias, acc, n0, nc, r0, r1, bp, tmp);
+                }
+            TILE_RELEASE();
+            kn_scratch_put(bp);
+            kn_scratch_put(tmp);
+        }
+        kn_scratch_put(A.ap);
+    }
+    if (failed) return zi_err("out of memory for AMX GEMM scratch (M=%lld, N=%lld, K=%lld)", (long long)M,
+                              (long long)N, (long long)K);
+    return 0;
+}
