@@ -1,7 +1,7 @@
 # zimage - plain GNU Makefile (see docs/ARCHITECTURE.md for why not CMake).
 #
 #   make            library (static + shared), CLI, tests, tools, benchmarks -> build/
-#   make test       golden runner on tests/fixtures + unit tests
+#   make test       golden runner on tests/fixtures (+ its own rule tests) + unit tests
 #   make test-san   the same suite built with -fsanitize=address,undefined -> build-san/
 #   make demo       generate a PNG with the tiny fixture model
 #
@@ -91,6 +91,7 @@ FIXTURES ?= tests/fixtures
 test: all $(BUILD)/example-generate
 	$(BUILD)/zimage-unit $(FIXTURES)
 	$(BUILD)/zimage-golden $(FIXTURES)
+	python3 tests/golden/runner_test.py $(BUILD)/zimage-golden $(FIXTURES)
 	bash tests/cli_test.sh $(BUILD)/zimage $(FIXTURES)
 	cd $(BUILD) && ./example-generate $(abspath $(FIXTURES))/tiny-zimage && test -s fox.png && echo 'example: 1 passed, 0 failed'
 
