@@ -8,7 +8,14 @@
 # Every .c under src/ goes into the library (src/cli/ is the CLI program).
 
 SAN ?= 0
-ifeq ($(SAN),1)
+FUZZ ?= 0
+ifeq ($(FUZZ),1)
+# libFuzzer targets (scripts/fuzz.sh): clang, coverage instrumentation + ASan/UBSan
+BUILD ?= build-fuzz
+CC = clang
+SANFLAGS = -fsanitize=address,undefined,float-cast-overflow
+OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(SANFLAGS) -fno-sanitize-recover=all
+else ifeq ($(SAN),1)
 BUILD ?= build-san
 SANFLAGS = -fsanitize=address,undefined
 OPT = -O1 -g -fno-omit-frame-pointer $(SANFLAGS) -fno-sanitize-recover=undefined
@@ -44,6 +51,7 @@ GOLDEN_SRC := $(wildcard tests/golden/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tools/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -51,6 +59,7 @@ GOLDEN_OBJ := $(GOLDEN_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 TOOLS := $(TOOL_SRC:tools/%.c=$(BUILD)/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
+FUZZERS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%)
 
 STATIC := $(BUILD)/libzimage.a
 SHARED := $(BUILD)/libzimage.so
@@ -86,6 +95,12 @@ $(BUILD)/%: $(BUILD)/tools/%.o $(STATIC)
 $(BUILD)/%: $(BUILD)/bench/%.o $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(STATIC)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# build with FUZZ=1 (scripts/fuzz.sh does)
+fuzzers: $(FUZZERS)
+
 FIXTURES ?= tests/fixtures
 
 test: all $(BUILD)/example-generate
@@ -102,9 +117,9 @@ demo: all
 	$(BUILD)/zimage -m tests/fixtures/tiny-zimage -p "a red fox in the snow" -W 64 -H 64 --seed 42 -o fox.png
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
-.PHONY: all test test-san demo clean
+.PHONY: all test test-san demo clean fuzzers
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
