@@ -105,7 +105,7 @@ char *zi_pipeline_component_path(const char *explicit_path, const char *dir, con
     return NULL;
 }
 
-/* Base (undistilled) Z-Image configs carry "siglip_feat_dim" (spec 3.1); Turbo does not. */
+/* Base (undistilled) Z-Image configs carry "siglip_feat_dim" (docs/MODEL.md §1); Turbo does not. */
 static int detect_base_model(const char *transformer_path) {
     char *cfg = path_join(transformer_path, "config.json");
     int base = 0;

@@ -1,6 +1,6 @@
 /* pipeline.h - internal side of the public API (include/zimage.h).
  *
- * The generation loop of spec section 2: tokenize -> text encoder (then released)
+ * The generation loop of docs/MODEL.md §2: tokenize -> text encoder (then released)
  * -> noise -> flow-matching Euler over the DiT (with optional CFG) -> VAE decode
  * -> uint8. Hooks let tests observe every intermediate through the same code
  * path the CLI uses. */

@@ -1,4 +1,4 @@
-/* tokenizer.c - Qwen2/Qwen3 byte-level BPE tokenizer (spec 4.1-4.2).
+/* tokenizer.c - Qwen2/Qwen3 byte-level BPE tokenizer (docs/MODEL.md §4.1-4.2).
  *
  * Pipeline position: prompt text -> [this] -> token ids -> Qwen3 text encoder.
  *
