@@ -1,17 +1,31 @@
 # zimage - plain GNU Makefile (see docs/ARCHITECTURE.md for why not CMake).
 #
 #   make            library (static + shared), CLI, tests, tools, benchmarks -> build/
-#   make test       golden runner on tests/fixtures + unit tests
-#   make test-san   the same suite built with -fsanitize=address,undefined -> build-san/
+#   make test       golden runner on tests/fixtures (+ its own rule tests) + unit tests
+#   make test-tsan  the concurrency test under ThreadSanitizer -> build-tsan/
+#   make test-san   the same suite built with -fsanitize=address,undefined,float-cast-overflow -> build-san/
 #   make demo       generate a PNG with the tiny fixture model
+#   make install    PREFIX=/usr/local: lib, header, zimage.pc, CLI
 #
 # Every .c under src/ goes into the library (src/cli/ is the CLI program).
 
 SAN ?= 0
-ifeq ($(SAN),1)
+FUZZ ?= 0
+ifeq ($(SAN),thread)
+# ThreadSanitizer build for `make test-tsan`
+BUILD ?= build-tsan
+SANFLAGS = -fsanitize=thread
+OPT = -O1 -g -fno-omit-frame-pointer $(SANFLAGS)
+else ifeq ($(FUZZ),1)
+# libFuzzer targets (scripts/fuzz.sh): clang, coverage instrumentation + ASan/UBSan
+BUILD ?= build-fuzz
+CC = clang
+SANFLAGS = -fsanitize=address,undefined,float-cast-overflow
+OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(SANFLAGS) -fno-sanitize-recover=all
+else ifeq ($(SAN),1)
 BUILD ?= build-san
-SANFLAGS = -fsanitize=address,undefined
-OPT = -O1 -g -fno-omit-frame-pointer $(SANFLAGS) -fno-sanitize-recover=undefined
+SANFLAGS = -fsanitize=address,undefined,float-cast-overflow
+OPT = -O1 -g -fno-omit-frame-pointer $(SANFLAGS) -fno-sanitize-recover=all
 else
 BUILD ?= build
 OPT = -O3 -g
@@ -21,7 +35,7 @@ CC ?= cc
 # No -march=native: one binary runs on any x86-64 and picks its kernels at run time
 # (src/kernels/cpu.c). Only the per-ISA kernel files get ISA flags (below).
 ARCH ?=
-CFLAGS ?= $(OPT) $(ARCH) -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -fPIC -MMD -MP
+CFLAGS ?= $(OPT) $(ARCH) -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -fPIC -fvisibility=hidden -MMD -MP
 UNAME_M := $(shell uname -m)
 ifeq ($(UNAME_M),x86_64)
 ISA_avx2 = -mavx2 -mfma -mf16c
@@ -42,8 +56,10 @@ LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
 CLI_SRC := $(shell find src/cli -name '*.c' | sort)
 GOLDEN_SRC := $(wildcard tests/golden/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
+THREAD_SRC := tests/thread/thread_test.c
 TOOL_SRC := $(wildcard tools/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -51,11 +67,17 @@ GOLDEN_OBJ := $(GOLDEN_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 TOOLS := $(TOOL_SRC:tools/%.c=$(BUILD)/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
+FUZZERS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%)
 
+# ABI version: libzimage.so.$(SOMAJOR) is the SONAME; bump SOMAJOR on any incompatible change.
+VERSION := $(shell sed -n 's/^\#define ZIMAGE_VERSION "\(.*\)"/\1/p' include/zimage.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 STATIC := $(BUILD)/libzimage.a
 SHARED := $(BUILD)/libzimage.so
+SHARED_REAL := $(BUILD)/libzimage.so.$(VERSION)
 
-all: $(STATIC) $(SHARED) $(BUILD)/zimage $(BUILD)/zimage-golden $(BUILD)/zimage-unit $(TOOLS) $(BENCHES)
+all: $(STATIC) $(SHARED) $(BUILD)/zimage $(BUILD)/zimage-golden $(BUILD)/zimage-unit $(BUILD)/zimage-thread-test \
+     $(TOOLS) $(BENCHES)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -65,8 +87,12 @@ $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(SHARED_REAL): $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libzimage.so.$(SOMAJOR) -o $@ $^ $(LDLIBS)
+
+$(SHARED): $(SHARED_REAL)
+	ln -sf libzimage.so.$(VERSION) $(BUILD)/libzimage.so.$(SOMAJOR)
+	ln -sf libzimage.so.$(SOMAJOR) $@
 
 $(BUILD)/zimage: $(CLI_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -80,30 +106,62 @@ $(BUILD)/example-generate: $(BUILD)/examples/generate.o $(STATIC)
 $(BUILD)/zimage-unit: $(UNIT_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/zimage-thread-test: $(THREAD_SRC:%.c=$(BUILD)/%.o) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/%: $(BUILD)/tools/%.o $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%: $(BUILD)/bench/%.o $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(STATIC)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# build with FUZZ=1 (scripts/fuzz.sh does)
+fuzzers: $(FUZZERS)
+
 FIXTURES ?= tests/fixtures
 
 test: all $(BUILD)/example-generate
 	$(BUILD)/zimage-unit $(FIXTURES)
 	$(BUILD)/zimage-golden $(FIXTURES)
+	python3 tests/golden/runner_test.py $(BUILD)/zimage-golden $(FIXTURES)
+	$(BUILD)/zimage-thread-test $(FIXTURES)
 	bash tests/cli_test.sh $(BUILD)/zimage $(FIXTURES)
 	cd $(BUILD) && ./example-generate $(abspath $(FIXTURES))/tiny-zimage && test -s fox.png && echo 'example: 1 passed, 0 failed'
+	CC="$(CC) $(SANFLAGS)" bash tests/abi_test.sh $(BUILD) $(FIXTURES)
 
 test-san:
 	$(MAKE) SAN=1 test
+
+# the concurrency test under ThreadSanitizer (1 kernel thread per call: libgomp is not instrumented)
+test-tsan:
+	$(MAKE) SAN=thread build-tsan/zimage-thread-test
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/zimage-thread-test $(FIXTURES) 1
+
+# make install PREFIX=/usr/local [DESTDIR=...]: library (static + versioned shared),
+# header, pkg-config file and the CLI
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+install: $(STATIC) $(SHARED) $(BUILD)/zimage
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sf libzimage.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libzimage.so.$(SOMAJOR)
+	ln -sf libzimage.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libzimage.so
+	install -m 644 include/zimage.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BUILD)/zimage $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES@|$(PKGS)|' zimage.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/zimage.pc
 
 demo: all
 	$(BUILD)/zimage -m tests/fixtures/tiny-zimage -p "a red fox in the snow" -W 64 -H 64 --seed 42 -o fox.png
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz build-tsan
 
-.PHONY: all test test-san demo clean
+.PHONY: all test test-san test-tsan demo clean fuzzers install
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

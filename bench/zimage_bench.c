@@ -1,4 +1,4 @@
-/* zimage_bench.c - compute benchmark for the DiT hot spots.
+/* zimage_bench.c - compute benchmark for the DiT hot spots (docs/MODEL.md §9).
  *
  * Measures, in one program: (a) the machine's fp32 FMA (AVX-512 and AVX2) / bf16 dot / int8
  * VNNI peaks with register-only loops (each only where the CPU has it), (b) kn_linear GFLOP/s on the real DiT

@@ -12,7 +12,18 @@
  *   zimage_free(m);
  *
  * Every function returns 0 on success and -1 on error; zimage_last_error() then
- * holds a message (per thread). The library never prints and never exits. */
+ * holds a message (per thread). The library never prints and never exits.
+ *
+ * Threads. The library keeps no mutable process-wide state of its own: settings
+ * (n_threads, ...) belong to a model, scratch memory to a call. So:
+ *   - different models may be loaded, used and freed in different threads at once;
+ *   - one loaded model may run zimage_generate / zimage_validate from several
+ *     threads at once (generation only reads the model);
+ *   - zimage_free(m) must not overlap any other call on m;
+ *   - the parameter and image structs belong to the caller: do not share one
+ *     zimage_image between concurrent calls.
+ * tests/thread/thread_test.c checks that concurrent generations give the same bits
+ * as sequential ones (`make test`; under ThreadSanitizer: `make test-tsan`). */
 #ifndef ZIMAGE_H
 #define ZIMAGE_H
 
@@ -25,6 +36,22 @@ extern "C" {
 
 #define ZIMAGE_VERSION "0.1.0"
 
+/* Symbols of the shared library: the library is built with -fvisibility=hidden and
+ * exports exactly the functions marked ZIMAGE_API (all named zimage_*). */
+#if defined(__GNUC__) && !defined(_WIN32)
+#define ZIMAGE_API __attribute__((visibility("default")))
+#else
+#define ZIMAGE_API
+#endif
+
+/* ABI: libzimage.so.0 (SONAME) stays compatible while the 0 is kept. The parameter
+ * structs below start with struct_size, which their _default() functions set:
+ * always start from zimage_load_params_default() / zimage_params_default(). New
+ * fields are only ever appended, and the library reads only the fields that fit in
+ * struct_size (the rest keep their defaults), so a program built against an older
+ * header keeps working. struct_size smaller than the first release's struct (or 0
+ * from a `= {0}` initializer) is refused with an error. */
+
 typedef struct zimage_model zimage_model;
 
 /* Where the weights are. model_dir is a diffusers folder (model_index.json,
@@ -32,13 +59,14 @@ typedef struct zimage_model zimage_model;
  * below overrides the folder's component (e.g. ComfyUI split files:
  * z_image_turbo_bf16.safetensors, qwen_3_4b.safetensors, ae.safetensors). */
 typedef struct {
+    size_t struct_size;           /* set by zimage_load_params_default() */
     const char *model_dir;
     const char *transformer;      /* folder or .safetensors file */
     const char *text_encoder;     /* folder or .safetensors file */
     const char *tokenizer;        /* tokenizer.json */
     const char *vae;              /* folder or ae.safetensors */
     const char *scheduler_config; /* scheduler_config.json (optional: shift 3.0 default) */
-    int n_threads;                /* 0: all cores */
+    int n_threads;                /* kernel threads of each call on this model; 0: all cores */
     int precision;                /* ZIMAGE_PRECISION_*: arithmetic of the text encoder and DiT */
 } zimage_load_params;
 
@@ -65,6 +93,7 @@ typedef int (*zimage_progress_fn)(void *user, zimage_stage stage, int step, int 
 #define ZIMAGE_SEED_RANDOM UINT64_MAX
 
 typedef struct {
+    size_t struct_size;          /* set by zimage_params_default() */
     const char *prompt;
     const char *negative_prompt; /* NULL: "" (used only with guidance > 1) */
     int width, height;           /* multiples of 16; 0: 1024 */
@@ -96,43 +125,43 @@ typedef struct {
     zimage_timings timings;
 } zimage_image;
 
-zimage_load_params zimage_load_params_default(void);
-zimage_params zimage_params_default(void);
+ZIMAGE_API zimage_load_params zimage_load_params_default(void);
+ZIMAGE_API zimage_params zimage_params_default(void);
 
-int zimage_load(zimage_model **out, const zimage_load_params *p);
-void zimage_free(zimage_model *m);
+ZIMAGE_API int zimage_load(zimage_model **out, const zimage_load_params *p);
+ZIMAGE_API void zimage_free(zimage_model *m);
 /* Model defaults (Turbo: 8 steps, guidance 0). */
-int zimage_default_steps(const zimage_model *m);
-float zimage_default_guidance(const zimage_model *m);
+ZIMAGE_API int zimage_default_steps(const zimage_model *m);
+ZIMAGE_API float zimage_default_guidance(const zimage_model *m);
 /* Check parameters without running anything (sizes, steps, guidance, prompt length). */
-int zimage_validate(const zimage_model *m, const zimage_params *p);
+ZIMAGE_API int zimage_validate(const zimage_model *m, const zimage_params *p);
 
-int zimage_generate(zimage_model *m, const zimage_params *p, zimage_image *out);
-void zimage_image_free(zimage_image *img);
+ZIMAGE_API int zimage_generate(zimage_model *m, const zimage_params *p, zimage_image *out);
+ZIMAGE_API void zimage_image_free(zimage_image *img);
 
 /* PNG with A1111-style "parameters" text plus Software/prompt metadata. */
-int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *p, const char *model_name);
+ZIMAGE_API int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *p, const char *model_name);
 
 /* Debugging aids. Tokenize `text` with a tokenizer.json (templated: wrap in the chat
  * template and truncate to max_len as the pipeline does). ids and the byte-level
  * token strings are new arrays; free with zimage_tokens_free. */
-int zimage_tokenize(const char *tokenizer_json, const char *text, int templated, int max_len, int32_t **ids,
+ZIMAGE_API int zimage_tokenize(const char *tokenizer_json, const char *text, int templated, int max_len, int32_t **ids,
                     char ***pieces, int *n);
-void zimage_tokens_free(int32_t *ids, char **pieces, int n);
+ZIMAGE_API void zimage_tokens_free(int32_t *ids, char **pieces, int n);
 /* Caption features of a prompt (chat template, truncation, Qwen3 hidden_states[-2]) using
  * only the tokenizer and text encoder named by lp (model_dir and/or explicit paths):
  * feats [n_tokens, dim] (free with free()). Nothing else is loaded. */
-int zimage_encode_prompt(const zimage_load_params *lp, const char *prompt, int max_len, float **feats, int *n_tokens,
+ZIMAGE_API int zimage_encode_prompt(const zimage_load_params *lp, const char *prompt, int max_len, float **feats, int *n_tokens,
                          int *dim);
 
-const char *zimage_last_error(void);
+ZIMAGE_API const char *zimage_last_error(void);
 /* CPU name, instruction-set features found, and the kernel path used (ZIMAGE_ISA or the best
  * available), several lines of text. Thread-safe; the string is static. */
-const char *zimage_system_info(void);
+ZIMAGE_API const char *zimage_system_info(void);
 /* The precision AUTO resolves to on this machine (ZIMAGE_PRECISION_F32 or _BF16). */
-int zimage_precision_auto(void);
+ZIMAGE_API int zimage_precision_auto(void);
 /* Peak resident memory of the process so far, in bytes (0 if unknown). */
-size_t zimage_peak_rss(void);
+ZIMAGE_API size_t zimage_peak_rss(void);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
  *
  *   build/mkrandom_dit OUT_DIR [--layers N] [--seed S]
  *
- * Produces the diffusers layout of spec 3.1/3.2 with the full-size config (dim 3840,
+ * Produces the diffusers layout of docs/MODEL.md §3.1/3.2 with the full-size config (dim 3840,
  * 30 layers + 2+2 refiners, 30 heads, cap_feat_dim 2560): config.json, three BF16
  * shards diffusion_pytorch_model-0000{1,2,3}-of-00003.safetensors (~4.1 GB each) and
  * diffusion_pytorch_model.safetensors.index.json, with the official 521 tensor names
@@ -65,7 +65,7 @@ static int mk_add(mk_list *l, const char *name, int ndim, int64_t d0, int64_t d1
 
 static int64_t mk_numel(const mk_tensor *t) { return t->ndim == 1 ? t->shape[0] : t->shape[0] * t->shape[1]; }
 
-/* One block (spec 3.2 table): 15 tensors when modulated, 13 otherwise. */
+/* One block (docs/MODEL.md §3.2): 15 tensors when modulated, 13 otherwise. */
 static int mk_block(mk_list *l, const char *p, int modulated) {
     char n[128];
     const float s_d = 1.0f / sqrtf((float)MK_DIM), s_f = 1.0f / sqrtf((float)MK_FFN);

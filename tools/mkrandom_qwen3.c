@@ -5,7 +5,7 @@
  * Benchmark helper only (the real weights are not available here): the folder has the
  * diffusers text_encoder layout - config.json, model-0000K-of-0000M.safetensors shards of
  * about 4 GB and model.safetensors.index.json - with the official names (model. prefix)
- * and shapes of spec 3.5 (hidden 2560, 32/8 heads, head_dim 128, intermediate 9728,
+ * and shapes of docs/MODEL.md §3.5 (hidden 2560, 32/8 heads, head_dim 128, intermediate 9728,
  * vocab 151936; 36 layers unless --layers). Values keep activations finite: matrices
  * N(0, 1/fan_in), norm gains 1 + 0.1 N(0,1), embeddings N(0,1). N(0,1) is approximated by
  * a sum of four 16-bit uniforms from xorshift64* (Irwin-Hall), seeded per tensor name.

@@ -1,4 +1,4 @@
-/* dit.c - S3-DiT forward pass (spec section 5), written to read like the spec.
+/* dit.c - S3-DiT forward pass (docs/MODEL.md §5), written to read like it.
  *
  *   t -> sinusoid -> t_embedder MLP -> c (adaLN input)
  *   latent -> patchify -> x_embedder -> pad to 32 (x_pad_token) -> noise_refiner (modulated)
@@ -62,7 +62,6 @@ static int dit_config_load(zi_dit_config *c, const char *dir, const zi_store *s)
     json_t *j = single_file ? dit_config_from_shapes(s) : zi_json_load_file(path);
     if (!j) return -1;
     long long v;
-    double d;
     long long arr[8];
     int n, rc = -1;
     /* defaults = Z-Image-Turbo */
@@ -86,31 +85,26 @@ static int dit_config_load(zi_dit_config *c, const char *dir, const zi_store *s)
     GETI("in_channels", in_channels)
     GETI("cap_feat_dim", cap_feat_dim)
 #undef GETI
-    d = c->rope_theta;
-    if (zi_json_get_num_opt(j, "rope_theta", &d, path)) goto done;
-    c->rope_theta = (float)d;
-    d = c->t_scale;
-    if (zi_json_get_num_opt(j, "t_scale", &d, path)) goto done;
-    c->t_scale = (float)d;
-    d = c->norm_eps;
-    if (zi_json_get_num_opt(j, "norm_eps", &d, path)) goto done;
-    c->norm_eps = (float)d;
+    if (zi_json_get_float_range(j, "rope_theta", 0, 1.0, 1e12, &c->rope_theta, path) ||
+        zi_json_get_float_range(j, "t_scale", 0, 1e-6, 1e9, &c->t_scale, path) ||
+        zi_json_get_float_range(j, "norm_eps", 0, 1e-30, 1.0, &c->norm_eps, path))
+        goto done;
     if (json_object_get(j, "all_patch_size")) {
-        if (zi_json_get_int_array(j, "all_patch_size", arr, 8, &n, path)) goto done;
+        if (zi_json_get_int_array(j, "all_patch_size", 1, 64, arr, 8, &n, path)) goto done;
         if (n != 1 || arr[0] != 2) {
             zi_err("%s: all_patch_size must be [2] (only patch size 2 is supported)", path);
             goto done;
         }
     }
     if (json_object_get(j, "all_f_patch_size")) {
-        if (zi_json_get_int_array(j, "all_f_patch_size", arr, 8, &n, path)) goto done;
+        if (zi_json_get_int_array(j, "all_f_patch_size", 1, 64, arr, 8, &n, path)) goto done;
         if (n != 1 || arr[0] != 1) {
             zi_err("%s: all_f_patch_size must be [1]", path);
             goto done;
         }
     }
     if (json_object_get(j, "axes_dims")) {
-        if (zi_json_get_int_array(j, "axes_dims", arr, 8, &n, path)) goto done;
+        if (zi_json_get_int_array(j, "axes_dims", 0, 1000000, arr, 8, &n, path)) goto done;
         if (n != 3) {
             zi_err("%s: axes_dims must have 3 entries", path);
             goto done;
@@ -118,7 +112,7 @@ static int dit_config_load(zi_dit_config *c, const char *dir, const zi_store *s)
         for (int i = 0; i < 3; i++) c->axes_dims[i] = (int)arr[i];
     }
     if (json_object_get(j, "axes_lens")) {
-        if (zi_json_get_int_array(j, "axes_lens", arr, 8, &n, path)) goto done;
+        if (zi_json_get_int_array(j, "axes_lens", 1, 1000000, arr, 8, &n, path)) goto done;
         if (n != 3) {
             zi_err("%s: axes_lens must have 3 entries", path);
             goto done;
@@ -280,6 +274,7 @@ int zi_dit_load_ex(zi_dit **out, const char *dir, zi_dit_weights policy) {
     *out = NULL;
     zi_dit *m = zi_calloc(1, sizeof *m);
     if (!m) return -1;
+    m->ffn_chunk_rows = 1024; /* bounds the [rows, F] FFN buffers */
     zi_dit_config *c = &m->cfg;
     if (zi_store_open(&m->store, dir)) goto fail;
     m->store.prefixes = dit_prefixes;
@@ -425,10 +420,10 @@ void zi_dit_rope_table(const zi_dit_config *cfg, const int32_t *ids, int64_t n, 
 typedef struct {
     float *h, *q, *k, *v, *att; /* [L, D] */
     float *gate, *up;           /* [chunk, F] */
+    float *mods;                /* [4, D] block modulation: scale_msa, gate_msa, scale_mlp, gate_mlp */
     int64_t chunk;
 } dit_scratch;
 
-int zi_dit_ffn_chunk_rows = 1024; /* max FFN rows at once: bounds the [rows, F] buffers */
 
 static void dit_scratch_free(dit_scratch *s) {
     zi_free_aligned(s->h);
@@ -438,12 +433,13 @@ static void dit_scratch_free(dit_scratch *s) {
     zi_free_aligned(s->att);
     zi_free_aligned(s->gate);
     zi_free_aligned(s->up);
+    free(s->mods);
 }
 
-static int dit_scratch_alloc(dit_scratch *s, int64_t L, int64_t D, int64_t F) {
+static int dit_scratch_alloc(dit_scratch *s, int64_t L, int64_t D, int64_t F, int chunk_rows) {
     memset(s, 0, sizeof *s);
     size_t ld = (size_t)(L * D) * sizeof(float);
-    s->chunk = L < zi_dit_ffn_chunk_rows ? L : (zi_dit_ffn_chunk_rows > 0 ? zi_dit_ffn_chunk_rows : 1);
+    s->chunk = L < chunk_rows ? L : (chunk_rows > 0 ? chunk_rows : 1);
     size_t lf = (size_t)(s->chunk * F) * sizeof(float);
     s->h = zi_malloc_aligned(ld);
     s->q = zi_malloc_aligned(ld);
@@ -452,7 +448,8 @@ static int dit_scratch_alloc(dit_scratch *s, int64_t L, int64_t D, int64_t F) {
     s->att = zi_malloc_aligned(ld);
     s->gate = zi_malloc_aligned(lf);
     s->up = zi_malloc_aligned(lf);
-    if (!s->h || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up) {
+    s->mods = zi_malloc(sizeof(float) * 4 * (size_t)D);
+    if (!s->h || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || !s->mods) {
         dit_scratch_free(s);
         return -1;
     }
@@ -495,9 +492,8 @@ static void dit_block_forward(const zi_dit *m, const zi_dit_block *b, float *x, 
     int64_t D = c->dim, F = c->ffn_dim;
     float eps = c->norm_eps;
     float *scale_msa = NULL, *gate_msa = NULL, *scale_mlp = NULL, *gate_mlp = NULL;
-    float *mv = NULL;
     if (mod) {
-        mv = malloc(sizeof(float) * 4 * (size_t)D);
+        float *mv = s->mods;
         scale_msa = mv, gate_msa = mv + D, scale_mlp = mv + 2 * D, gate_mlp = mv + 3 * D;
         for (int64_t j = 0; j < D; j++) {
             scale_msa[j] = 1.0f + mod[j];
@@ -527,7 +523,6 @@ static void dit_block_forward(const zi_dit *m, const zi_dit_block *b, float *x, 
     }
     kn_rmsnorm(s->att, s->att, L, D, b->ffn_norm2, eps);
     dit_rows_add_gated(x, s->att, L, D, gate_mlp);
-    free(mv);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -554,8 +549,12 @@ int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float
     float *capn = zi_malloc((size_t)(Lc * c->cap_feat_dim) * sizeof(float));
     float *Y = zi_malloc((size_t)(L * P) * sizeof(float));
     dit_scratch s;
-    int have_scratch = dit_scratch_alloc(&s, L, D, c->ffn_dim) == 0;
-    if (!U || !tok || !cos || !sin || !ids || !capn || !Y || !have_scratch) goto done;
+    int have_scratch = dit_scratch_alloc(&s, L, D, c->ffn_dim, m->ffn_chunk_rows) == 0;
+    float *mod = zi_malloc(sizeof(float) * 4 * (size_t)D);
+    if (!U || !tok || !cos || !sin || !ids || !capn || !Y || !have_scratch || !mod) {
+        zi_err_ctx("DiT forward with %lld tokens", (long long)L);
+        goto done;
+    }
     float *X = U, *Cp = U + Limg_pad * D;
 
     /* 1. timestep embedding: c = W2 silu(W1 sinusoid(t * 1000) + b1) + b2 */
@@ -590,8 +589,6 @@ int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float
     if (dump) dump(du, "x_embedded", X, Limg_pad, D);
 
     /* 4. noise refiner on the image tokens, modulated by c */
-    float *mod = zi_malloc(sizeof(float) * 4 * (size_t)D);
-    if (!mod) goto done;
     for (int i = 0; i < c->n_refiner; i++) {
         const zi_dit_block *b = &m->noise_refiner[i];
         kn_linear(mod, adaln, 1, &b->ada_w, b->ada_b); // [1, 256] x [4D, 256]^T, no SiLU
@@ -632,7 +629,6 @@ int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float
     dit_rows_mul(U, L, D, mod);
     kn_linear(Y, U, L, &m->final_w, m->final_b); // [L, D] x [64, D]^T
     if (dump) dump(du, "final_layer", Y, L, P);
-    free(mod);
 
     /* 8. unpatchify the image rows */
     for (int64_t ht = 0; ht < Ht; ht++)
@@ -652,5 +648,6 @@ done:
     free(ids);
     free(capn);
     free(Y);
+    free(mod);
     return rc;
 }

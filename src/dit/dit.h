@@ -1,4 +1,4 @@
-/* dit.h - the S3-DiT denoiser (ZImageTransformer2DModel), spec section 5.
+/* dit.h - the S3-DiT denoiser (ZImageTransformer2DModel), docs/MODEL.md §5.
  *
  * Pipeline position: text features (text/) + noisy latent (sampling/) -> here
  * -> velocity-like output u consumed by the Euler sampler. Weights stay
@@ -59,6 +59,7 @@ typedef struct zi_dit {
     kn_mat final_ada_w;        /* all_final_layer.2-1.adaLN_modulation.1 [dim, adaln] */
     float *final_ada_b;
     zi_dit_block *noise_refiner, *context_refiner, *layers;
+    int ffn_chunk_rows;        /* most token rows the FFN processes at once (1024; tests lower it) */
 } zi_dit;
 
 /* Optional hook: called with named intermediates ("x_embedded", "noise_refiner.0", ...,
@@ -79,12 +80,10 @@ void zi_dit_free(zi_dit *m);
 
 /* One batch item. x, out: [in_channels, h, w] latents (frame axis dropped);
  * t: the pipeline's t_model in [0,1]; cap: [cap_len, cap_feat_dim].
- * Returns 0 or -1 (bad sizes). */
+ * Returns 0 or -1 (bad sizes, out of memory). The model is only read: several
+ * threads may run forwards on one model at once (each call has its own scratch). */
 int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float *cap, int cap_len, float *out,
                    zi_dit_dump_fn dump, void *dump_user);
-
-/* Most token rows the FFN processes at once (default 1024; tests lower it to exercise chunking). */
-extern int zi_dit_ffn_chunk_rows;
 
 /* Position ids (t, h, w) of the unified sequence [image tokens + pads ; caption tokens + pads]
  * for an Ht x Wt token grid and Lc caption tokens; ids: [Limg_pad + Lc_pad, 3]. */

@@ -1,6 +1,9 @@
 /* json.c - jansson helpers with file/key-naming error messages. */
 #include "json.h"
 
+#include <limits.h>
+#include <math.h>
+
 #include "../common/error.h"
 
 json_t *zi_json_load_file(const char *path) {
@@ -29,8 +32,11 @@ int zi_json_get_int_opt(const json_t *obj, const char *key, long long *out, cons
         *out = json_integer_value(v);
         return 0;
     }
-    if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v)) {
-        *out = (long long)json_real_value(v);
+    /* 1024.0 is accepted as 1024; the range test comes before the conversion (a double
+     * outside the range of long long must never be converted) */
+    double d = json_is_real(v) ? json_real_value(v) : NAN;
+    if (d >= -9.0e18 && d <= 9.0e18 && d == floor(d)) {
+        *out = (long long)d;
         return 0;
     }
     return zi_err("%s: key \"%s\" must be an integer", what, key);
@@ -54,6 +60,26 @@ int zi_json_get_num(const json_t *obj, const char *key, double *out, const char 
     return zi_json_get_num_opt(obj, key, out, what);
 }
 
+int zi_json_get_float_range(const json_t *obj, const char *key, int required, double lo, double hi, float *out,
+                            const char *what) {
+    double d = *out;
+    if ((required ? zi_json_get_num(obj, key, &d, what) : zi_json_get_num_opt(obj, key, &d, what)) != 0) return -1;
+    if (!(d >= lo && d <= hi)) /* also NaN */
+        return zi_err("%s: \"%s\" = %g is out of range [%g, %g]", what, key, d, lo, hi);
+    *out = (float)d;
+    return 0;
+}
+
+int zi_json_get_int_range(const json_t *obj, const char *key, int required, long long lo, long long hi, int *out,
+                          const char *what) {
+    long long v = *out;
+    if ((required ? zi_json_get_int(obj, key, &v, what) : zi_json_get_int_opt(obj, key, &v, what)) != 0) return -1;
+    if (v < lo || v > hi || v < INT_MIN || v > INT_MAX)
+        return zi_err("%s: \"%s\" = %lld is out of range [%lld, %lld]", what, key, v, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
 int zi_json_get_bool_opt(const json_t *obj, const char *key, int *out, const char *what) {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) return 0;
@@ -62,8 +88,8 @@ int zi_json_get_bool_opt(const json_t *obj, const char *key, int *out, const cha
     return 0;
 }
 
-int zi_json_get_int_array(const json_t *obj, const char *key, long long *out, int cap, int *n_out,
-                          const char *what) {
+int zi_json_get_int_array(const json_t *obj, const char *key, long long lo, long long hi, long long *out, int cap,
+                          int *n_out, const char *what) {
     json_t *v = json_object_get(obj, key);
     if (!v) return zi_err("%s: missing key \"%s\"", what, key);
     if (!json_is_array(v)) return zi_err("%s: key \"%s\" must be an array", what, key);
@@ -72,6 +98,9 @@ int zi_json_get_int_array(const json_t *obj, const char *key, long long *out, in
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(v, i);
         if (!json_is_integer(e)) return zi_err("%s: \"%s\"[%zu] must be an integer", what, key, i);
+        if (json_integer_value(e) < lo || json_integer_value(e) > hi)
+            return zi_err("%s: \"%s\"[%zu] = %lld is out of range [%lld, %lld]", what, key, i,
+                          (long long)json_integer_value(e), lo, hi);
         out[i] = json_integer_value(e);
     }
     if (n_out) *n_out = (int)n;

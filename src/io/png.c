@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../common/error.h"
+#include "../common/utf8.h"
 
 /* ---- libpng error plumbing ---- */
 
@@ -59,38 +60,10 @@ static int png_is_ascii(const char *s) {
     return 1;
 }
 
-/* Strict UTF-8 check (no overlongs, no surrogates, <= U+10FFFF). */
+/* Strict UTF-8 check (no overlongs, no surrogates, <= U+10FFFF): the shared helper. */
 static int png_is_utf8(const char *str) {
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned c = *s;
-        int len;
-        unsigned cp;
-        if (c < 0x80) {
-            s++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for (int i = 1; i < len; i++) {
-            if ((s[i] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        s += len;
-    }
-    return 1;
+    size_t n = strlen(str);
+    return zi_utf8_valid_upto((const unsigned char *)str, n) == n;
 }
 
 /* Create a fresh temporary file next to `path`; fills tmp. Returns fd or -1. */

@@ -1,6 +1,6 @@
 /* png.h - PNG output (and input for img2img) over libpng.
  *
- * Pipeline position: the last step; the VAE's uint8 HWC RGB image (spec 7.4)
+ * Pipeline position: the last step; the VAE's uint8 HWC RGB image (docs/MODEL.md §7.4)
  * goes to zi_png_write together with the generation parameters as text chunks.
  * zi_png_read loads a condition image for img2img and tests. */
 #ifndef ZI_PNG_H

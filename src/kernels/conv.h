@@ -1,4 +1,4 @@
-/* conv.h - 2-D convolution and GroupNorm kernels for the VAE (spec section 7.2).
+/* conv.h - 2-D convolution and GroupNorm kernels for the VAE (docs/MODEL.md §7.2).
  *
  * Activations are channels-last: an image of C channels and H x W pixels is a
  * row-major [H*W, C] float32 array (pixel p = y*W + x). In this layout a conv is

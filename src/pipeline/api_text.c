@@ -41,8 +41,11 @@ void zimage_tokens_free(int32_t *ids, char **pieces, int n) {
     free(ids);
 }
 
-int zimage_encode_prompt(const zimage_load_params *lp, const char *prompt, int max_len, float **feats, int *n_tokens,
-                         int *dim) {
+int zimage_encode_prompt(const zimage_load_params *user_lp, const char *prompt, int max_len, float **feats,
+                         int *n_tokens, int *dim) {
+    zimage_load_params lpn;
+    if (zi_pipeline_load_params(&lpn, user_lp)) return -1;
+    const zimage_load_params *lp = &lpn;
     char *te = zi_pipeline_component_path(lp->text_encoder, lp->model_dir, "text_encoder");
     char *tk = zi_pipeline_component_path(lp->tokenizer, lp->model_dir, "tokenizer/tokenizer.json");
     zi_tokenizer *tok = NULL;

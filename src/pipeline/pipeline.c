@@ -2,6 +2,7 @@
 #include "pipeline.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,17 +38,50 @@ size_t zimage_peak_rss(void) {
 zimage_load_params zimage_load_params_default(void) {
     zimage_load_params p;
     memset(&p, 0, sizeof p);
+    p.struct_size = sizeof p;
     return p;
 }
 
 zimage_params zimage_params_default(void) {
     zimage_params p;
     memset(&p, 0, sizeof p);
+    p.struct_size = sizeof p;
     p.guidance = -1.0f;
     p.cfg_truncation = 1.0f;
     p.seed = ZIMAGE_SEED_RANDOM;
     p.max_sequence_length = 512;
     return p;
+}
+
+/* ---------------------------------------------------------------- parameter structs */
+
+/* The public parameter structs only grow at the end; struct_size tells how much of
+ * the struct the caller's header knew. These are the ends of the first release:
+ * never change them. */
+#define LOAD_PARAMS_V1_SIZE (offsetof(zimage_load_params, precision) + sizeof(int))
+#define PARAMS_V1_SIZE (offsetof(zimage_params, cancel) + sizeof(volatile int *))
+#define PARAMS_MAX_SIZE 65536 /* anything larger is not a struct_size */
+
+/* out = defaults, then the first min(struct_size, sizeof) bytes of the caller's struct. */
+static int params_copy(void *out, size_t out_size, const void *in, size_t v1_size, const char *what) {
+    if (!in) return zi_err("%s: NULL", what);
+    size_t n;
+    memcpy(&n, in, sizeof n);
+    if (n < v1_size || n > PARAMS_MAX_SIZE)
+        return zi_err("%s.struct_size = %zu: initialize the struct with %s_default()", what, n, what);
+    memcpy(out, in, n < out_size ? n : out_size); /* fields the caller does not know keep their defaults */
+    memcpy(out, &out_size, sizeof out_size);
+    return 0;
+}
+
+int zi_pipeline_load_params(zimage_load_params *out, const zimage_load_params *in) {
+    *out = zimage_load_params_default();
+    return params_copy(out, sizeof *out, in, LOAD_PARAMS_V1_SIZE, "zimage_load_params");
+}
+
+int zi_pipeline_params(zimage_params *out, const zimage_params *in) {
+    *out = zimage_params_default();
+    return params_copy(out, sizeof *out, in, PARAMS_V1_SIZE, "zimage_params");
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -71,7 +105,7 @@ char *zi_pipeline_component_path(const char *explicit_path, const char *dir, con
     return NULL;
 }
 
-/* Base (undistilled) Z-Image configs carry "siglip_feat_dim" (spec 3.1); Turbo does not. */
+/* Base (undistilled) Z-Image configs carry "siglip_feat_dim" (docs/MODEL.md §1); Turbo does not. */
 static int detect_base_model(const char *transformer_path) {
     char *cfg = path_join(transformer_path, "config.json");
     int base = 0;
@@ -102,9 +136,12 @@ int zimage_precision_auto(void) {
     return zi_precision_resolve(ZIMAGE_PRECISION_AUTO, isa) == KN_PREC_BF16 ? ZIMAGE_PRECISION_BF16 : ZIMAGE_PRECISION_F32;
 }
 
-int zimage_load(zimage_model **out, const zimage_load_params *p) {
+int zimage_load(zimage_model **out, const zimage_load_params *lp) {
     *out = NULL;
-    if (!p || (!p->model_dir && (!p->transformer || !p->text_encoder || !p->vae || !p->tokenizer)))
+    zimage_load_params pn;
+    if (zi_pipeline_load_params(&pn, lp)) return -1;
+    const zimage_load_params *p = &pn;
+    if ( (!p->model_dir && (!p->transformer || !p->text_encoder || !p->vae || !p->tokenizer)))
         return zi_err("no model given: set model_dir, or all of transformer, text_encoder, tokenizer and vae");
     if (p->model_dir && !path_exists(p->model_dir)) return zi_err("%s: model folder does not exist", p->model_dir);
     zimage_model *m = zi_calloc(1, sizeof *m);
@@ -214,7 +251,10 @@ double zi_pipeline_work_bytes(const zimage_model *m, int W, int H, int max_token
     return dit > vae ? dit : vae;
 }
 
-int zimage_validate(const zimage_model *m, const zimage_params *p) {
+int zimage_validate(const zimage_model *m, const zimage_params *user_p) {
+    zimage_params pn;
+    if (zi_pipeline_params(&pn, user_p)) return -1;
+    const zimage_params *p = &pn;
     int W, H, steps;
     float g;
     resolve_params(m, p, &W, &H, &steps, &g);
@@ -284,8 +324,11 @@ static double vec_norm(const float *v, int64_t n) {
     return sqrt(s);
 }
 
-int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *out, const zi_pipeline_hooks *h) {
+int zi_pipeline_generate(zimage_model *m, const zimage_params *user_p, zimage_image *out, const zi_pipeline_hooks *h) {
     memset(out, 0, sizeof *out);
+    zimage_params pn;
+    if (zi_pipeline_params(&pn, user_p)) return -1;
+    const zimage_params *p = &pn;
     if (zimage_validate(m, p)) return -1;
     kn_set_threads(m->n_threads); /* kernel settings belong to the calling thread */
     kn_set_isa(m->isa);
@@ -412,8 +455,11 @@ void zimage_image_free(zimage_image *img) {
     img->rgb = NULL;
 }
 
-int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *p, const char *model_name) {
+int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *user_p, const char *model_name) {
     if (!img || !img->rgb) return zi_err("no image to save");
+    zimage_params pn;
+    if (user_p && zi_pipeline_params(&pn, user_p)) return -1;
+    const zimage_params *p = user_p ? &pn : NULL;
     const char *neg = p && p->negative_prompt ? p->negative_prompt : "";
     const char *prompt = p && p->prompt ? p->prompt : "";
     size_t cap = strlen(prompt) + strlen(neg) + 1024;

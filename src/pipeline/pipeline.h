@@ -1,6 +1,6 @@
 /* pipeline.h - internal side of the public API (include/zimage.h).
  *
- * The generation loop of spec section 2: tokenize -> text encoder (then released)
+ * The generation loop of docs/MODEL.md §2: tokenize -> text encoder (then released)
  * -> noise -> flow-matching Euler over the DiT (with optional CFG) -> VAE decode
  * -> uint8. Hooks let tests observe every intermediate through the same code
  * path the CLI uses. */
@@ -44,6 +44,12 @@ typedef struct {
 
 /* ZIMAGE_PRECISION_* -> the kernels' precision on path isa. */
 kn_precision zi_precision_resolve(int precision, kn_isa isa);
+
+/* Copy a caller's parameter struct (any struct_size from the first release up) into a
+ * full one of this version; fields the caller's header did not have keep their
+ * defaults. -1 with a message for a struct_size that is too small or absurd. */
+int zi_pipeline_load_params(zimage_load_params *out, const zimage_load_params *in);
+int zi_pipeline_params(zimage_params *out, const zimage_params *in);
 
 int zi_pipeline_generate(zimage_model *m, const zimage_params *p, zimage_image *out, const zi_pipeline_hooks *h);
 

@@ -1,7 +1,7 @@
 /* randn.h - initial latent noise: torch.randn reproduced on the CPU.
  *
  * Pipeline position: first step of sampling; gives z_0 ~ N(0,1) [16, H/8, W/8]
- * (spec 6.4). zi_randn(seed, out, n) equals
+ * (docs/MODEL.md §6.4). zi_randn(seed, out, n) equals
  *     torch.manual_seed(seed); torch.randn(n)      (float32, CPU generator)
  * i.e. MT19937 + torch's Box-Muller layout (fixtures README "Initial noise").
  * The official examples seed a CUDA generator (Philox), a different stream. */

@@ -6,7 +6,7 @@
  *   s_k     = t_k / 1000                                    float64
  *   sigma_k = shift*s_k / (1 + (shift-1)*s_k)               float64 -> float32
  *   sigmas  = [sigma_0 .. sigma_{n-1}, 0]
- * (spec 6.1/6.2, fixtures README "Scheduler"). */
+ * (docs/MODEL.md §6.1/6.2, fixtures README "Scheduler"). */
 #include "scheduler.h"
 
 #include <math.h>

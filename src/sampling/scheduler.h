@@ -1,7 +1,7 @@
 /* scheduler.h - flow-matching Euler scheduler (FlowMatchEulerDiscreteScheduler).
  *
  * Pipeline position: after text encoding and initial noise; gives the sigma
- * schedule that drives the DiT sampling loop (spec 6.1, 6.2):
+ * schedule that drives the DiT sampling loop (docs/MODEL.md §6.1, §6.2):
  *
  *   for k in 0..n-1:
  *       t_model = zi_sched_t_model(sigmas[k])          -> DiT timestep input

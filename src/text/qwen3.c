@@ -1,4 +1,4 @@
-/* qwen3.c - Qwen3 text encoder forward, output hidden_states[-2] (spec 4.4).
+/* qwen3.c - Qwen3 text encoder forward, output hidden_states[-2] (docs/MODEL.md §4.4).
  *
  * Pipeline position: token ids -> embedding -> decoder layers 0..N-2 -> cap_feats.
  * Each decoder layer (HF Qwen3DecoderLayer, all in float32):
@@ -86,19 +86,19 @@ static int qwen3_config_read(zi_qwen3_config *c, const char *path) {
     json_t *j = zi_json_load_file(path);
     if (!j) return -1;
     int rc = -1;
-    double eps = 1e-6, theta = 1e6;
     c->head_dim = 0;
+    c->rms_eps = 1e-6f;
+    c->rope_theta = 1e6f;
     if (json_int_field(j, "hidden_size", &c->hidden, path, 1) ||
         json_int_field(j, "num_hidden_layers", &c->n_layers, path, 1) ||
         json_int_field(j, "num_attention_heads", &c->n_heads, path, 1) ||
         json_int_field(j, "num_key_value_heads", &c->n_kv_heads, path, 1) ||
         json_int_field(j, "intermediate_size", &c->intermediate, path, 1) ||
         json_int_field(j, "vocab_size", &c->vocab, path, 1) || json_int_field(j, "head_dim", &c->head_dim, path, 0) ||
-        zi_json_get_num(j, "rms_norm_eps", &eps, path) || zi_json_get_num(j, "rope_theta", &theta, path))
+        zi_json_get_float_range(j, "rms_norm_eps", 1, 1e-30, 1.0, &c->rms_eps, path) ||
+        zi_json_get_float_range(j, "rope_theta", 1, 1.0, 1e12, &c->rope_theta, path))
         goto done;
     if (c->head_dim == 0 && c->n_heads > 0) c->head_dim = c->hidden / c->n_heads; /* HF default */
-    c->rms_eps = (float)eps;
-    c->rope_theta = (float)theta;
     /* Features this forward does not implement must be absent/off. */
     json_t *act = json_object_get(j, "hidden_act");
     if (act && !(json_is_string(act) && strcmp(json_string_value(act), "silu") == 0)) {
@@ -153,7 +153,7 @@ static int tensor_dim(const zi_store *s, const char *name, int ndim, int axis, i
 
 /* No config.json (single file such as ComfyUI's qwen_3_4b.safetensors): infer the sizes
  * from the weight shapes. The checkpoint holds no rope_theta or rms_norm_eps, so the
- * Qwen3-4B values are assumed: rope_theta 1e6, rms_norm_eps 1e-6 (spec 4.3). The layer
+ * Qwen3-4B values are assumed: rope_theta 1e6, rms_norm_eps 1e-6 (docs/MODEL.md §4.3). The layer
  * count is taken from the highest layers.N present, so the file must hold all layers. */
 static int qwen3_config_infer(zi_qwen3_config *c, const zi_store *s) {
     int qrows = 0, krows = 0;

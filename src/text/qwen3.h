@@ -1,4 +1,4 @@
-/* qwen3.h - the Qwen3-4B text encoder (spec sections 3.5, 4.3, 4.4).
+/* qwen3.h - the Qwen3-4B text encoder (docs/MODEL.md §3.5, §4.3, §4.4).
  *
  * Pipeline position: token ids (text/tokenizer) -> here -> caption features
  * cap_feats [n, hidden] consumed by the DiT caption embedder. Z-Image takes

@@ -1,4 +1,4 @@
-/* tokenizer.h - Qwen2/Qwen3 byte-level BPE tokenizer (spec 4.1-4.2).
+/* tokenizer.h - Qwen2/Qwen3 byte-level BPE tokenizer (docs/MODEL.md §4.1-4.2).
  *
  * First stage of the text path: prompt -> chat template -> token ids -> Qwen3.
  * Reads a HuggingFace tokenizer.json (model.vocab, model.merges in either the
@@ -23,7 +23,7 @@
 
 typedef struct zi_tokenizer zi_tokenizer;
 
-/* Chat template of the Z-Image pipelines (spec 4.1). */
+/* Chat template of the Z-Image pipelines (docs/MODEL.md §4.1). */
 #define ZI_PROMPT_PREFIX "<|im_start|>user\n"
 #define ZI_PROMPT_SUFFIX "<|im_end|>\n<|im_start|>assistant\n"
 /* Default max_length of the pipelines. */

@@ -48,7 +48,7 @@ static int vae_config_read(zi_vae_config *c, const char *path) {
               cout = c->out_channels, groups = c->groups;
     double sf = c->scaling, sh = c->shift;
     int n = 0, att = c->mid_attention;
-    int rc = zi_json_get_int_array(j, "block_out_channels", ch, ZI_VAE_MAX_LEVELS, &n, path);
+    int rc = zi_json_get_int_array(j, "block_out_channels", 1, 65536, ch, ZI_VAE_MAX_LEVELS, &n, path);
     if (!rc) rc = zi_json_get_int_opt(j, "layers_per_block", &lpb, path);
     if (!rc) rc = zi_json_get_int_opt(j, "latent_channels", &lat, path);
     if (!rc) rc = zi_json_get_int_opt(j, "in_channels", &cin, path);
@@ -68,7 +68,8 @@ static int vae_config_read(zi_vae_config *c, const char *path) {
                           path, i, ch[i], groups);
     if (lat < 1 || lat > 4096 || cin < 1 || cin > 4096 || cout < 1 || cout > 4096)
         return zi_err("%s: latent/in/out channel count out of range", path);
-    if (!(sf > 0) || !isfinite(sf) || !isfinite(sh)) return zi_err("%s: bad scaling_factor/shift_factor", path);
+    if (!(sf > 1e-6 && sf < 1e6) || !(sh > -1e6 && sh < 1e6)) /* also NaN; inside float range */
+        return zi_err("%s: bad scaling_factor/shift_factor", path);
     c->n_levels = n;
     for (int i = 0; i < n; i++) c->ch[i] = (int)ch[i];
     c->layers_per_block = (int)lpb;
@@ -298,22 +299,23 @@ int zi_vae_load_ex(zi_vae **out, const char *path, int parts) {
     *out = NULL;
     zi_vae *v = calloc(1, sizeof *v);
     if (!v) return zi_err("out of memory");
+    pthread_mutex_init(&v->enc_lock, NULL);
     vae_config_defaults(&v->cfg);
     struct stat st;
     if (stat(path, &st) != 0) {
-        free(v);
+        zi_vae_free(v);
         return zi_err("%s: no such VAE file or folder", path);
     }
     if (S_ISDIR(st.st_mode)) {
         char cp[4096];
         snprintf(cp, sizeof cp, "%s/config.json", path);
         if (stat(cp, &st) == 0 && vae_config_read(&v->cfg, cp) != 0) {
-            free(v);
+            zi_vae_free(v);
             return -1;
         }
     }
     if (zi_store_open(&v->store, path) != 0) {
-        free(v);
+        zi_vae_free(v);
         return -1;
     }
     v->store.prefixes = vae_prefixes;
@@ -347,6 +349,7 @@ void zi_vae_free(zi_vae *v) {
     for (int i = 0; i < v->n_owned; i++) free(v->owned[i]);
     free(v->owned);
     zi_store_close(&v->store);
+    pthread_mutex_destroy(&v->enc_lock);
     free(v);
 }
 
@@ -642,8 +645,10 @@ static int vae_encode_run(zi_vae *v, vae_pool *pl, const float *image, int H, in
 
 int zi_vae_encode(zi_vae *v, const float *image, int H, int W, float *moments) {
     int f = 1 << (v->cfg.n_levels - 1);
-    if (!v->enc.loaded && vae_encoder_build(v) != 0)
-        return zi_err_ctx("loading the VAE encoder from %s", v->store.path);
+    pthread_mutex_lock(&v->enc_lock); /* two first encodes must not both build it */
+    int built = v->enc.loaded || vae_encoder_build(v) == 0;
+    pthread_mutex_unlock(&v->enc_lock);
+    if (!built) return zi_err_ctx("loading the VAE encoder from %s", v->store.path);
     if (H < f || W < f || H % f || W % f || H > VAE_MAX_SIDE || W > VAE_MAX_SIDE)
         return zi_err("VAE encode: image size %dx%d must be a positive multiple of %d (at most %d)", H, W, f,
                       VAE_MAX_SIDE);

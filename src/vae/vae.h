@@ -1,4 +1,4 @@
-/* vae.h - the FLUX.1 AutoencoderKL (16-channel latents), spec sections 7 and 3.6.
+/* vae.h - the FLUX.1 AutoencoderKL (16-channel latents), docs/MODEL.md §7 and §3.6.
  *
  * Pipeline position: the sampler's final latents (DiT space) -> zi_vae_decode ->
  * image in [-1, 1] -> zi_vae_to_u8 -> PNG. For img2img, zi_vae_encode turns an
@@ -10,6 +10,7 @@
 #ifndef ZI_VAE_H
 #define ZI_VAE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "../io/store.h"
@@ -70,6 +71,7 @@ typedef struct zi_vae {
     zi_vae_coder dec, enc;
     void **owned;          /* every buffer built at load (packed weights, vectors) */
     int n_owned, cap_owned;
+    pthread_mutex_t enc_lock; /* serializes the on-demand encoder build (enc, owned) */
 } zi_vae;
 
 /* Optional hook for intermediates: data is [c, h, w] float32 (channel-first).
@@ -80,7 +82,8 @@ typedef void (*zi_vae_dump_fn)(void *user, const char *name, const float *data, 
 enum { ZI_VAE_DECODER = 1, ZI_VAE_ENCODER = 2 };
 
 /* Load from a diffusers vae folder or a BFL ae.safetensors file. zi_vae_load builds
- * the decoder only (T2I); the encoder is built on the first zi_vae_encode call.
+ * the decoder only (T2I); the encoder is built on the first zi_vae_encode call (under
+ * enc_lock, so decode/encode calls from several threads on one VAE are safe).
  * zi_vae_load_ex builds the parts named in `parts` now. Every tensor's shape is
  * checked; errors name the tensor and both shapes. */
 int zi_vae_load(zi_vae **out, const char *path);

@@ -1,9 +1,19 @@
 /* golden.h - shared plumbing of the golden-test runner (zimage-golden).
  *
  * The runner scans <fixtures>/golden/<case>.json, dispatches each manifest on its
- * "kind" to a golden_run_<kind>() function (one file per kind), and counts
- * results. A kind function compares every output tensor it can produce with
- * golden_check(), which prints one line per tensor with the max error. */
+ * "kind" to a golden_run_<kind>() function (one file per kind, registered in the
+ * table of golden_kinds.c), and counts results. A kind function compares every
+ * output tensor it can produce with golden_check(), which prints one line per
+ * tensor with the max error.
+ *
+ * The runner is strict (tests/golden/runner_test.py proves each rule):
+ *   - an unknown kind, a manifest without a file, or a case that checked nothing FAILs;
+ *   - every tensor of the case file must be touched through golden_tensor/golden_find/
+ *     golden_input/golden_check*: anything left over is listed and FAILs the case;
+ *   - a case runs exactly the precisions its manifest's "models" lists (c->variants);
+ *   - NaN or Inf on either side of a comparison FAILs;
+ *   - a sub-check that cannot be set up calls golden_fail();
+ *   - zero cases run (empty folder, -k matching nothing) exits non-zero. */
 #ifndef ZI_GOLDEN_H
 #define ZI_GOLDEN_H
 
@@ -12,26 +22,48 @@
 
 #include "../../src/io/safetensors.h"
 
-enum { GOLDEN_PASS = 0, GOLDEN_FAIL = 1, GOLDEN_SKIP = 2 };
+enum { GOLDEN_PASS = 0, GOLDEN_FAIL = 1 };
+
+#define GOLDEN_MAX_VARIANTS 8
 
 typedef struct {
     const char *fixtures; /* fixtures root directory */
     const char *name;     /* case name */
     json_t *manifest;
     zi_st_file st;        /* the case's tensors */
+    unsigned char *used;  /* [st.n_tensors]: compared or declared an input */
+    const char *variants[GOLDEN_MAX_VARIANTS]; /* keys of manifest "models", in file order */
+    int n_variants;
     int n_checked, n_failed;
 } golden_case;
 
+typedef struct {
+    const char *kind;
+    int (*run)(golden_case *);
+} golden_kind;
+
+/* The registry (golden_kinds.c): one row per kind, terminated by {NULL, NULL}. */
+extern const golden_kind golden_kinds[];
+
 /* Path of the model folder a variant ("f32"/"bf16"/"any") used, resolved against the fixtures dir. */
 int golden_model_path(golden_case *c, const char *variant, char *out, size_t cap);
-/* The tensor `name` of the case (NULL + message if missing). */
+/* The tensor `name` of the case (NULL + message if missing); marks it used. */
 const zi_tensor *golden_tensor(golden_case *c, const char *name);
+/* Optional tensor: NULL (no message) if absent; marks it used when present. */
+const zi_tensor *golden_find(golden_case *c, const char *name);
+/* Declare `name` an input of the computation (same as golden_tensor, reads clearer). */
+const zi_tensor *golden_input(golden_case *c, const char *name);
+/* A sub-check could not be set up (or failed outside golden_check*): prints a FAIL
+ * line "label: message" and counts a failed check. Returns GOLDEN_FAIL. */
+int golden_fail(golden_case *c, const char *label, const char *fmt, ...);
 /* Same, converted to a new f32 array; optionally returns numel. */
 float *golden_f32(golden_case *c, const char *name, int64_t *numel);
 /* Manifest tolerance {atol, rtol} when numeric; leaves the defaults passed in otherwise. */
 void golden_tol(golden_case *c, double *atol, double *rtol);
 /* Numbers from manifest params. */
 json_t *golden_param(golden_case *c, const char *key);
+/* Integer param in [lo, hi] (an array element when index >= 0); golden_fail + -1 otherwise. */
+int golden_param_int(golden_case *c, const char *key, int index, long long lo, long long hi, long long *out);
 
 /* Compare got[n] with tensor `name`: |got-want| <= atol + rtol*|want| everywhere.
  * Prints a PASS/FAIL line with max abs error and returns 0 (pass) or 1 (fail). */
@@ -46,7 +78,7 @@ int golden_check_i32(golden_case *c, const char *name, const int32_t *got, int64
 /* Print a note line for the case. */
 void golden_note(golden_case *c, const char *fmt, ...);
 
-/* One entry per kind; a kind returns GOLDEN_PASS/FAIL/SKIP. */
+/* One entry per kind; a kind returns GOLDEN_PASS/FAIL. */
 int golden_run_dit_forward(golden_case *c);
 int golden_run_rope(golden_case *c);
 int golden_run_qwen3(golden_case *c);
@@ -55,7 +87,7 @@ int golden_run_torch_randn(golden_case *c);
 int golden_run_vae_decode(golden_case *c);
 int golden_run_vae_encode(golden_case *c);
 int golden_run_end_to_end(golden_case *c);
-/* tokenizer_cases.json (not a manifest): returns GOLDEN_* and prints per-case lines. */
+/* tokenizer_cases.json (not a manifest; absent: FAIL): returns GOLDEN_* and prints per-case lines. */
 int golden_run_tokenizer(const char *fixtures, int *n_pass, int *n_fail);
 
 #endif

@@ -1,10 +1,11 @@
 /* golden_main.c - zimage-golden: run every golden case of a fixtures directory.
  *
  * usage: zimage-golden [-t threads] [-k case-substring] FIXTURES_DIR
- * Each case is discovered by its manifest's "kind"; kinds not implemented print
- * SKIP. Exit status is non-zero if any check failed. Last line:
- * "golden: N passed, N failed, N skipped". */
+ * Each case is dispatched on its manifest's "kind" (golden_kinds.c); an unknown
+ * kind FAILs. Exit status is non-zero if any case failed or if no case ran at all.
+ * Last line: "golden: N passed, N failed". The rules are listed in golden.h. */
 #include <dirent.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,18 +16,6 @@
 #include "../../src/kernels/kernels.h"
 #include "golden.h"
 
-typedef struct {
-    const char *kind;
-    int (*run)(golden_case *);
-} golden_kind;
-
-static const golden_kind kinds[] = {
-    {"dit_forward", golden_run_dit_forward}, {"rope", golden_run_rope},
-    {"qwen3", golden_run_qwen3},             {"scheduler", golden_run_scheduler},
-    {"torch_randn", golden_run_torch_randn}, {"vae_decode", golden_run_vae_decode},
-    {"vae_encode", golden_run_vae_encode},   {"end_to_end", golden_run_end_to_end},
-};
-
 int golden_model_path(golden_case *c, const char *variant, char *out, size_t cap) {
     json_t *m = json_object_get(json_object_get(c->manifest, "models"), variant);
     if (!json_is_string(m)) return zi_err("%s: manifest has no models.%s", c->name, variant);
@@ -34,10 +23,30 @@ int golden_model_path(golden_case *c, const char *variant, char *out, size_t cap
     return 0;
 }
 
-const zi_tensor *golden_tensor(golden_case *c, const char *name) {
+const zi_tensor *golden_find(golden_case *c, const char *name) {
     const zi_tensor *t = zi_st_find(&c->st, name);
+    if (t && c->used) c->used[t - c->st.tensors] = 1;
+    return t;
+}
+
+const zi_tensor *golden_tensor(golden_case *c, const char *name) {
+    const zi_tensor *t = golden_find(c, name);
     if (!t) zi_err("%s: golden tensor '%s' missing", c->name, name);
     return t;
+}
+
+const zi_tensor *golden_input(golden_case *c, const char *name) { return golden_tensor(c, name); }
+
+int golden_fail(golden_case *c, const char *label, const char *fmt, ...) {
+    va_list ap;
+    c->n_checked++;
+    c->n_failed++;
+    printf("  FAIL %-28s %-34s ", c->name, label);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    return GOLDEN_FAIL;
 }
 
 float *golden_f32(golden_case *c, const char *name, int64_t *numel) {
@@ -52,10 +61,27 @@ void golden_tol(golden_case *c, double *atol, double *rtol) {
     json_t *a = json_object_get(t, "atol"), *r = json_object_get(t, "rtol");
     if (json_is_number(a)) *atol = json_number_value(a);
     if (json_is_number(r)) *rtol = json_number_value(r);
+    if (!(*atol >= 0 && *atol < 1e30) || !(*rtol >= 0 && *rtol < 1e30)) { /* negative tolerances pass nothing */
+        golden_fail(c, "tolerance", "atol %g / rtol %g must be finite and >= 0", *atol, *rtol);
+        *atol = *rtol = 0;
+    }
 }
 
 json_t *golden_param(golden_case *c, const char *key) {
     return json_object_get(json_object_get(c->manifest, "params"), key);
+}
+
+int golden_param_int(golden_case *c, const char *key, int index, long long lo, long long hi, long long *out) {
+    json_t *v = golden_param(c, key);
+    if (index >= 0) v = json_array_get(v, (size_t)index);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        char label[128];
+        snprintf(label, sizeof label, index >= 0 ? "params.%s[%d]" : "params.%s", key, index);
+        golden_fail(c, label, "missing or not an integer in [%lld, %lld]", lo, hi);
+        return -1;
+    }
+    *out = json_integer_value(v);
+    return 0;
 }
 
 void golden_note(golden_case *c, const char *fmt, ...) {
@@ -71,22 +97,28 @@ int golden_check_vals(golden_case *c, const char *label, const float *got, const
                       double atol, double rtol) {
     c->n_checked++;
     double maxerr = 0, worst_ratio = 0;
-    int64_t bad = 0, worst = 0;
+    int64_t bad = 0, worst = 0, nonfinite = 0;
     for (int64_t i = 0; i < n; i++) {
-        double e = (double)got[i] - (double)want[i];
-        if (e < 0) e = -e;
-        if (got[i] != got[i]) e = 1e30; /* NaN */
-        double lim = atol + rtol * (want[i] < 0 ? -want[i] : want[i]);
+        if (!isfinite(got[i]) || !isfinite(want[i])) { /* NaN/Inf on either side never matches */
+            if (!nonfinite++) worst = i;
+            bad++;
+            continue;
+        }
+        double e = fabs((double)got[i] - (double)want[i]);
+        double lim = atol + rtol * fabs((double)want[i]);
         if (e > maxerr) maxerr = e;
-        if (e / lim > worst_ratio) {
-            worst_ratio = e / lim;
+        double ratio = lim > 0 ? e / lim : (e > 0 ? INFINITY : 0);
+        if (!nonfinite && ratio > worst_ratio) {
+            worst_ratio = ratio;
             worst = i;
         }
         if (e > lim) bad++;
     }
-    int fail = bad > 0 || n == 0;
+    int fail = bad > 0 || n <= 0;
     printf("  %s %-28s %-34s max_abs_err %.3g (%.2f of tolerance)", fail ? "FAIL" : "ok  ", c->name, label, maxerr,
            worst_ratio);
+    if (n <= 0) printf("  nothing to compare");
+    if (nonfinite) printf("  %lld NaN/Inf values", (long long)nonfinite);
     if (bad) printf("  %lld bad, worst at %lld: got %.7g want %.7g", (long long)bad, (long long)worst,
                     (double)got[worst], (double)want[worst]);
     printf("\n");
@@ -103,6 +135,7 @@ int golden_check(golden_case *c, const char *name, const float *got, int64_t n, 
         return 1;
     }
     float *want = zi_tensor_to_f32(t);
+    if (!want) return golden_fail(c, name, "cannot read the golden: %s", zi_last_error());
     int r = golden_check_vals(c, name, got, want, n, atol, rtol);
     free(want);
     return r;
@@ -124,7 +157,7 @@ int golden_check_u8(golden_case *c, const char *name, const uint8_t *got, int64_
         if (d > md) md = d;
         if (d) ndiff++;
     }
-    int fail = md > max_diff || (double)ndiff > frac * (double)n;
+    int fail = n <= 0 || md > max_diff || (double)ndiff > frac * (double)n;
     printf("  %s %-28s %-34s max_diff %d, %lld of %lld values differ\n", fail ? "FAIL" : "ok  ", c->name, name, md,
            (long long)ndiff, (long long)n);
     if (fail) c->n_failed++;
@@ -142,6 +175,7 @@ int golden_check_i32(golden_case *c, const char *name, const int32_t *got, int64
     const int32_t *want = t->data;
     int64_t bad = 0;
     for (int64_t i = 0; i < n; i++) bad += got[i] != want[i];
+    if (n <= 0) bad = 1;
     printf("  %s %-28s %-34s %lld of %lld ids differ\n", bad ? "FAIL" : "ok  ", c->name, name, (long long)bad,
            (long long)n);
     if (bad) c->n_failed++;
@@ -149,6 +183,88 @@ int golden_check_i32(golden_case *c, const char *name, const int32_t *got, int64
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* manifest "models": an object of variant -> path strings (may be empty for model-free kinds). */
+static int case_variants(golden_case *c) {
+    json_t *models = json_object_get(c->manifest, "models");
+    if (!models) return 0;
+    if (!json_is_object(models)) return zi_err("manifest \"models\" is not an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(models, key, v) {
+        if (!json_is_string(v)) return zi_err("manifest models.%s is not a path string", key);
+        if (c->n_variants == GOLDEN_MAX_VARIANTS) return zi_err("manifest lists more than %d models", GOLDEN_MAX_VARIANTS);
+        c->variants[c->n_variants++] = key;
+    }
+    return 0;
+}
+
+/* Every tensor of the case must have been compared or declared an input. */
+static int case_leftovers(golden_case *c) {
+    int n = 0;
+    for (int i = 0; i < c->st.n_tensors; i++)
+        if (!c->used[i]) {
+            if (!n++) printf("  FAIL %-28s tensors neither compared nor declared inputs:\n", c->name);
+            printf("         %s\n", c->st.tensors[i].name);
+        }
+    if (n) {
+        c->n_checked++;
+        c->n_failed++;
+    }
+    return n;
+}
+
+/* One manifest; 1 pass, 0 fail. */
+static int run_case(const char *dir, const char *gdir, const char *file_json, const char *name) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", gdir, file_json);
+    golden_case c = {0};
+    c.fixtures = dir;
+    c.name = name;
+    zi_err_clear();
+    c.manifest = zi_json_load_file(path);
+    if (!c.manifest) {
+        printf("FAIL %s: %s\n", name, zi_last_error());
+        return 0;
+    }
+    const char *kind = json_string_value(json_object_get(c.manifest, "kind"));
+    const char *file = json_string_value(json_object_get(c.manifest, "file"));
+    int (*run)(golden_case *) = NULL;
+    for (const golden_kind *k = golden_kinds; kind && k->kind; k++)
+        if (!strcmp(k->kind, kind)) run = k->run;
+    printf("== %s (%s)\n", name, kind ? kind : "?");
+    int ok = 0;
+    if (!run) {
+        printf("FAIL %s: unknown kind '%s' (known kinds: see tests/golden/golden_kinds.c)\n", name,
+               kind ? kind : "(none)");
+        goto done;
+    }
+    if (case_variants(&c) != 0) {
+        printf("FAIL %s: %s\n", name, zi_last_error());
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/%s", gdir, file ? file : "");
+    if (!file || zi_st_open(&c.st, path) != 0) {
+        printf("FAIL %s: %s\n", name, file ? zi_last_error() : "manifest has no \"file\"");
+        goto done;
+    }
+    c.used = calloc((size_t)c.st.n_tensors + 1, 1);
+    zi_err_clear();
+    int r = run(&c);
+    case_leftovers(&c);
+    if (r != GOLDEN_PASS || c.n_failed > 0 || c.n_checked == 0) {
+        printf("FAIL %s%s%s%s\n", name, zi_last_error()[0] ? ": " : "", zi_last_error(),
+               c.n_checked == 0 ? " (nothing was checked)" : "");
+    } else {
+        printf("PASS %s (%d tensors)\n", name, c.n_checked);
+        ok = 1;
+    }
+    free(c.used);
+    zi_st_close(&c.st);
+done:
+    json_decref(c.manifest);
+    return ok;
+}
 
 int main(int argc, char **argv) {
     const char *filter = NULL, *dir = NULL;
@@ -158,7 +274,7 @@ int main(int argc, char **argv) {
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-k") && i + 1 < argc)
             filter = argv[++i];
-        else if (argv[i][0] == '-') {
+        else if (argv[i][0] == '-' || dir) {
             fprintf(stderr, "usage: zimage-golden [-t threads] [-k case-substring] FIXTURES_DIR\n");
             return 2;
         } else
@@ -169,15 +285,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     kn_set_threads(threads);
-    int n_pass = 0, n_fail = 0, n_skip = 0;
+    int n_pass = 0, n_fail = 0;
 
-    if (!filter || strstr("tokenizer", filter)) {
+    /* tokenizer_cases.json is a case of its own (name "tokenizer_cases") */
+    if (!filter || strstr("tokenizer_cases", filter)) {
         printf("== tokenizer_cases\n");
-        int r = golden_run_tokenizer(dir, &n_pass, &n_fail);
-        if (r == GOLDEN_SKIP) {
-            printf("SKIP tokenizer_cases (kind tokenizer not implemented or file absent)\n");
-            n_skip++;
-        }
+        golden_run_tokenizer(dir, &n_pass, &n_fail);
     }
 
     char gdir[4096];
@@ -187,65 +300,42 @@ int main(int argc, char **argv) {
         fprintf(stderr, "zimage-golden: cannot open %s\n", gdir);
         return 2;
     }
-    char *names[1024];
-    int n_names = 0;
+    char **names = NULL;
+    int n_names = 0, cap = 0;
     struct dirent *de;
-    while ((de = readdir(d)) && n_names < 1024) {
+    while ((de = readdir(d))) {
         size_t l = strlen(de->d_name);
-        if (l > 5 && !strcmp(de->d_name + l - 5, ".json")) names[n_names++] = strdup(de->d_name);
+        if (l <= 5 || strcmp(de->d_name + l - 5, ".json")) continue;
+        if (n_names == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(names, sizeof *names * (size_t)cap);
+            if (!nn) {
+                fprintf(stderr, "zimage-golden: out of memory\n");
+                return 2;
+            }
+            names = nn;
+        }
+        names[n_names++] = strdup(de->d_name);
     }
     closedir(d);
-    qsort(names, (size_t)n_names, sizeof *names, cmp_str);
+    if (n_names) qsort(names, (size_t)n_names, sizeof *names, cmp_str);
 
     for (int i = 0; i < n_names; i++) {
-        char path[8192], name[1024];
-        snprintf(path, sizeof path, "%s/%s", gdir, names[i]);
+        char name[1024];
         snprintf(name, sizeof name, "%.*s", (int)(strlen(names[i]) - 5) & 1023, names[i]);
+        if (!filter || strstr(name, filter)) {
+            if (run_case(dir, gdir, names[i], name))
+                n_pass++;
+            else
+                n_fail++;
+        }
         free(names[i]);
-        if (filter && !strstr(name, filter)) continue;
-        golden_case c = {0};
-        c.fixtures = dir;
-        c.name = name;
-        c.manifest = zi_json_load_file(path);
-        if (!c.manifest) {
-            printf("FAIL %s: %s\n", name, zi_last_error());
-            n_fail++;
-            continue;
-        }
-        const char *kind = json_string_value(json_object_get(c.manifest, "kind"));
-        const char *file = json_string_value(json_object_get(c.manifest, "file"));
-        int (*run)(golden_case *) = NULL;
-        for (size_t k = 0; kind && k < sizeof kinds / sizeof kinds[0]; k++)
-            if (!strcmp(kinds[k].kind, kind)) run = kinds[k].run;
-        printf("== %s (%s)\n", name, kind ? kind : "?");
-        if (!run) {
-            printf("SKIP %s: unknown kind '%s'\n", name, kind ? kind : "(none)");
-            n_skip++;
-            json_decref(c.manifest);
-            continue;
-        }
-        snprintf(path, sizeof path, "%s/%s", gdir, file ? file : "");
-        if (!file || zi_st_open(&c.st, path) != 0) {
-            printf("FAIL %s: %s\n", name, file ? zi_last_error() : "manifest has no \"file\"");
-            n_fail++;
-            json_decref(c.manifest);
-            continue;
-        }
-        zi_err_clear();
-        int r = run(&c);
-        if (r == GOLDEN_SKIP) {
-            printf("SKIP %s: kind '%s' not implemented yet\n", name, kind);
-            n_skip++;
-        } else if (r == GOLDEN_FAIL || c.n_failed > 0 || c.n_checked == 0) {
-            printf("FAIL %s%s%s\n", name, zi_last_error()[0] ? ": " : "", zi_last_error());
-            n_fail++;
-        } else {
-            printf("PASS %s (%d tensors)\n", name, c.n_checked);
-            n_pass++;
-        }
-        zi_st_close(&c.st);
-        json_decref(c.manifest);
     }
-    printf("golden: %d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
+    free(names);
+    printf("golden: %d passed, %d failed\n", n_pass, n_fail);
+    if (n_pass + n_fail == 0) {
+        printf("golden: FAIL: no case ran (%s)\n", filter ? "-k matched nothing" : "no manifests in golden/");
+        return 1;
+    }
     return n_fail ? 1 : 0;
 }

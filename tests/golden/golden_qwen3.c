@@ -1,6 +1,6 @@
 /* golden_qwen3.c - golden cases of kind "qwen3": prompt ids -> Qwen3 -> cap_feats.
  *
- * For each weight variant (f32, bf16): the real-token ids (attention_mask == 1) go
+ * For each weight variant the manifest lists (f32, bf16): the real-token ids (attention_mask == 1) go
  * through zi_qwen3_encode; {v}/cap_feats is compared, and every {v}/hidden_states.i the
  * case holds is compared through the dump hook (hidden_states.N, the final-normed
  * output, via a zi_qwen3_load_all model). The case also checks rope_cos/rope_sin, bad
@@ -32,12 +32,12 @@ static void qwen3_dump_check(void *user, const char *name, const float *data, in
     if (d->only && strcmp(name, d->only) != 0) return;
     char full[128];
     snprintf(full, sizeof full, "%s/%s", d->variant, name);
-    if (zi_st_find(&d->c->st, full)) golden_check(d->c, full, data, rows * cols, d->atol, d->rtol);
+    if (golden_find(d->c, full)) golden_check(d->c, full, data, rows * cols, d->atol, d->rtol);
 }
 
 /* Real-token ids: input_ids where attention_mask == 1 (right padding). */
 static int32_t *qwen3_case_ids(golden_case *c, int *n_out) {
-    const zi_tensor *ids = golden_tensor(c, "input_ids"), *mask = golden_tensor(c, "attention_mask");
+    const zi_tensor *ids = golden_input(c, "input_ids"), *mask = golden_input(c, "attention_mask");
     if (!ids || !mask) return NULL;
     if (ids->dtype != ZI_I32 || mask->dtype != ZI_U8 || ids->numel != mask->numel) {
         zi_err("%s: input_ids must be I32 and attention_mask U8 of the same size", c->name);
@@ -57,7 +57,13 @@ static int32_t *qwen3_case_ids(golden_case *c, int *n_out) {
 static void qwen3_check_rope(golden_case *c, const zi_qwen3_config *cfg, int n) {
     if (!zi_st_find(&c->st, "rope_cos")) return;
     int hd = cfg->head_dim, half = hd / 2;
-    float *cs = malloc(sizeof(float) * (size_t)n * half * 2), *full = malloc(sizeof(float) * (size_t)n * hd);
+    float *cs = malloc(sizeof(float) * (size_t)n * half * 2 + 1), *full = malloc(sizeof(float) * (size_t)n * hd + 1);
+    if (!cs || !full) {
+        free(cs);
+        free(full);
+        golden_fail(c, "rope_cos", "out of memory");
+        return;
+    }
     float *sn = cs + (size_t)n * half;
     zi_qwen3_rope_table(hd, cfg->rope_theta, n, cs, sn);
     for (int pass = 0; pass < 2; pass++) {
@@ -149,7 +155,10 @@ static void qwen3_check_layout(golden_case *c, const char *what, const char *pat
 static void qwen3_check_layouts(golden_case *c, const char *model_dir, const int32_t *ids, int n, const char *variant,
                                 double atol, double rtol) {
     char dir[] = "/tmp/zi_qwen3_XXXXXX";
-    if (!mkdtemp(dir)) return;
+    if (!mkdtemp(dir)) {
+        golden_fail(c, "layouts", "mkdtemp failed");
+        return;
+    }
     char single[256], sub[256], subfile[300], cfg_from[4200], cfg_to[300];
     snprintf(single, sizeof single, "%s/qwen_3_tiny.safetensors", dir);
     snprintf(sub, sizeof sub, "%s/text_encoder", dir);
@@ -161,14 +170,22 @@ static void qwen3_check_layouts(golden_case *c, const char *model_dir, const int
     zi_qwen3 *probe = NULL;
     if (zi_store_open(&s, model_dir) == 0) {
         if (zi_qwen3_load(&probe, model_dir) == 0) cfg = zi_qwen3_get_config(probe);
-        if (cfg && write_merged(&s, single, 0, -1) == 0)
+        if (!cfg)
+            golden_fail(c, "layouts", "%s", zi_last_error());
+        else if (write_merged(&s, single, 0, -1) == 0)
             qwen3_check_layout(c, "single file, model. names, config inferred", single, ids, n, variant, atol, rtol);
+        else
+            golden_fail(c, "layouts", "write %s: %s", single, zi_last_error());
         if (cfg && mkdir(sub, 0700) == 0 && write_merged(&s, subfile, 1, cfg->n_layers - 1) == 0 &&
             copy_file(cfg_from, cfg_to) == 0)
             qwen3_check_layout(c, "unsharded folder, bare names, no last layer/norm", sub, ids, n, variant, atol,
                                rtol);
+        else if (cfg)
+            golden_fail(c, "layouts", "cannot write the unsharded folder %s: %s", sub, zi_last_error());
         zi_qwen3_free(probe);
         zi_store_close(&s);
+    } else {
+        golden_fail(c, "layouts", "%s", zi_last_error());
     }
     unlink(single);
     unlink(subfile);
@@ -179,17 +196,21 @@ static void qwen3_check_layouts(golden_case *c, const char *model_dir, const int
 
 /* ---- the case -------------------------------------------------------------------- */
 
-static int qwen3_run_variant(golden_case *c, const char *variant, const int32_t *ids, int n, double atol,
-                             double rtol) {
+static int qwen3_run_variant(golden_case *c, const char *variant, int first, const int32_t *ids, int n,
+                             double atol, double rtol) {
     char path[4096], name[128];
     if (golden_model_path(c, variant, path, sizeof path) != 0) return -1;
     zi_qwen3 *m = NULL;
     if (zi_qwen3_load(&m, path) != 0) return -1;
     const zi_qwen3_config *cfg = zi_qwen3_get_config(m);
     int64_t H = zi_qwen3_hidden(m);
-    float *out = malloc(sizeof(float) * (size_t)n * H), *out_all = malloc(sizeof(float) * (size_t)n * H);
+    float *out = malloc(sizeof(float) * (size_t)n * H + 1), *out_all = malloc(sizeof(float) * (size_t)n * H + 1);
     qwen3_dump_ctx d = {c, variant, NULL, atol, rtol};
     int rc = -1;
+    if (!out || !out_all) {
+        zi_err("out of memory");
+        goto done;
+    }
     if (zi_qwen3_encode_dump(m, ids, n, out, qwen3_dump_check, &d) != 0) goto done;
     snprintf(name, sizeof name, "%s/cap_feats", variant);
     golden_check(c, name, out, (int64_t)n * H, atol, rtol);
@@ -211,7 +232,7 @@ static int qwen3_run_variant(golden_case *c, const char *variant, const int32_t 
             printf("  FAIL %-28s load_all changed the encode output\n", c->name);
         }
     }
-    if (!strcmp(variant, "f32")) {
+    if (first) { /* variant-independent checks */
         qwen3_check_rope(c, cfg, n);
         qwen3_check_bad_ids(c, m);
     }
@@ -225,20 +246,15 @@ done:
 }
 
 int golden_run_qwen3(golden_case *c) {
-    json_t *tol = json_object_get(c->manifest, "tolerance");
     double atol = 1e-4, rtol = 1e-4; /* README: qwen3 cap_feats, hidden_states.* */
-    if (json_is_number(json_object_get(tol, "atol"))) atol = json_number_value(json_object_get(tol, "atol"));
-    if (json_is_number(json_object_get(tol, "rtol"))) rtol = json_number_value(json_object_get(tol, "rtol"));
+    golden_tol(c, &atol, &rtol);
+    if (c->n_variants == 0) return golden_fail(c, "models", "the manifest lists no weight variant");
     int n = 0;
     int32_t *ids = qwen3_case_ids(c, &n);
-    if (!ids) return GOLDEN_FAIL;
-    int rc = GOLDEN_PASS;
-    const char *variants[2] = {"f32", "bf16"};
-    for (int v = 0; v < 2; v++)
-        if (qwen3_run_variant(c, variants[v], ids, n, atol, rtol) != 0) {
-            printf("  FAIL %-28s %s: %s\n", c->name, variants[v], zi_last_error());
-            rc = GOLDEN_FAIL;
-        }
+    if (!ids) return golden_fail(c, "input_ids", "%s", zi_last_error());
+    for (int v = 0; v < c->n_variants; v++)
+        if (qwen3_run_variant(c, c->variants[v], v == 0, ids, n, atol, rtol) != 0)
+            golden_fail(c, c->variants[v], "%s", zi_last_error());
     free(ids);
-    return rc;
+    return c->n_failed ? GOLDEN_FAIL : GOLDEN_PASS;
 }

@@ -10,16 +10,20 @@
 /* only the config is needed: build a zi_dit_config from config.json via a full load */
 int golden_run_rope(golden_case *c) {
     char cfg_path[4096];
+    if (c->n_variants != 1 || strcmp(c->variants[0], "any"))
+        return golden_fail(c, "models", "a rope case names exactly one config, models.any");
     if (golden_model_path(c, "any", cfg_path, sizeof cfg_path)) return GOLDEN_FAIL;
     char *slash = strrchr(cfg_path, '/');
     if (slash) *slash = 0; /* folder of config.json */
     zi_dit *m;
     if (zi_dit_load(&m, cfg_path)) return GOLDEN_FAIL;
-    json_t *hw = golden_param(c, "latent_hw");
-    json_t *cl = golden_param(c, "cap_len");
-    if (!cl) cl = json_array_get(golden_param(c, "cap_lens"), 0);
-    int64_t h = json_integer_value(json_array_get(hw, 0)), w = json_integer_value(json_array_get(hw, 1));
-    int64_t Lc = json_integer_value(cl);
+    long long h, w, Lc;
+    if (golden_param_int(c, "latent_hw", 0, 2, 4096, &h) || golden_param_int(c, "latent_hw", 1, 2, 4096, &w) ||
+        (golden_param(c, "cap_len") ? golden_param_int(c, "cap_len", -1, 1, 65536, &Lc)
+                                    : golden_param_int(c, "cap_lens", 0, 1, 65536, &Lc))) {
+        zi_dit_free(m);
+        return GOLDEN_FAIL;
+    }
     int64_t Ht = h / 2, Wt = w / 2, Limg_pad = zi_dit_pad32(Ht * Wt), Lc_pad = zi_dit_pad32(Lc), L = Limg_pad + Lc_pad;
     int half = m->cfg.head_dim / 2;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)L * 3);
@@ -44,5 +48,5 @@ int golden_run_rope(golden_case *c) {
     free(sn);
     free(mask);
     zi_dit_free(m);
-    return GOLDEN_PASS;
+    return c->n_failed ? GOLDEN_FAIL : GOLDEN_PASS;
 }

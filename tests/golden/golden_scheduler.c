@@ -65,6 +65,8 @@ static void sched_check_euler_e2e(golden_case *c, const float *sig) {
 
 int golden_run_scheduler(golden_case *c) {
     char path[4096];
+    if (c->n_variants != 1 || strcmp(c->variants[0], "any"))
+        return golden_fail(c, "models", "a scheduler case names exactly one config, models.any");
     if (golden_model_path(c, "any", path, sizeof path) != 0) return GOLDEN_FAIL;
     zi_sched_config cfg;
     if (zi_sched_config_load(&cfg, path) != 0) return GOLDEN_FAIL;
@@ -73,17 +75,16 @@ int golden_run_scheduler(golden_case *c) {
         zi_err("%s: params.steps missing", c->name);
         return GOLDEN_FAIL;
     }
-    json_t *tol = json_object_get(c->manifest, "tolerance");
-    double atol = json_number_value(json_object_get(tol, "atol"));
-    double rtol = json_number_value(json_object_get(tol, "rtol"));
-    if (atol <= 0) atol = 1e-6;
-    if (rtol <= 0) rtol = 1e-6;
+    double atol = 1e-6, rtol = 1e-6;
+    golden_tol(c, &atol, &rtol);
 
     size_t i;
     json_t *jn;
     json_array_foreach(steps, i, jn) {
-        int n = (int)json_integer_value(jn);
-        if (n < 1 || n > 10000) {
+        int n = json_is_integer(jn) && json_integer_value(jn) >= 1 && json_integer_value(jn) <= 10000
+                    ? (int)json_integer_value(jn)
+                    : -1;
+        if (n < 1) {
             zi_err("%s: bad step count in params.steps", c->name);
             return GOLDEN_FAIL;
         }
@@ -91,6 +92,7 @@ int golden_run_scheduler(golden_case *c) {
         float *ts = malloc((size_t)n * sizeof *ts), *tm = malloc((size_t)n * sizeof *tm);
         float *tsc = malloc((size_t)n * sizeof *tsc), *dt = malloc((size_t)n * sizeof *dt);
         int rc = sig && ts && tm && tsc && dt ? zi_sched_sigmas(&cfg, n, sig) : zi_err("out of memory");
+        if (rc != 0) golden_fail(c, "sigmas", "%s", zi_last_error());
         if (rc == 0) {
             for (int k = 0; k < n; k++) {
                 ts[k] = zi_sched_timestep(sig[k]);

@@ -21,4 +21,5 @@ void unit_vae(const char *fixtures);
 void unit_tokenizer(const char *fixtures);
 void unit_comfy(const char *fixtures);
 void unit_fuzz(const char *fixtures);
+void unit_abi(const char *fixtures);
 #endif

@@ -93,10 +93,10 @@ void unit_comfy(const char *fixtures) {
         zi_dit_forward(b, x, H, W, 0.3f, cap, L, ob, NULL, NULL);
         UNIT_CHECK(memcmp(oa, ob, sizeof oa) == 0, "comfy single file output differs from diffusers folder");
         /* FFN row chunking (7-row chunks here) must not change results */
-        int saved = zi_dit_ffn_chunk_rows;
-        zi_dit_ffn_chunk_rows = 7;
+        int saved = a->ffn_chunk_rows;
+        a->ffn_chunk_rows = 7;
         zi_dit_forward(a, x, H, W, 0.3f, cap, L, ob, NULL, NULL);
-        zi_dit_ffn_chunk_rows = saved;
+        a->ffn_chunk_rows = saved;
         float md = 0;
         for (int i = 0; i < 16 * H * W; i++) md = fabsf(oa[i] - ob[i]) > md ? fabsf(oa[i] - ob[i]) : md;
         /* equal up to summation order (row counts <= 4 take the GEMV path) */

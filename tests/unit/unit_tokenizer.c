@@ -232,7 +232,7 @@ static void test_real(const char *fixtures) {
 
     int32_t *ids;
     int n;
-    /* empty prompt: spec 4.2 example */
+    /* empty prompt: docs/MODEL.md §4.2 example */
     const int32_t want_empty[] = {151644, 872, 198, 151645, 198, 151644, 77091, 198};
     int rc = zi_tokenizer_encode_prompt(t, "", ZI_PROMPT_MAX_TOKENS, &ids, &n);
     UNIT_CHECK(rc == 0 && ids_eq(ids, n, want_empty, 8), "encode_prompt(\"\"): rc %d n %d", rc, n);

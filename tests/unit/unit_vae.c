@@ -230,7 +230,7 @@ static int st_write_entries(const char *path, const st_entry *e, int n) {
     return fclose(f);
 }
 
-/* diffusers -> BFL/ComfyUI tensor name (spec 3.6); n = number of levels. */
+/* diffusers -> BFL/ComfyUI tensor name (docs/MODEL.md §3.6); n = number of levels. */
 static void name_to_bfl(const char *in, char *out, size_t cap, int n) {
     int a, b;
     char side[16], rest[200];

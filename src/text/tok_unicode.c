@@ -1,8 +1,7 @@
-/* unicode_tables.h - Unicode data for the Qwen2 pre-tokenizer (private to tokenizer.c). */
-#ifndef ZI_UNICODE_TABLES_H
-#define ZI_UNICODE_TABLES_H
-
-#include <stdint.h>
+/* tok_unicode.c - Unicode data of the Qwen2 pre-tokenizer and NFC (docs/MODEL.md §4.2):
+ * the character classes the pre-tokenizer regex uses, spelled out for PCRE2, and the
+ * code points that fence NFC normalization. Used by the loader (regex) and encode (NFC). */
+#include "tok_internal.h"
 
 /* ----------------------------------------------------------- Unicode data
  *
@@ -208,5 +207,67 @@ static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t cp) {
     return 0;
 }
 
+int tok_is_nfc_barrier(uint32_t cp) { return in_ranges(nfc_barrier, N_RANGES(nfc_barrier), cp); }
 
-#endif
+/* Append the ranges of a table as the body of a PCRE2 class: \x{41}-\x{5A}... */
+static int class_body(zbuf *o, const uint32_t (*r)[2], size_t n) {
+    char item[40];
+    for (size_t i = 0; i < n; i++) {
+        int l = r[i][0] == r[i][1] ? snprintf(item, sizeof item, "\\x{%X}", (unsigned)r[i][0])
+                                   : snprintf(item, sizeof item, "\\x{%X}-\\x{%X}", (unsigned)r[i][0],
+                                              (unsigned)r[i][1]);
+        if (zbuf_put(o, item, (size_t)l)) return -1;
+    }
+    return 0;
+}
+
+/* Oniguruma pattern -> PCRE2 pattern with the same meaning: \p{L}, \p{N}, \s
+ * (and \P{L}, \P{N}, \S outside classes) become explicit Unicode 16.0 classes;
+ * everything else is copied. */
+int tok_rewrite_pattern(const char *pat, char **out) {
+    static const struct {
+        const char *esc;
+        const uint32_t (*r)[2];
+        size_t n;
+        int neg;
+    } subst[] = {
+        {"\\p{L}", uni_letter, N_RANGES(uni_letter), 0}, {"\\p{N}", uni_number, N_RANGES(uni_number), 0},
+        {"\\P{L}", uni_letter, N_RANGES(uni_letter), 1}, {"\\P{N}", uni_number, N_RANGES(uni_number), 1},
+        {"\\s", uni_space, N_RANGES(uni_space), 0},      {"\\S", uni_space, N_RANGES(uni_space), 1},
+    };
+    zbuf o = {0};
+    int in_class = 0, rc = 0;
+    for (const char *p = pat; *p && !rc; p++) {
+        if (*p == '\\' && p[1]) {
+            size_t k = 0;
+            for (; k < N_RANGES(subst); k++)
+                if (!strncmp(p, subst[k].esc, strlen(subst[k].esc)) && !(in_class && subst[k].neg)) break;
+            if (k == N_RANGES(subst)) { /* any other escape: copy it */
+                rc = zbuf_put(&o, p, 2);
+                p++;
+                continue;
+            }
+            if (!in_class) rc = zbuf_put(&o, subst[k].neg ? "[^" : "[", subst[k].neg ? 2 : 1);
+            if (!rc) rc = class_body(&o, subst[k].r, subst[k].n);
+            if (!rc && !in_class) rc = zbuf_putc(&o, ']');
+            p += strlen(subst[k].esc) - 1;
+        } else if (*p == '[' && !in_class) {
+            in_class = 1;
+            size_t k = 1;
+            if (p[k] == '^') k++;
+            if (p[k] == ']') k++; /* a leading ']' is literal */
+            rc = zbuf_put(&o, p, k);
+            p += k - 1;
+        } else {
+            if (*p == ']') in_class = 0;
+            rc = zbuf_putc(&o, *p);
+        }
+    }
+    if (!rc) rc = zbuf_putc(&o, 0);
+    if (rc) {
+        free(o.p);
+        return -1;
+    }
+    *out = o.p;
+    return 0;
+}
