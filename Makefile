@@ -126,6 +126,7 @@ FIXTURES ?= tests/fixtures
 test: all $(BUILD)/example-generate
 	$(BUILD)/zimage-unit $(FIXTURES)
 	$(BUILD)/zimage-golden $(FIXTURES)
+	$(BUILD)/zimage-golden --precision bf16 $(FIXTURES)
 	python3 tests/golden/runner_test.py $(BUILD)/zimage-golden $(FIXTURES)
 	$(BUILD)/zimage-thread-test $(FIXTURES)
 	bash tests/cli_test.sh $(BUILD)/zimage $(FIXTURES)

@@ -167,6 +167,7 @@ int golden_run_end_to_end(golden_case *c) {
         zimage_load_params lp = zimage_load_params_default();
         lp.model_dir = dir;
         lp.tokenizer = tokpath; /* tiny-zimage-bf16 ships no tokenizer/ */
+        lp.precision = golden_bf16 ? ZIMAGE_PRECISION_BF16 : ZIMAGE_PRECISION_F32;
         zimage_model *m;
         if (zimage_load(&m, &lp)) return golden_fail(c, v, "load: %s", zi_last_error());
         zimage_params p = zimage_params_default();

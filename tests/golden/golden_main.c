@@ -1,6 +1,6 @@
 /* golden_main.c - zimage-golden: run every golden case of a fixtures directory.
  *
- * usage: zimage-golden [-t threads] [-k case-substring] FIXTURES_DIR
+ * usage: zimage-golden [-t threads] [-k case-substring] [--precision f32|bf16] FIXTURES_DIR
  * Each case is dispatched on its manifest's "kind" (golden_kinds.c); an unknown
  * kind FAILs. Exit status is non-zero if any case failed or if no case ran at all.
  * Last line: "golden: N passed, N failed". The rules are listed in golden.h. */
@@ -93,10 +93,17 @@ void golden_note(golden_case *c, const char *fmt, ...) {
     printf("\n");
 }
 
+int golden_bf16 = 0;
+
 int golden_check_vals(golden_case *c, const char *label, const float *got, const float *want, int64_t n,
                       double atol, double rtol) {
     c->n_checked++;
-    double maxerr = 0, worst_ratio = 0;
+    double maxerr = 0, worst_ratio = 0, floor = 0;
+    if (golden_bf16) { /* bf16 mode: GOLDEN_BF16_BOUND of the tensor's largest magnitude (golden.h) */
+        for (int64_t i = 0; i < n; i++)
+            if (isfinite(want[i]) && fabs((double)want[i]) > floor) floor = fabs((double)want[i]);
+        floor *= GOLDEN_BF16_BOUND;
+    }
     int64_t bad = 0, worst = 0, nonfinite = 0;
     for (int64_t i = 0; i < n; i++) {
         if (!isfinite(got[i]) || !isfinite(want[i])) { /* NaN/Inf on either side never matches */
@@ -106,6 +113,7 @@ int golden_check_vals(golden_case *c, const char *label, const float *got, const
         }
         double e = fabs((double)got[i] - (double)want[i]);
         double lim = atol + rtol * fabs((double)want[i]);
+        if (lim < floor) lim = floor;
         if (e > maxerr) maxerr = e;
         double ratio = lim > 0 ? e / lim : (e > 0 ? INFINITY : 0);
         if (!nonfinite && ratio > worst_ratio) {
@@ -150,6 +158,11 @@ int golden_check_u8(golden_case *c, const char *name, const uint8_t *got, int64_
         return 1;
     }
     const uint8_t *want = t->data;
+    if (golden_bf16) { /* bf16 mode (golden.h): up to ceil(255 * bound) levels, any number of values */
+        int lim = (int)ceil(255.0 * GOLDEN_BF16_BOUND);
+        if (max_diff < lim) max_diff = lim;
+        frac = 1.0;
+    }
     int md = 0;
     int64_t ndiff = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -249,6 +262,8 @@ static int run_case(const char *dir, const char *gdir, const char *file_json, co
         goto done;
     }
     c.used = calloc((size_t)c.st.n_tensors + 1, 1);
+    /* bf16 mode: text encoder and DiT in bf16, the VAE in f32 (as the pipeline runs them) */
+    kn_set_precision(golden_bf16 && strncmp(kind, "vae_", 4) ? KN_PREC_BF16 : KN_PREC_F32);
     zi_err_clear();
     int r = run(&c);
     case_leftovers(&c);
@@ -274,14 +289,18 @@ int main(int argc, char **argv) {
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-k") && i + 1 < argc)
             filter = argv[++i];
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !strcmp(argv[i + 1], "bf16"))
+            golden_bf16 = 1, i++;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !strcmp(argv[i + 1], "f32"))
+            golden_bf16 = 0, i++;
         else if (argv[i][0] == '-' || dir) {
-            fprintf(stderr, "usage: zimage-golden [-t threads] [-k case-substring] FIXTURES_DIR\n");
+            fprintf(stderr, "usage: zimage-golden [-t threads] [-k case-substring] [--precision f32|bf16] FIXTURES_DIR\n");
             return 2;
         } else
             dir = argv[i];
     }
     if (!dir) {
-        fprintf(stderr, "usage: zimage-golden [-t threads] [-k case-substring] FIXTURES_DIR\n");
+        fprintf(stderr, "usage: zimage-golden [-t threads] [-k case-substring] [--precision f32|bf16] FIXTURES_DIR\n");
         return 2;
     }
     kn_set_threads(threads);
@@ -332,7 +351,7 @@ int main(int argc, char **argv) {
         free(names[i]);
     }
     free(names);
-    printf("golden: %d passed, %d failed\n", n_pass, n_fail);
+    printf("%s: %d passed, %d failed\n", golden_bf16 ? "golden-bf16" : "golden", n_pass, n_fail);
     if (n_pass + n_fail == 0) {
         printf("golden: FAIL: no case ran (%s)\n", filter ? "-k matched nothing" : "no manifests in golden/");
         return 1;
