@@ -8,7 +8,10 @@
  *
  * Kernels run on the path ZIMAGE_ISA / --isa names (default: the best available).
  *
- *   build/zimage_bench [--isa P] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear]
+ * --precision f32|bf16 sets the kernels' precision; --compare-precision adds one DiT forward in the
+ * other mode and prints the relative L2 difference of the outputs.
+ *
+ *   build/zimage_bench [--isa P] [--precision f32|bf16] [--compare-precision] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear]
  *                      [--no-attn] [--tokens M1,M2,..] [--shape M,K,N] [--attn-len L1,L2,..]
  *                      [--res R1,R2,..] */
 #include <math.h>
@@ -304,6 +307,9 @@ static double dit_flops(const zi_dit_config *c, int64_t limg_pad, int64_t lc_pad
            2 * L * D * 64;
 }
 
+/* --compare-precision: one more forward in the other precision mode; relative L2 of the difference. */
+static int bench_compare = 0;
+
 static int bench_dit(const char *dir, const int *res, int nres, int reps) {
     zi_dit *m = NULL;
     double t0 = now_s();
@@ -346,6 +352,25 @@ static int bench_dit(const char *dir, const int *res, int nres, int reps) {
             printf("  %4dx%-5d %8lld %8d %10.2f %10.2f %10.1f%s\n", res[ri], res[ri], (long long)limg_pad, 32,
                    tf * 1e-12, med, tf / med * 1e-9, fin ? "  (NON-FINITE OUTPUT)" : "");
             fflush(stdout);
+            float *out2 = bench_compare ? malloc(nx * sizeof(float)) : NULL;
+            if (out2) {
+                kn_precision p0 = kn_get_precision();
+                kn_set_precision(p0 == KN_PREC_F32 ? KN_PREC_BF16 : KN_PREC_F32);
+                double s0 = now_s();
+                int rc2 = zi_dit_forward(m, x, hw, hw, 0.5f, cap, cap_len, out2, NULL, NULL);
+                double t2 = now_s() - s0;
+                kn_set_precision(p0);
+                double d2 = 0, r2 = 0;
+                for (size_t i = 0; i < nx; i++) {
+                    double d = (double)out2[i] - (double)out[i];
+                    d2 += d * d, r2 += (double)out[i] * out[i];
+                }
+                if (rc2 == 0)
+                    printf("    %s vs %s: relative L2 of the DiT output %.3e (%s forward %.2f s)\n",
+                           p0 == KN_PREC_F32 ? "bf16" : "f32", p0 == KN_PREC_F32 ? "f32" : "bf16", sqrt(d2 / r2),
+                           p0 == KN_PREC_F32 ? "bf16" : "f32", t2);
+                free(out2);
+            }
         }
         free(x), free(out), free(cap);
         if (rc) break;
@@ -381,6 +406,12 @@ int main(int argc, char **argv) {
             reps = atoi(argv[++i]);
         else if (!strcmp(a, "--isa") && nx)
             isa_name = argv[++i];
+        else if (!strcmp(a, "--precision") && nx) {
+            const char *pv = argv[++i];
+            if (strcmp(pv, "f32") && strcmp(pv, "bf16")) ntok = -1;
+            kn_set_precision(!strcmp(pv, "bf16") ? KN_PREC_BF16 : KN_PREC_F32);
+        } else if (!strcmp(a, "--compare-precision"))
+            bench_compare = 1;
         else if (!strcmp(a, "--threads") && nx)
             threads = atoi(argv[++i]);
         else if (!strcmp(a, "--dit") && nx)
@@ -401,7 +432,7 @@ int main(int argc, char **argv) {
             have_one = parse_list(argv[++i], one, 3) == 3;
             if (!have_one) ntok = -1;
         } else {
-            fprintf(stderr, "usage: %s [--isa P] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear] [--no-attn]\n"
+            fprintf(stderr, "usage: %s [--isa P] [--precision f32|bf16] [--compare-precision] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear] [--no-attn]\n"
                             "          [--tokens M1,M2] [--shape M,K,N] [--attn-len L1,L2] [--res R1,R2]\n",
                     argv[0]);
             return 2;

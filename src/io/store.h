@@ -34,9 +34,9 @@ const zi_tensor *zi_store_get2(const zi_store *s, const char *name, int64_t d0, 
 /* 1-D tensor converted to a new f32 array (small vectors: norms, biases). */
 float *zi_store_get_vec(const zi_store *s, const char *name, int64_t n);
 int zi_store_has(const zi_store *s, const char *name);
-/* Ask the kernel to read every mapped file ahead (madvise WILLNEED): a component that is read
- * once front to back (the text encoder) then pages in with large sequential reads instead of
- * one synchronous fault per 4 KiB page. Advisory: errors are ignored. */
+/* Fault every mapped file in up front (madvise POPULATE_READ; WILLNEED read-ahead on kernels
+ * before 5.14): a component that is read once front to back (the text encoder) then costs one
+ * call instead of one page fault per 4 KiB page. Advisory: errors are ignored. */
 void zi_store_prefetch(const zi_store *s);
 
 #endif
