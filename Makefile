@@ -137,6 +137,8 @@ test-san:
 	$(MAKE) SAN=1 test
 
 # the concurrency test under ThreadSanitizer (1 kernel thread per call: libgomp is not instrumented)
+# 1 kernel thread per call: libgomp is not built with ThreadSanitizer, so its fork/join is
+# invisible to TSan and every OpenMP region would be reported; the calls' own threads are checked.
 test-tsan:
 	$(MAKE) SAN=thread build-tsan/zimage-thread-test
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/zimage-thread-test $(FIXTURES) 1

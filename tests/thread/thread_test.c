@@ -70,15 +70,17 @@ typedef struct {
     const float *image;
     float *moments;
     int rc;
+    int kernel_threads; /* this thread's kernel setting (the API would install the model's) */
 } enc_job;
 
 static void *enc_run(void *arg) {
     enc_job *j = arg;
+    kn_set_threads(j->kernel_threads);
     j->rc = zi_vae_encode(j->v, j->image, 64, 64, j->moments);
     return NULL;
 }
 
-static void check_vae_encode(const char *fixtures) {
+static void check_vae_encode(const char *fixtures, int kt) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/tiny-zimage/vae", fixtures);
     enum { N = 3 * 64 * 64, M = 32 * 8 * 8 };
@@ -90,8 +92,9 @@ static void check_vae_encode(const char *fixtures) {
         zi_vae_free(v);
         return;
     }
+    kn_set_threads(kt);
     int ok = zi_vae_encode(w, image, 64, 64, ref) == 0; /* reference on a separate VAE */
-    enc_job jobs[2] = {{v, image, got[0], -1}, {v, image, got[1], -1}};
+    enc_job jobs[2] = {{v, image, got[0], -1, kt}, {v, image, got[1], -1, kt}};
     pthread_t th[2];
     for (int i = 0; i < 2; i++) ok &= pthread_create(&th[i], NULL, enc_run, &jobs[i]) == 0;
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
@@ -160,7 +163,7 @@ int main(int argc, char **argv) {
           "one shared model, two threads at once: images bit-identical to the sequential runs");
     for (int i = 0; i < 2; i++) zimage_image_free(&job[i].img);
     zimage_image_free(&solo.img);
-    check_vae_encode(fx);
+    check_vae_encode(fx, kt);
     for (int i = 0; i < 2; i++) zimage_image_free(&ref[i].img);
     zimage_free(ma);
     zimage_free(mb);
