@@ -83,6 +83,33 @@ expect_fail "guidance negative" "between 0 and 100" -m "$M" -p x --guidance -1
 expect_fail "seed negative" "non-negative integer" -m "$M" -p x --seed -5
 expect_fail "max tokens zero" "between 1 and 1024" -m "$M" -p x --max-tokens 0
 expect_fail "threads zero" "between 1 and 1024" -m "$M" -p x -t 0
+expect_fail "bad precision" "not one of auto, f32, bf16" -m "$M" -p x --precision f16
+ZIMAGE_ISA=vax expect_fail "unknown ZIMAGE_ISA" "ZIMAGE_ISA=vax: unknown instruction set" -m "$M" -p x -o "$TMP/isa.png"
+if "$ZIMAGE" info | grep -q "^path: "; then ok "info names the kernel path"; else bad "info names the kernel path"; fi
+# every path this CPU supports (a SKIP names the others) gives a picture within 1 level of the default path's
+for isa in c avx2 avx512 avx512bf16 amx; do
+  if "$ZIMAGE" info | grep -Eq "^  $isa +available"; then
+    if ZIMAGE_ISA=$isa "$ZIMAGE" -m "$M" -p "a red fox in the snow, watercolor" -W 64 -H 64 --seed 42 -o "$TMP/isa-$isa.png" >/dev/null 2>&1 &&
+       /usr/bin/python3 - "$TMP/isa-$isa.png" "$TMP/fox.png" <<'PY'
+import sys
+from PIL import Image
+a = Image.open(sys.argv[1]).tobytes(); b = Image.open(sys.argv[2]).tobytes()
+sys.exit(0 if len(a) == len(b) and max(abs(x - y) for x, y in zip(a, b)) <= 1 else 1)
+PY
+    then ok "ZIMAGE_ISA=$isa: same picture (within 1 level)"; else bad "ZIMAGE_ISA=$isa: picture differs"; fi
+  else
+    echo "  SKIP ZIMAGE_ISA=$isa: not available on this CPU"
+  fi
+done
+if "$ZIMAGE" -m "$M" -p "a red fox in the snow, watercolor" -W 64 -H 64 --seed 42 --precision bf16 -o "$TMP/bf16.png" >/dev/null 2>&1 &&
+   /usr/bin/python3 - "$TMP/bf16.png" "$TMP/fox.png" <<'PY'
+import sys
+from PIL import Image
+a = Image.open(sys.argv[1]).tobytes(); b = Image.open(sys.argv[2]).tobytes()
+d = max(abs(x - y) for x, y in zip(a, b))
+sys.exit(0 if len(a) == len(b) and 0 < d <= 8 else 1)  # bf16 differs from f32, within the docs/PRECISION.md bound
+PY
+then ok "--precision bf16: a different picture within 8 levels of f32"; else bad "--precision bf16"; fi
 expect_fail "unwritable output" "does not exist" -m "$M" -p x -o /nonexistent-dir/x.png
 expect_fail "no prompt" "no prompt" -m "$M"
 expect_fail "no model" "no model" -p x
