@@ -7,7 +7,8 @@
 #   make demo       generate a PNG with the tiny fixture model
 #   make install    PREFIX=/usr/local: lib, header, zimage.pc, CLI
 #
-# Every .c under src/ goes into the library (src/cli/ is the CLI program).
+# Every .c under src/ goes into the library, except src/cli/ (the CLI program) and
+# src/server/ (`zimage serve`, linked into the CLI only: the library never needs libmicrohttpd).
 
 SAN ?= 0
 FUZZ ?= 0
@@ -52,8 +53,9 @@ CPPFLAGS += -Iinclude $(PKG_CFLAGS)
 LDLIBS = $(PKG_LIBS) -lm -lpthread
 LDFLAGS += -fopenmp $(SANFLAGS)
 
-LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
-CLI_SRC := $(shell find src/cli -name '*.c' | sort)
+LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/server/*' | sort)
+CLI_SRC := $(shell find src/cli src/server -name '*.c' | sort)
+SERVER_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 GOLDEN_SRC := $(wildcard tests/golden/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 THREAD_SRC := tests/thread/thread_test.c
@@ -95,7 +97,9 @@ $(SHARED): $(SHARED_REAL)
 	ln -sf libzimage.so.$(SOMAJOR) $@
 
 $(BUILD)/zimage: $(CLI_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(SERVER_LIBS) $(LDLIBS)
+
+$(BUILD)/src/server/page.o: src/server/page.html
 
 $(BUILD)/zimage-golden: $(GOLDEN_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
