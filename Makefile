@@ -1,7 +1,8 @@
 # zimage - plain GNU Makefile (see docs/ARCHITECTURE.md for why not CMake).
 #
 #   make            library (static + shared), CLI, tests, tools, benchmarks -> build/
-#   make test       golden runner on tests/fixtures (+ its own rule tests) + unit tests
+#   make test       golden runner on tests/fixtures (+ its own rule tests) + unit tests + CLI + server
+#                   (test-server, test-browser)
 #   make test-tsan  the concurrency test under ThreadSanitizer -> build-tsan/
 #   make test-san   the same suite built with -fsanitize=address,undefined,float-cast-overflow -> build-san/
 #   make demo       generate a PNG with the tiny fixture model
@@ -135,6 +136,15 @@ test: all $(BUILD)/example-generate
 	bash tests/cli_test.sh $(BUILD)/zimage $(FIXTURES)
 	cd $(BUILD) && ./example-generate $(abspath $(FIXTURES))/tiny-zimage && test -s fox.png && echo 'example: 1 passed, 0 failed'
 	CC="$(CC) $(SANFLAGS)" bash tests/abi_test.sh $(BUILD) $(FIXTURES)
+	$(MAKE) --no-print-directory test-server test-browser
+
+# `zimage serve` over loopback (tests/server_test.py), and its web page in headless Chromium
+# (fails, never skips, when chromium/chromium-driver/python3-selenium are missing).
+test-server: $(BUILD)/zimage
+	/usr/bin/python3 tests/server_test.py $(BUILD)/zimage $(FIXTURES) $(if $(filter 1,$(SAN)),--san)
+
+test-browser: $(BUILD)/zimage
+	/usr/bin/python3 tests/server_browser_test.py $(BUILD)/zimage $(FIXTURES) $(BUILD)/serve-screenshot.png
 
 test-san:
 	$(MAKE) SAN=1 test
@@ -165,7 +175,7 @@ demo: all
 clean:
 	rm -rf build build-san build-fuzz build-tsan
 
-.PHONY: all test test-san test-tsan demo clean fuzzers install
+.PHONY: all test test-san test-tsan demo clean fuzzers install test-server test-browser
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
