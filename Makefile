@@ -136,7 +136,8 @@ test: all $(BUILD)/example-generate
 	bash tests/cli_test.sh $(BUILD)/zimage $(FIXTURES)
 	cd $(BUILD) && ./example-generate $(abspath $(FIXTURES))/tiny-zimage && test -s fox.png && echo 'example: 1 passed, 0 failed'
 	CC="$(CC) $(SANFLAGS)" bash tests/abi_test.sh $(BUILD) $(FIXTURES)
-	$(MAKE) --no-print-directory test-server test-browser
+	$(MAKE) --no-print-directory test-server
+	$(MAKE) --no-print-directory test-browser
 
 # `zimage serve` over loopback (tests/server_test.py), and its web page in headless Chromium
 # (fails, never skips, when chromium/chromium-driver/python3-selenium are missing).

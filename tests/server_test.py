@@ -464,7 +464,7 @@ def test_concurrency(port):
         if r and r[0] == 0:
             print("    client error:", r[2])
     n200, n503 = codes.count(200), codes.count(503)
-    check(n200 + n503 == n and n200 >= 3 and n503 >= 1, "concurrency codes %s" % codes)
+    check(n200 + n503 == n and n200 >= 2 and n503 >= 1, "concurrency codes %s" % codes)
     for i, r in enumerate(res):
         if r and r[0] == 200:
             _, im = png_of(jbody(r[2])["data"][0]["b64_json"])
@@ -473,9 +473,12 @@ def test_concurrency(port):
             check(r[1].get("retry-after") == "10" and jbody(r[2])["error"]["type"] == "server_busy",
                   "503 has Retry-After: %s" % (r[1],))
     # the jobs API counts against the same queue
-    a = [request(port, "POST", "/v1/jobs", {"prompt": "q", "width": 16, "height": 16, "steps": 30}) for _ in range(5)]
+    job = {"prompt": "q", "width": 16, "height": 16, "steps": 30}
+    a = [request(port, "POST", "/v1/jobs", job)]
+    wait_running(port)  # the worker took it: the queue is empty again
+    a += [request(port, "POST", "/v1/jobs", job) for _ in range(4)]
     ca = [x[0] for x in a]
-    check(ca[:3] == [202, 202, 202] and 503 in ca, "jobs with a full queue: %s" % ca)
+    check(ca == [202, 202, 202, 503, 503], "jobs with a full queue: %s" % ca)
     for x in a:
         if x[0] == 202:
             request(port, "DELETE", "/v1/jobs/" + jbody(x[2])["id"])

@@ -141,7 +141,7 @@ static srv_job *run_sync(req_ctx *r, srv_request *q, enum MHD_Result *res) {
 /* Non-success outcome of a finished job, or 0 when it is DONE. */
 static int job_failed_reply(req_ctx *r, srv_job *j, enum MHD_Result *res) {
     if (j->state == SRV_JOB_DONE) return 0;
-    if (j->state == SRV_JOB_CANCELLED && r->h->jobs->stopping)
+    if (j->state == SRV_JOB_CANCELLED && srv_jobs_stopping(r->h->jobs))
         *res = reply_error(r, 503, "server_shutting_down", NULL, "the server is shutting down; the job was cancelled");
     else if (j->state == SRV_JOB_CANCELLED)
         *res = reply_error(r, 409, "cancelled", NULL, "the job was cancelled (interrupt)");
@@ -213,7 +213,7 @@ static enum MHD_Result h_a1111_txt2img(req_ctx *r, const char *body, size_t len)
     srv_job *j = run_sync(r, &q, &res);
     if (!j) return res;
     /* A1111 answers an interrupted request with the images made so far */
-    int interrupted = j->state == SRV_JOB_CANCELLED && !r->h->jobs->stopping;
+    int interrupted = j->state == SRV_JOB_CANCELLED && !srv_jobs_stopping(r->h->jobs);
     if (interrupted || !job_failed_reply(r, j, &res)) {
         char *info = a1111_info(j, interrupted);
         json_t *params = json_pack("{s:s, s:s, s:i, s:i, s:i, s:f, s:I, s:i}", "prompt", j->req.prompt,

@@ -318,6 +318,13 @@ void srv_jobs_forget(srv_jobs *q, srv_job *j) {
     pthread_mutex_unlock(&q->mu);
 }
 
+int srv_jobs_stopping(srv_jobs *q) {
+    pthread_mutex_lock(&q->mu);
+    int s = q->stopping;
+    pthread_mutex_unlock(&q->mu);
+    return s;
+}
+
 int srv_jobs_interrupt(srv_jobs *q) {
     pthread_mutex_lock(&q->mu);
     int any = q->running != NULL;

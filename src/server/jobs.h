@@ -83,6 +83,9 @@ void srv_jobs_forget(srv_jobs *q, srv_job *j);
 /* Cancel the running job (A1111 interrupt). Returns 1 when one was running. */
 int srv_jobs_interrupt(srv_jobs *q);
 
+/* Is the server shutting down? */
+int srv_jobs_stopping(srv_jobs *q);
+
 /* Progress of job j in 0..1 and the estimated seconds left (-1: unknown). Call with q->mu held. */
 void srv_job_progress(const srv_job *j, double now, double *progress, double *eta);
 const char *srv_job_state_name(srv_job_state s);
