@@ -102,6 +102,9 @@ $(BUILD)/zimage: $(CLI_OBJ) $(STATIC)
 
 $(BUILD)/src/server/page.o: src/server/page.html
 
+$(BUILD)/zimage-server-unit: $(BUILD)/tests/server/server_unit.o $(BUILD)/src/server/base64.o $(BUILD)/src/server/request.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/zimage-golden: $(GOLDEN_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -141,7 +144,8 @@ test: all $(BUILD)/example-generate
 
 # `zimage serve` over loopback (tests/server_test.py), and its web page in headless Chromium
 # (fails, never skips, when chromium/chromium-driver/python3-selenium are missing).
-test-server: $(BUILD)/zimage
+test-server: $(BUILD)/zimage $(BUILD)/zimage-server-unit
+	$(BUILD)/zimage-server-unit
 	/usr/bin/python3 tests/server_test.py $(BUILD)/zimage $(FIXTURES) $(if $(filter 1,$(SAN)),--san)
 
 test-browser: $(BUILD)/zimage
