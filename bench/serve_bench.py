@@ -3,12 +3,13 @@
 over the CLI path, with a small model (PERF.md, "zimage serve").
 
   1. GET /health: requests/s on one keep-alive connection and with a new connection each time.
-  2. The same generation (16x16, 1 step, fixed seed) N times:
-       CLI      one `zimage` process per image (load + generate + PNG file), wall time;
-       CLI gen  the part of that the CLI itself reports as generation ("total" minus load);
-       server   POST /v1/images/generations on a warm server (HTTP + JSON + queue + PNG in memory
-                + base64), wall time.
-     server - CLI gen is what the server adds per image; CLI - server is what it saves.
+  2. The same generation (16x16 and 256x256, 1 step, fixed seed) N times each way:
+       CLI      one `zimage` process per image (load + generate + PNG file), wall time, and the
+                generation time it reports ("total" minus load);
+       server   POST /sdapi/v1/txt2img on a warm server, wall time, and the generation time the
+                server reports (info.generation_seconds = zimage_timings.total).
+     server wall - server generation = what the server adds per request (HTTP, JSON, queue
+     hand-off, PNG encode, base64); CLI wall - server wall = what a warm server saves per image.
 All on 127.0.0.1; the model is loaded once by the server. Medians of N runs."""
 import http.client
 import json
@@ -21,7 +22,6 @@ import time
 
 ZIMAGE, MODEL = sys.argv[1], sys.argv[2]
 N = int(sys.argv[3]) if len(sys.argv) > 3 else 20
-GEN = {"prompt": "a red fox in the snow", "size": "16x16", "steps": 1, "seed": 42}
 
 
 def main():
@@ -44,30 +44,35 @@ def main():
         nc = 500 / (time.perf_counter() - t0)
         print("GET /health: %.0f req/s keep-alive, %.0f req/s new connection each" % (ka, nc))
 
-        body = json.dumps(GEN)
-        server, cli, cli_gen = [], [], []
-        for _ in range(N):
-            c = http.client.HTTPConnection("127.0.0.1", port)
-            t0 = time.perf_counter()
-            c.request("POST", "/v1/images/generations", body=body, headers={"Content-Type": "application/json"})
-            r = c.getresponse()
-            r.read()
-            server.append(time.perf_counter() - t0)
-            c.close()
-            assert r.status == 200
-            t0 = time.perf_counter()
-            out = subprocess.run([ZIMAGE, "-m", MODEL, "-p", GEN["prompt"], "-W", "16", "-H", "16", "--steps", "1",
-                                  "--seed", "42", "-t", "1", "-o", "/tmp/serve_bench.png"],
-                                 capture_output=True, text=True, check=True).stdout
-            cli.append(time.perf_counter() - t0)
-            m = re.search(r"time: load ([\d.]+) s.*total ([\d.]+) s", out)
-            cli_gen.append(float(m.group(2)) - float(m.group(1)))
         med = statistics.median
-        print("generation 16x16, 1 step, median of %d:" % N)
-        print("  CLI process   %.1f ms  (%.2f images/s)" % (1e3 * med(cli), 1 / med(cli)))
-        print("  CLI gen only  %.1f ms" % (1e3 * med(cli_gen)))
-        print("  server        %.1f ms  (%.2f images/s)" % (1e3 * med(server), 1 / med(server)))
-        print("  server overhead over CLI generation: %.1f ms per request" % (1e3 * (med(server) - med(cli_gen))))
+        for side in (16, 256):
+            gen = {"prompt": "a red fox in the snow", "width": side, "height": side, "steps": 1, "seed": 42}
+            body = json.dumps(gen)
+            server, server_gen, cli, cli_gen = [], [], [], []
+            for _ in range(N):
+                c = http.client.HTTPConnection("127.0.0.1", port)
+                t0 = time.perf_counter()
+                c.request("POST", "/sdapi/v1/txt2img", body=body, headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                data = r.read()
+                server.append(time.perf_counter() - t0)
+                c.close()
+                assert r.status == 200
+                server_gen.append(json.loads(json.loads(data)["info"])["generation_seconds"])
+                t0 = time.perf_counter()
+                out = subprocess.run([ZIMAGE, "-m", MODEL, "-p", gen["prompt"], "-W", str(side), "-H", str(side),
+                                      "--steps", "1", "--seed", "42", "-t", "1", "-o", "/tmp/serve_bench.png"],
+                                     capture_output=True, text=True, check=True).stdout
+                cli.append(time.perf_counter() - t0)
+                m = re.search(r"time: load ([\d.]+) s.*total ([\d.]+) s", out)
+                cli_gen.append(float(m.group(2)) - float(m.group(1)))
+            over = [a - b for a, b in zip(server, server_gen)]
+            print("generation %dx%d, 1 step, median of %d:" % (side, side, N))
+            print("  CLI process         %7.1f ms  (%.2f images/s; generation inside it %.1f ms)"
+                  % (1e3 * med(cli), 1 / med(cli), 1e3 * med(cli_gen)))
+            print("  server request      %7.1f ms  (%.2f images/s; generation inside it %.1f ms)"
+                  % (1e3 * med(server), 1 / med(server), 1e3 * med(server_gen)))
+            print("  server overhead     %7.1f ms per request (HTTP + JSON + queue + PNG encode + base64)" % (1e3 * med(over)))
     finally:
         srv.send_signal(signal.SIGTERM)
         srv.wait(30)

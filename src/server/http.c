@@ -195,12 +195,12 @@ static enum MHD_Result h_openai_generate(req_ctx *r, const char *body, size_t le
 
 /* A1111 "info": a JSON object serialized into a string, as the A1111 API does. */
 static char *a1111_info(const srv_job *j, int interrupted) {
-    json_t *info = json_pack("{s:s, s:s, s:I, s:o, s:i, s:i, s:i, s:f, s:s, s:s, s:b}", "prompt", j->req.prompt,
+    json_t *info = json_pack("{s:s, s:s, s:I, s:o, s:i, s:i, s:i, s:f, s:s, s:s, s:b, s:f}", "prompt", j->req.prompt,
                              "negative_prompt", j->req.negative_prompt, "seed",
                              (json_int_t)(j->n_done ? j->seed[0] : 0), "all_seeds", job_seeds(j), "width",
                              out_width(j), "height", out_height(j), "steps", j->steps_used, "cfg_scale",
                              (double)j->guidance_used, "sampler_name", "Euler (flow matching)", "job", j->id,
-                             "interrupted", interrupted);
+                             "interrupted", interrupted, "generation_seconds", j->seconds);
     char *s = info ? json_dumps(info, JSON_COMPACT) : NULL;
     json_decref(info);
     return s;
@@ -345,10 +345,10 @@ static json_t *job_json(srv_jobs *q, srv_job *j) {
     if (st == SRV_JOB_QUEUED) json_object_set_new(o, "queue_position", json_integer(pos));
     if (st == SRV_JOB_FAILED || st == SRV_JOB_CANCELLED) json_object_set_new(o, "error", json_string(j->error));
     if (st >= SRV_JOB_DONE) { /* results are immutable now */
-        json_t *res = json_pack("{s:o, s:o, s:i, s:i, s:i, s:f, s:s, s:s}", "images", job_images_b64(j), "seeds",
+        json_t *res = json_pack("{s:o, s:o, s:i, s:i, s:i, s:f, s:s, s:s, s:f}", "images", job_images_b64(j), "seeds",
                                 job_seeds(j), "width", out_width(j), "height", out_height(j), "steps", j->steps_used,
                                 "guidance", (double)j->guidance_used, "prompt", j->req.prompt, "negative_prompt",
-                                j->req.negative_prompt);
+                                j->req.negative_prompt, "generation_seconds", j->seconds);
         if (res) json_object_set_new(o, "result", res);
     }
     return o;

@@ -118,6 +118,7 @@ static srv_job_state job_run(srv_jobs *q, srv_job *j, char *err, size_t errcap) 
             j->seed[i] = img.seed;
             j->steps_used = img.steps;
             j->guidance_used = img.guidance;
+            j->seconds += img.timings.total;
             j->n_done = i + 1;
         }
         pthread_mutex_unlock(&q->mu);

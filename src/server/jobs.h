@@ -38,6 +38,7 @@ typedef struct srv_job {
     uint64_t seed[SRV_MAX_IMAGES];
     int steps_used;
     float guidance_used;
+    double seconds;          /* generation time of the images (zimage_timings.total, summed) */
     char error[256];
     struct srv_job *next;    /* queue link */
 } srv_job;
