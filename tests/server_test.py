@@ -185,8 +185,7 @@ def test_happy(port):
     check(st == 200 and jbody(d)[0]["model_name"] == "tiny-zimage", "sd-models")
     ok("health, models, page")
 
-    # OpenAI: the golden fox (64x64, 8 steps, seed 42) == the CLI's PNG byte for byte. Takes
-    # longer than the 2 s client timeout: waiting for a job must not drop the connection.
+    # OpenAI: the golden fox (64x64, 8 steps, seed 42) == the CLI's PNG byte for byte
     prompt = "a red fox in the snow, watercolor"
     want = cli_png(prompt, 64, 64, 8, 42)
     st, _, d = request(port, "POST", "/v1/images/generations",
@@ -241,6 +240,27 @@ def test_happy(port):
     st, _, d = request(port, "POST", "/sdapi/v1/img2img", {"prompt": "x", "init_images": []})
     check(st == 501 and "img2img" in jbody(d)["error"]["message"], "img2img 501: %s %s" % (st, d))
     ok("img2img answers 501 until it exists")
+
+
+def test_long_wait(port):
+    # A synchronous client that waits longer than the server's 2 s inactivity timeout (behind a
+    # long job that is cancelled after 3 s) still gets its image: waiting is not inactivity.
+    a = jbody(request(port, "POST", "/v1/jobs", {"prompt": "long", "width": 512, "height": 512, "steps": 100})[2])
+    box = {}
+
+    def waiter():
+        t0 = time.monotonic()
+        box["r"] = request(port, "POST", "/v1/images/generations", {"prompt": "behind", "size": "16x16", "steps": 1})
+        box["dt"] = time.monotonic() - t0
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(TIMEOUT + 1)
+    request(port, "DELETE", "/v1/jobs/" + a["id"])
+    t.join(60)
+    st = box.get("r", (0,))[0]
+    check(st == 200 and box["dt"] > TIMEOUT + 0.5, "client waiting %.1f s (timeout %d s) got %s" % (box.get("dt", 0), TIMEOUT, st))
+    ok("a client queued for %.1f s (> the %d s idle timeout) still gets its image" % (box.get("dt", 0), TIMEOUT))
 
 
 def test_progress_cancel(port):
@@ -603,6 +623,7 @@ def main():
     srv = Server("--queue", "2", "--timeout", str(TIMEOUT), "--max-body", str(MAX_BODY))
     try:
         timed(test_happy, srv.port)
+        timed(test_long_wait, srv.port)
         timed(test_progress_cancel, srv.port)
         timed(test_hostile, srv.port)
         timed(test_concurrency, srv.port)

@@ -130,11 +130,10 @@ static srv_job *run_sync(req_ctx *r, srv_request *q, enum MHD_Result *res) {
         *res = reply_busy(r, s == SRV_SUBMIT_STOPPING);
         return NULL;
     }
-    /* The inactivity timeout must not count the generation; setting it from 0 back to
-     * its value restarts the clock when the answer is ready. */
-    MHD_set_connection_option(r->c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    /* Blocking here is not client inactivity: libmicrohttpd checks the idle timeout only
+     * around socket I/O (a client queued longer than --timeout still gets its answer;
+     * test_long_wait in tests/server_test.py). */
     srv_job_wait(r->h->jobs, j);
-    MHD_set_connection_option(r->c, MHD_CONNECTION_OPTION_TIMEOUT, r->h->timeout);
     return j;
 }
 
