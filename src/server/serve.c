@@ -35,6 +35,7 @@ static void serve_usage(FILE *f) {
             "      --max-body BYTES     request body limit (default 1048576)\n"
             "      --timeout S          drop clients idle for S seconds (default 30)\n"
             "      --max-connections N  simultaneous connections (default 64)\n"
+            "      --precision P        auto|f32|bf16, as for the CLI (zimage --help)\n"
             "  -t, --threads N          worker threads for generation (default: all cores)\n"
             "  -v, --verbose            log every request to stderr\n"
             "  -h, --help               this help\n",
@@ -108,6 +109,18 @@ int zimage_serve_main(int argc, char **argv) {
         } else if (!strcmp(a, "--max-connections")) {
             NEED();
             if (serve_int(a, val, 2, 1024, &max_conn)) return 2;
+        } else if (!strcmp(a, "--precision")) {
+            NEED();
+            if (!strcmp(val, "auto"))
+                lp.precision = ZIMAGE_PRECISION_AUTO;
+            else if (!strcmp(val, "f32"))
+                lp.precision = ZIMAGE_PRECISION_F32;
+            else if (!strcmp(val, "bf16"))
+                lp.precision = ZIMAGE_PRECISION_BF16;
+            else {
+                fprintf(stderr, "zimage serve: --precision: '%s' is not one of auto, f32, bf16\n", val);
+                return 2;
+            }
         } else if (ARG("-t", "--threads")) {
             NEED();
             if (serve_int(a, val, 1, 1024, &v)) return 2;
