@@ -241,7 +241,7 @@ srv_submit_result srv_jobs_submit(srv_jobs *q, srv_request *r, int keep, srv_job
     }
     j->req = *r;
     memset(r, 0, sizeof *r);
-    snprintf(j->id, sizeof j->id, "job-%012llx", (unsigned long long)q->next_id++);
+    snprintf(j->id, sizeof j->id, "job-%012llx", (unsigned long long)(q->next_id++ & 0xffffffffffffULL)); /* 12 hex */
     j->state = SRV_JOB_QUEUED;
     j->created = srv_now();
     j->refs = 2; /* queue + caller */
