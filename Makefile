@@ -1,13 +1,15 @@
 # zimage - plain GNU Makefile (see docs/ARCHITECTURE.md for why not CMake).
 #
 #   make            library (static + shared), CLI, tests, tools, benchmarks -> build/
-#   make test       golden runner on tests/fixtures (+ its own rule tests) + unit tests
+#   make test       golden runner on tests/fixtures (+ its own rule tests) + unit tests + CLI + server
+#                   (test-server, test-browser)
 #   make test-tsan  the concurrency test under ThreadSanitizer -> build-tsan/
 #   make test-san   the same suite built with -fsanitize=address,undefined,float-cast-overflow -> build-san/
 #   make demo       generate a PNG with the tiny fixture model
 #   make install    PREFIX=/usr/local: lib, header, zimage.pc, CLI
 #
-# Every .c under src/ goes into the library (src/cli/ is the CLI program).
+# Every .c under src/ goes into the library, except src/cli/ (the CLI program) and
+# src/server/ (`zimage serve`, linked into the CLI only: the library never needs libmicrohttpd).
 
 SAN ?= 0
 FUZZ ?= 0
@@ -52,8 +54,9 @@ CPPFLAGS += -Iinclude $(PKG_CFLAGS)
 LDLIBS = $(PKG_LIBS) -lm -lpthread
 LDFLAGS += -fopenmp $(SANFLAGS)
 
-LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
-CLI_SRC := $(shell find src/cli -name '*.c' | sort)
+LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/server/*' | sort)
+CLI_SRC := $(shell find src/cli src/server -name '*.c' | sort)
+SERVER_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 GOLDEN_SRC := $(wildcard tests/golden/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 THREAD_SRC := tests/thread/thread_test.c
@@ -95,6 +98,11 @@ $(SHARED): $(SHARED_REAL)
 	ln -sf libzimage.so.$(SOMAJOR) $@
 
 $(BUILD)/zimage: $(CLI_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(SERVER_LIBS) $(LDLIBS)
+
+$(BUILD)/src/server/page.o: src/server/page.html
+
+$(BUILD)/zimage-server-unit: $(BUILD)/tests/server/server_unit.o $(BUILD)/src/server/base64.o $(BUILD)/src/server/request.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/zimage-golden: $(GOLDEN_OBJ) $(STATIC)
@@ -132,6 +140,17 @@ test: all $(BUILD)/example-generate
 	bash tests/cli_test.sh $(BUILD)/zimage $(FIXTURES)
 	cd $(BUILD) && ./example-generate $(abspath $(FIXTURES))/tiny-zimage && test -s fox.png && echo 'example: 1 passed, 0 failed'
 	CC="$(CC) $(SANFLAGS)" bash tests/abi_test.sh $(BUILD) $(FIXTURES)
+	$(MAKE) --no-print-directory test-server
+	$(MAKE) --no-print-directory test-browser
+
+# `zimage serve` over loopback (tests/server_test.py), and its web page in headless Chromium
+# (fails, never skips, when chromium/chromium-driver/python3-selenium are missing).
+test-server: $(BUILD)/zimage $(BUILD)/zimage-server-unit
+	$(BUILD)/zimage-server-unit
+	/usr/bin/python3 tests/server_test.py $(BUILD)/zimage $(FIXTURES) $(if $(filter 1,$(SAN)),--san)
+
+test-browser: $(BUILD)/zimage
+	/usr/bin/python3 tests/server_browser_test.py $(BUILD)/zimage $(FIXTURES) $(BUILD)/serve-screenshot.png
 
 test-san:
 	$(MAKE) SAN=1 test
@@ -164,7 +183,7 @@ demo: all
 clean:
 	rm -rf build build-san build-fuzz build-tsan
 
-.PHONY: all test test-san test-tsan demo clean fuzzers install
+.PHONY: all test test-san test-tsan demo clean fuzzers install test-server test-browser
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -141,6 +141,9 @@ ZIMAGE_API void zimage_image_free(zimage_image *img);
 
 /* PNG with A1111-style "parameters" text plus Software/prompt metadata. */
 ZIMAGE_API int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *p, const char *model_name);
+/* The same PNG (same metadata) into memory: *png is a new buffer of *len bytes, free with free(). */
+ZIMAGE_API int zimage_png_encode(const zimage_image *img, const zimage_params *p, const char *model_name, uint8_t **png,
+                                 size_t *len);
 
 /* Debugging aids. Tokenize `text` with a tokenizer.json (templated: wrap in the chat
  * template and truncate to max_len as the pipeline does). ids and the byte-level

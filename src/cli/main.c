@@ -2,7 +2,8 @@
  *
  *   zimage -m MODEL_DIR -p PROMPT [options]      generate a PNG
  *   zimage tokenize [-m MODEL_DIR | --tokenizer tokenizer.json] TEXT
- *   zimage encode -m MODEL_DIR PROMPT */
+ *   zimage encode -m MODEL_DIR PROMPT
+ *   zimage serve -m MODEL_DIR [--host H] [--port P]   HTTP server (src/server/) */
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -14,12 +15,14 @@
 #include <unistd.h>
 
 #include "zimage.h"
+#include "../server/server.h"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: zimage -m MODEL_DIR -p PROMPT [options]\n"
             "       zimage tokenize [-m MODEL_DIR | --tokenizer FILE] [--template] TEXT\n"
             "       zimage encode -m MODEL_DIR PROMPT\n"
+            "       zimage serve -m MODEL_DIR [--host 127.0.0.1] [--port 7860] [--api-key KEY] [--queue N]\n"
             "\n"
             "Generate an image with Z-Image / Z-Image-Turbo.\n"
             "\n"
@@ -238,6 +241,7 @@ int main(int argc, char **argv) {
         printf("zimage %s\n%s", ZIMAGE_VERSION, zimage_system_info());
         return 0;
     }
+    if (argc > 1 && !strcmp(argv[1], "serve")) return zimage_serve_main(argc - 1, argv + 1);
     zimage_load_params lp = zimage_load_params_default();
     zimage_params p = zimage_params_default();
     const char *output = "zimage.png";

@@ -96,6 +96,78 @@ static void png_cb_write(png_structp png, png_bytep data, size_t len) {
 
 static void png_cb_flush(png_structp png) { (void)png; }
 
+/* Check text_kv and build libpng text records (values are borrowed, not copied).
+ * *texts is NULL when there is no text. `what` names the output in errors. */
+static int png_texts_build(const char *what, const char *const *text_kv, png_text **texts_out, int *n_out) {
+    *texts_out = NULL;
+    *n_out = 0;
+    int n_text = 0;
+    if (text_kv) {
+        for (; text_kv[2 * n_text]; n_text++) {
+            const char *k = text_kv[2 * n_text], *v = text_kv[2 * n_text + 1];
+            if (!v) return zi_err("%s: PNG write: text key \"%s\" has no value", what, k);
+            if (!png_key_valid(k))
+                return zi_err("%s: PNG write: invalid text key \"%s\" (1-79 printable ASCII characters, "
+                              "no leading/trailing/double spaces)", what, k);
+            if (!png_is_ascii(v) && !png_is_utf8(v))
+                return zi_err("%s: PNG write: value of text key \"%s\" is not valid UTF-8", what, k);
+        }
+    }
+    if (!n_text) return 0;
+    png_text *texts = zi_calloc((size_t)n_text, sizeof *texts);
+    if (!texts) return zi_err_ctx("%s", what);
+    for (int i = 0; i < n_text; i++) {
+        const char *v = text_kv[2 * i + 1];
+        texts[i].key = (png_charp)text_kv[2 * i];
+        if (png_is_ascii(v)) {
+            texts[i].compression = PNG_TEXT_COMPRESSION_NONE; /* tEXt */
+            texts[i].text = (png_charp)v;
+            texts[i].text_length = strlen(v);
+        } else {
+            texts[i].compression = PNG_ITXT_COMPRESSION_NONE; /* iTXt, UTF-8 */
+            texts[i].text = (png_charp)v;
+            texts[i].itxt_length = strlen(v);
+            texts[i].lang = (png_charp) "";
+            texts[i].lang_key = (png_charp) "";
+        }
+    }
+    *texts_out = texts;
+    *n_out = n_text;
+    return 0;
+}
+
+/* Encode rgb [h, w, 3] with texts into the open stream fp (not closed here). */
+static int png_write_stream(FILE *fp, const char *what, const uint8_t *rgb, int w, int h, png_text *texts,
+                            int n_text) {
+    /* On the heap: the error callback changes it between setjmp and longjmp. */
+    png_ctx *ctx = zi_calloc(1, sizeof *ctx);
+    if (!ctx) return zi_err_ctx("%s", what);
+    ctx->fp = fp;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, ctx, png_cb_error, png_cb_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_write_struct(&png, &info);
+        free(ctx);
+        return zi_err("%s: cannot write PNG: libpng initialization failed", what);
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        zi_err("%s: writing PNG failed: %s", what, ctx->msg);
+        free(ctx);
+        return -1;
+    }
+    png_set_write_fn(png, ctx, png_cb_write, png_cb_flush);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (n_text) png_set_text(png, info, texts, n_text); /* written before IDAT */
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++) png_write_row(png, rgb + (size_t)y * (size_t)w * 3); /* row [w, 3] */
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    free(ctx);
+    return 0;
+}
+
 int zi_png_write(const char *path, const uint8_t *rgb, int w, int h, const char *const *text_kv) {
     if (!path || !*path) return zi_err("PNG write: empty output path");
     if (!rgb) return zi_err("%s: PNG write: no image data", path);
@@ -103,38 +175,9 @@ int zi_png_write(const char *path, const uint8_t *rgb, int w, int h, const char 
         return zi_err("%s: PNG write: image size %dx%d out of range (1..%d per side)", path, w, h, ZI_PNG_MAX_SIDE);
 
     /* Validate the metadata before touching the file system. */
-    int n_text = 0;
-    if (text_kv) {
-        for (; text_kv[2 * n_text]; n_text++) {
-            const char *k = text_kv[2 * n_text], *v = text_kv[2 * n_text + 1];
-            if (!v) return zi_err("%s: PNG write: text key \"%s\" has no value", path, k);
-            if (!png_key_valid(k))
-                return zi_err("%s: PNG write: invalid text key \"%s\" (1-79 printable ASCII characters, "
-                              "no leading/trailing/double spaces)", path, k);
-            if (!png_is_ascii(v) && !png_is_utf8(v))
-                return zi_err("%s: PNG write: value of text key \"%s\" is not valid UTF-8", path, k);
-        }
-    }
-    png_text *texts = NULL;
-    if (n_text) {
-        texts = zi_calloc((size_t)n_text, sizeof *texts);
-        if (!texts) return zi_err_ctx("%s", path);
-        for (int i = 0; i < n_text; i++) {
-            const char *v = text_kv[2 * i + 1];
-            texts[i].key = (png_charp)text_kv[2 * i];
-            if (png_is_ascii(v)) {
-                texts[i].compression = PNG_TEXT_COMPRESSION_NONE; /* tEXt */
-                texts[i].text = (png_charp)v;
-                texts[i].text_length = strlen(v);
-            } else {
-                texts[i].compression = PNG_ITXT_COMPRESSION_NONE; /* iTXt, UTF-8 */
-                texts[i].text = (png_charp)v;
-                texts[i].itxt_length = strlen(v);
-                texts[i].lang = (png_charp) "";
-                texts[i].lang_key = (png_charp) "";
-            }
-        }
-    }
+    png_text *texts;
+    int n_text;
+    if (png_texts_build(path, text_kv, &texts, &n_text)) return -1;
 
     size_t tcap = strlen(path) + 64;
     char *tmp = zi_malloc(tcap);
@@ -150,58 +193,30 @@ int zi_png_write(const char *path, const uint8_t *rgb, int w, int h, const char 
         free(texts);
         return -1;
     }
-    /* On the heap: the error callback changes it between setjmp and longjmp. */
-    png_ctx *ctx = zi_calloc(1, sizeof *ctx);
-    if (ctx) ctx->fp = fdopen(fd, "wb");
-    if (!ctx || !ctx->fp) {
+    FILE *fp = fdopen(fd, "wb");
+    if (!fp) {
         int e = errno;
         close(fd);
         unlink(tmp);
-        if (ctx) zi_err("%s: cannot write PNG: %s", path, strerror(e));
-        else zi_err_ctx("%s", path);
-        free(ctx);
+        zi_err("%s: cannot write PNG: %s", path, strerror(e));
         free(tmp);
         free(texts);
         return -1;
     }
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, ctx, png_cb_error, png_cb_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_write_struct(&png, &info);
-        fclose(ctx->fp);
-        unlink(tmp);
-        zi_err("%s: cannot write PNG: libpng initialization failed", path);
-        free(ctx);
-        free(tmp);
-        free(texts);
-        return -1;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        fclose(ctx->fp);
-        unlink(tmp);
-        zi_err("%s: writing PNG failed: %s", path, ctx->msg);
-        free(ctx);
-        free(tmp);
-        free(texts);
-        return -1;
-    }
-    png_set_write_fn(png, ctx, png_cb_write, png_cb_flush);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    if (n_text) png_set_text(png, info, texts, n_text); /* written before IDAT */
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++) png_write_row(png, rgb + (size_t)y * (size_t)w * 3); /* row [w, 3] */
-    png_write_end(png, info);
-    png_destroy_write_struct(&png, &info);
+    int rc = png_write_stream(fp, path, rgb, w, h, texts, n_text);
     free(texts);
+    if (rc) {
+        fclose(fp);
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
 
     /* Flush to disk, then atomically replace the target. */
     int err = 0;
-    if (fflush(ctx->fp) != 0) err = errno;
-    if (!err && fsync(fileno(ctx->fp)) != 0 && errno != EINVAL && errno != EROFS) err = errno;
-    if (fclose(ctx->fp) != 0 && !err) err = errno;
-    free(ctx);
+    if (fflush(fp) != 0) err = errno;
+    if (!err && fsync(fileno(fp)) != 0 && errno != EINVAL && errno != EROFS) err = errno;
+    if (fclose(fp) != 0 && !err) err = errno;
     if (!err && rename(tmp, path) != 0) err = errno;
     if (err) {
         unlink(tmp);
@@ -210,6 +225,34 @@ int zi_png_write(const char *path, const uint8_t *rgb, int w, int h, const char 
         return -1;
     }
     free(tmp);
+    return 0;
+}
+
+int zi_png_encode(const uint8_t *rgb, int w, int h, const char *const *text_kv, uint8_t **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    if (!rgb) return zi_err("PNG encode: no image data");
+    if (w < 1 || h < 1 || w > ZI_PNG_MAX_SIDE || h > ZI_PNG_MAX_SIDE)
+        return zi_err("PNG encode: image size %dx%d out of range (1..%d per side)", w, h, ZI_PNG_MAX_SIDE);
+    png_text *texts;
+    int n_text;
+    if (png_texts_build("PNG encode", text_kv, &texts, &n_text)) return -1;
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *fp = open_memstream(&buf, &n); /* grows in memory; buf is ours after fclose */
+    if (!fp) {
+        free(texts);
+        return zi_err("PNG encode: %s", strerror(errno));
+    }
+    int rc = png_write_stream(fp, "PNG encode", rgb, w, h, texts, n_text);
+    free(texts);
+    if (fclose(fp) != 0 && !rc) rc = zi_err("PNG encode: %s", strerror(errno));
+    if (rc) {
+        free(buf);
+        return -1;
+    }
+    *out = (uint8_t *)buf;
+    *len = n;
     return 0;
 }
 

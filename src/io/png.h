@@ -6,6 +6,7 @@
 #ifndef ZI_PNG_H
 #define ZI_PNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Largest width or height either function accepts. */
@@ -21,6 +22,10 @@
  * only when complete: a failed write never leaves a partial file.
  * Returns 0, or -1 with an error naming the path. */
 int zi_png_write(const char *path, const uint8_t *rgb, int w, int h, const char *const *text_kv);
+
+/* The same PNG as zi_png_write, into a new memory buffer *out of *len bytes
+ * (free with free()). Returns 0, or -1 with an error. */
+int zi_png_encode(const uint8_t *rgb, int w, int h, const char *const *text_kv, uint8_t **out, size_t *len);
 
 /* Read any PNG (gray, gray+alpha, palette, RGB, RGBA; 1-16 bits; interlaced)
  * into a new 8-bit RGB buffer [h, w, 3] (free with free()). Conversions:

@@ -455,7 +455,10 @@ void zimage_image_free(zimage_image *img) {
     img->rgb = NULL;
 }
 
-int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *user_p, const char *model_name) {
+/* The PNG of an image with its metadata (A1111-style "parameters" plus one text chunk per
+ * setting) written to `path` (path != NULL) or into a new buffer *out / *len. */
+static int png_with_metadata(const zimage_image *img, const zimage_params *user_p, const char *model_name,
+                             const char *path, uint8_t **out, size_t *len) {
     if (!img || !img->rgb) return zi_err("no image to save");
     zimage_params pn;
     if (user_p && zi_pipeline_params(&pn, user_p)) return -1;
@@ -479,7 +482,21 @@ int zimage_save_png(const zimage_image *img, const char *path, const zimage_para
     const char *kv[] = {"parameters", params, "prompt", prompt, "negative_prompt", neg, "seed", seed, "steps", steps,
                         "guidance", guid, "size", size, "model", model_name ? model_name : "Z-Image", "Software",
                         "zimage " ZIMAGE_VERSION, NULL};
-    int rc = zi_png_write(path, img->rgb, img->width, img->height, kv);
+    int rc = path ? zi_png_write(path, img->rgb, img->width, img->height, kv)
+                  : zi_png_encode(img->rgb, img->width, img->height, kv, out, len);
     free(params);
     return rc;
+}
+
+int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *p, const char *model_name) {
+    if (!path) return zi_err("PNG write: no output path");
+    return png_with_metadata(img, p, model_name, path, NULL, NULL);
+}
+
+int zimage_png_encode(const zimage_image *img, const zimage_params *p, const char *model_name, uint8_t **png,
+                      size_t *len) {
+    if (!png || !len) return zi_err("zimage_png_encode: NULL output");
+    *png = NULL;
+    *len = 0;
+    return png_with_metadata(img, p, model_name, NULL, png, len);
 }

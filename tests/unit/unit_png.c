@@ -194,6 +194,29 @@ static void test_metadata(void) {
     UNIT_CHECK(count_tmp_files() == 0, "temporary files left behind");
 }
 
+/* zi_png_encode gives the same bytes as zi_png_write's file (server path = CLI path). */
+static void test_encode_memory(void) {
+    const char *kv[] = {"parameters", "a fox\nSteps: 8", "prompt", "狐狸 fox", NULL};
+    uint8_t img[9 * 5 * 3];
+    for (int i = 0; i < 9 * 5 * 3; i++) img[i] = (uint8_t)(i * 31);
+    const char *p = tpath("enc.png");
+    UNIT_CHECK(zi_png_write(p, img, 9, 5, kv) == 0, "write: %s", zi_last_error());
+    uint8_t *mem = NULL;
+    size_t n = 0;
+    UNIT_CHECK(zi_png_encode(img, 9, 5, kv, &mem, &n) == 0 && mem && n > 8, "encode: %s", zi_last_error());
+    FILE *f = fopen(p, "rb");
+    uint8_t file[4096];
+    size_t fn = f ? fread(file, 1, sizeof file, f) : 0;
+    if (f) fclose(f);
+    UNIT_CHECK(fn == n && mem && !memcmp(file, mem, n), "encoded PNG (%zu bytes) differs from file (%zu bytes)", n, fn);
+    free(mem);
+    const char *bad[] = {"bad  key", "v", NULL};
+    mem = (uint8_t *)1;
+    UNIT_CHECK(zi_png_encode(img, 9, 5, bad, &mem, &n) == -1 && mem == NULL && strstr(zi_last_error(), "bad  key"),
+               "encode with a bad key: %s", zi_last_error());
+    UNIT_CHECK(zi_png_encode(img, 0, 5, NULL, &mem, &n) == -1, "encode 0 width accepted");
+}
+
 static void test_write_errors(void) {
     uint8_t img[2 * 2 * 3] = {0};
     const char *bad = "/nonexistent-zimage-dir/sub/out.png";
@@ -372,6 +395,7 @@ void unit_png(void) {
         return;
     }
     test_round_trip();
+    test_encode_memory();
     test_metadata();
     test_write_errors();
     test_read_errors();
