@@ -14,6 +14,7 @@ int main(int argc, char **argv) {
     unit_comfy(fixtures);
     unit_fuzz(fixtures);
     unit_abi(fixtures);
+    unit_json();
     printf("unit: %d passed, %d failed\n", unit_passes, unit_failures);
     return unit_failures ? 1 : 0;
 }
