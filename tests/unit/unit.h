@@ -22,4 +22,6 @@ void unit_tokenizer(const char *fixtures);
 void unit_comfy(const char *fixtures);
 void unit_fuzz(const char *fixtures);
 void unit_abi(const char *fixtures);
+void unit_imgcond(const char *fixtures);
+void unit_lora(const char *fixtures);
 #endif
