@@ -44,8 +44,7 @@ static void on_sigmas(void *u, const float *sig, int n_steps) {
     /* kept timesteps: the last kept_steps of the schedule */
     int kept = (int)json_integer_value(golden_param(x->c, "kept_steps"));
     if (kept < 1 || kept > n_steps) {
-        x->c->n_checked++, x->c->n_failed++;
-        printf("  FAIL %s kept_steps %d out of range\n", x->c->name, kept);
+        golden_fail(x->c, "params.kept_steps", "%d out of range", kept);
         return;
     }
     float ts[1000];
@@ -75,11 +74,10 @@ static int ic_load_input(golden_case *c, const char *param, const char *tensor, 
     char path[4096];
     snprintf(path, sizeof path, "%s/imgcond/%s", c->fixtures, file ? file : "?");
     if (zimage_image_load(path, img)) {
-        printf("  FAIL %s: %s\n", c->name, zimage_last_error());
-        c->n_checked++, c->n_failed++;
+        golden_fail(c, tensor, "%s", zimage_last_error());
         return -1;
     }
-    const zi_tensor *t = golden_tensor(c, tensor);
+    const zi_tensor *t = golden_input(c, tensor);
     int64_t npx = (int64_t)img->width * img->height;
     int ok = t && t->numel == npx * (gray ? 1 : 3);
     for (int64_t i = 0; ok && i < t->numel; i++)
@@ -101,19 +99,23 @@ static int golden_run_imgcond(golden_case *c, int inpaint) {
     }
     char tokpath[4096];
     snprintf(tokpath, sizeof tokpath, "%s/tiny-zimage/tokenizer/tokenizer.json", c->fixtures);
-    const char *variants[2] = {"f32", "bf16"};
+    if (c->n_variants == 0) golden_fail(c, "models", "the manifest lists no weight variant");
     int rc = 0;
-    for (int vi = 0; vi < 2 && !rc; vi++) {
+    for (int vi = 0; vi < c->n_variants && !rc; vi++) {
+        const char *v = c->variants[vi];
         char dir[4096];
-        if (golden_model_path(c, variants[vi], dir, sizeof dir)) {
+        if (golden_model_path(c, v, dir, sizeof dir)) {
+            golden_fail(c, v, "%s", zi_last_error());
             rc = -1;
             break;
         }
         zimage_load_params lp = zimage_load_params_default();
         lp.model_dir = dir;
         lp.tokenizer = tokpath;
+        lp.precision = golden_bf16 ? ZIMAGE_PRECISION_BF16 : ZIMAGE_PRECISION_F32;
         zimage_model *m;
         if (zimage_load(&m, &lp)) {
+            golden_fail(c, v, "load: %s", zi_last_error());
             rc = -1;
             break;
         }
@@ -129,24 +131,24 @@ static int golden_run_imgcond(golden_case *c, int inpaint) {
         p.init_image = &init;
         p.mask = inpaint ? &mask : NULL;
         char k[64];
-        snprintf(k, sizeof k, "%s/step0.latents", variants[vi]);
-        ic_ctx x = {c, variants[vi], zi_st_find(&c->st, k) != NULL};
+        snprintf(k, sizeof k, "%s/step0.latents", v);
+        ic_ctx x = {c, v, zi_st_find(&c->st, k) != NULL};
         zi_pipeline_hooks h = {.user = &x, .on_sigmas = on_sigmas, .on_step = on_step, .on_latents = on_latents,
                                .on_image = on_image, .on_tensor = on_tensor};
-        zimage_image img;
+        zimage_image img = {0};
         rc = zi_pipeline_generate(m, &p, &img, &h);
         if (rc == 0) {
-            snprintf(k, sizeof k, "%s/image_u8", variants[vi]);
+            snprintf(k, sizeof k, "%s/image_u8", v);
             golden_check_u8(c, k, img.rgb, 3 * (int64_t)img.width * img.height, 1, 0.01);
         } else {
-            printf("  FAIL %s: %s\n", c->name, zimage_last_error());
+            golden_fail(c, v, "generate: %s", zimage_last_error());
         }
         zimage_image_free(&img);
         zimage_free(m);
     }
     zimage_image_free(&init);
     zimage_image_free(&mask);
-    return rc ? GOLDEN_FAIL : GOLDEN_PASS;
+    return rc || c->n_failed ? GOLDEN_FAIL : GOLDEN_PASS;
 }
 
 int golden_run_img2img(golden_case *c) { return golden_run_imgcond(c, 0); }
