@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/common/error.h"
 #include "../../src/pipeline/pipeline.h"
 #include "golden.h"
 
