@@ -47,9 +47,9 @@ ISA_amx = $(ISA_avx512) -mavx512bf16 -mamx-tile -mamx-bf16
 endif
 # flags of one source file: the ISA named by its suffix (gemm_avx2.c -> ISA_avx2)
 isa_flags = $(ISA_$(lastword $(subst _, ,$(basename $(notdir $(1))))))
-PKGS = jansson libpng zlib libutf8proc libpcre2-8
+PKGS = jansson libpng zlib libutf8proc libpcre2-8 libjpeg
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpng -lz -lutf8proc -lpcre2-8)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpng -lz -lutf8proc -lpcre2-8 -ljpeg)
 CPPFLAGS += -Iinclude $(PKG_CFLAGS)
 LDLIBS = $(PKG_LIBS) -lm -lpthread
 LDFLAGS += -fopenmp $(SANFLAGS)

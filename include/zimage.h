@@ -58,6 +58,13 @@ typedef struct zimage_model zimage_model;
  * transformer/, text_encoder/, tokenizer/, vae/, scheduler/). Any explicit path
  * below overrides the folder's component (e.g. ComfyUI split files:
  * z_image_turbo_bf16.safetensors, qwen_3_4b.safetensors, ae.safetensors). */
+/* A LoRA / LoKr adapter file for the transformer (diffusers/PEFT, kohya/musubi, ComfyUI or
+ * LyCORIS LoKr keys) and its strength (1.0: as trained; 0: no effect). */
+typedef struct {
+    const char *path;
+    float scale;
+} zimage_lora;
+
 typedef struct {
     size_t struct_size;           /* set by zimage_load_params_default() */
     const char *model_dir;
@@ -68,6 +75,10 @@ typedef struct {
     const char *scheduler_config; /* scheduler_config.json (optional: shift 3.0 default) */
     int n_threads;                /* kernel threads of each call on this model; 0: all cores */
     int precision;                /* ZIMAGE_PRECISION_*: arithmetic of the text encoder and DiT */
+    /* ---- adapters (appended) ---- */
+    const zimage_lora *loras;     /* merged into dense weights at load, run-time terms on quantized ones */
+    int n_loras;
+    int lora_lenient;             /* unmatched adapter keys: skip them (zimage_load_warnings) instead of failing */
 } zimage_load_params;
 
 /* AUTO: bf16 where the CPU has bf16 matrix units and zimage has kernels for them (AVX512-BF16,
@@ -92,6 +103,12 @@ typedef int (*zimage_progress_fn)(void *user, zimage_stage stage, int step, int 
 
 #define ZIMAGE_SEED_RANDOM UINT64_MAX
 
+struct zimage_image;
+/* Live preview (zimage_params.preview): called every preview_every steps with a small
+ * RGB picture of the current estimate of the clean image (x0 = x_t - sigma v). The
+ * image is valid during the call only. Return non-zero to cancel. */
+typedef int (*zimage_preview_fn)(void *user, int step, int total, const struct zimage_image *preview);
+
 typedef struct {
     size_t struct_size;          /* set by zimage_params_default() */
     const char *prompt;
@@ -106,15 +123,31 @@ typedef struct {
     zimage_progress_fn progress;
     void *progress_user;
     volatile int *cancel;        /* optional flag polled between steps */
+    /* ---- image conditioning (diffusers ZImageImg2ImgPipeline / ZImageInpaintPipeline) ---- */
+    const struct zimage_image *init_image; /* NULL: text-to-image. Any size: width/height 0 take its size
+                                              rounded down to 16 (center crop); otherwise it is resized to
+                                              cover width x height and center-cropped */
+    const struct zimage_image *mask;       /* inpainting (needs init_image, same size): white = repaint */
+    double strength;                       /* (0, 1]; < 0: default 0.6 (img2img) / 1.0 (inpainting) */
+    float mask_blur;                       /* > 0: paste the original back outside the mask, blurred with
+                                              this std in pixels; 0: pure diffusers output */
+    /* ---- previews ---- */
+    zimage_preview_fn preview;             /* NULL: none */
+    void *preview_user;
+    int preview_every;                     /* every N steps (0: every step) */
+    int preview_vae;                       /* decode with the real VAE (full size, slow) instead of the
+                                              linear latent->RGB projection (1/8 size, ~free) */
 } zimage_params;
 
 /* Timings of one generation in seconds. */
 typedef struct {
     double text, denoise, decode, total;
     double step[1000]; /* per denoising step (first `steps` entries) */
+    double preview;    /* all previews together */
+    int n_previews;
 } zimage_timings;
 
-typedef struct {
+typedef struct zimage_image {
     uint8_t *rgb;   /* [height, width, 3] */
     int width, height;
     uint64_t seed;  /* the seed actually used */
@@ -130,6 +163,8 @@ ZIMAGE_API zimage_params zimage_params_default(void);
 
 ZIMAGE_API int zimage_load(zimage_model **out, const zimage_load_params *p);
 ZIMAGE_API void zimage_free(zimage_model *m);
+/* Warnings of the last zimage_load of m (skipped LoRA keys with lora_lenient), or NULL. */
+ZIMAGE_API const char *zimage_load_warnings(const zimage_model *m);
 /* Model defaults (Turbo: 8 steps, guidance 0). */
 ZIMAGE_API int zimage_default_steps(const zimage_model *m);
 ZIMAGE_API float zimage_default_guidance(const zimage_model *m);
@@ -138,6 +173,8 @@ ZIMAGE_API int zimage_validate(const zimage_model *m, const zimage_params *p);
 
 ZIMAGE_API int zimage_generate(zimage_model *m, const zimage_params *p, zimage_image *out);
 ZIMAGE_API void zimage_image_free(zimage_image *img);
+/* Read a PNG or JPEG (by content) into img->rgb/width/height (other fields zeroed). */
+ZIMAGE_API int zimage_image_load(const char *path, zimage_image *img);
 
 /* PNG with A1111-style "parameters" text plus Software/prompt metadata. */
 ZIMAGE_API int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *p, const char *model_name);

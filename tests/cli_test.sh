@@ -63,6 +63,68 @@ else bad "long prompt: no truncation warning"; fi
 if "$ZIMAGE" encode -m "$M" "a cat" | grep -q "^features \[10, 8\]"; then ok "encode"; else bad "encode"; fi
 if ZIMAGE_MODEL=$M "$ZIMAGE" tokenize "a cat" | grep -q "8251"; then ok "ZIMAGE_MODEL default"; else bad "ZIMAGE_MODEL default"; fi
 
+# img2img and inpainting reproduce diffusers' pipelines (goldens from tests/fixtures/make_imgcond_goldens.py)
+IC=$FIX/imgcond
+if "$ZIMAGE" -m "$M" -p "a red fox in the snow, watercolor" --init-img "$IC/init_64x64.png" --strength 0.6 --seed 42 \
+     -t 1 -o "$TMP/i2i.png" > "$TMP/log" 2>&1 \
+   && /usr/bin/python3 tests/png_check.py "$TMP/i2i.png" "$FIX/golden/img2img_fox_64x64.safetensors" f32/image_u8 1 0.01 > "$TMP/chk" 2>&1; then
+  ok "img2img PNG equals golden; $(head -1 "$TMP/chk")"
+else bad "img2img: $(cat "$TMP/log" "$TMP/chk" 2>/dev/null)"; fi
+if "$ZIMAGE" -m "$M" -p "a red fox in the snow, watercolor" --init-img "$IC/init_64x64.png" --mask "$IC/mask_disc_64x64.png" \
+     --seed 42 -t 1 -o "$TMP/inp.png" > "$TMP/log" 2>&1 \
+   && /usr/bin/python3 tests/png_check.py "$TMP/inp.png" "$FIX/golden/inpaint_fox_64x64.safetensors" f32/image_u8 1 0.01 > "$TMP/chk" 2>&1; then
+  ok "inpainting PNG equals golden; $(head -1 "$TMP/chk")"
+else bad "inpainting: $(cat "$TMP/log" "$TMP/chk" 2>/dev/null)"; fi
+if "$ZIMAGE" -m "$M" -p x --init-img "$IC/init_64x64.jpg" --strength 0.5 --seed 1 -t 1 -o "$TMP/jpg.png" 2>&1 | grep -q "64x64"; then
+  ok "JPEG init image"
+else bad "JPEG init image"; fi
+if "$ZIMAGE" -m "$M" -p x --init-img "$IC/init_64x48.png" -W 32 -H 32 --seed 1 -t 1 -o "$TMP/fit.png" 2>&1 | grep -q "32x32"; then
+  ok "init image resized/cropped to -W x -H"
+else bad "init image fit"; fi
+echo "not an image" > "$TMP/garbage.png"
+expect_fail "init image missing" "cannot open" -m "$M" -p x --init-img "$TMP/none.png" -o "$TMP/a.png"
+expect_fail "init image garbage" "not a PNG or JPEG" -m "$M" -p x --init-img "$TMP/garbage.png" -o "$TMP/a.png"
+head -c 1000 "$IC/init_64x64.jpg" > "$TMP/trunc.jpg"
+expect_fail "init image truncated JPEG" "corrupt JPEG" -m "$M" -p x --init-img "$TMP/trunc.jpg" -o "$TMP/a.png"
+expect_fail "strength zero" "greater than 0" -m "$M" -p x --init-img "$IC/init_64x64.png" --strength 0
+expect_fail "strength above 1" "between 0 and 1" -m "$M" -p x --init-img "$IC/init_64x64.png" --strength 1.5
+expect_fail "strength without init image" "needs --init-img" -m "$M" -p x --strength 0.5
+expect_fail "mask without init image" "needs --init-img" -m "$M" -p x --mask "$IC/mask_disc_64x64.png"
+expect_fail "mask size mismatch" "must have the same size" -m "$M" -p x --init-img "$IC/init_64x64.png" --mask "$IC/mask_rect_64x48.png"
+expect_fail "mask missing" "cannot open" -m "$M" -p x --init-img "$IC/init_64x64.png" --mask "$TMP/none.png"
+expect_fail "mask blur without mask" "needs --mask" -m "$M" -p x --init-img "$IC/init_64x64.png" --mask-blur 4
+expect_fail "mask blur negative" "between 0 and 256" -m "$M" -p x --init-img "$IC/init_64x64.png" --mask "$IC/mask_disc_64x64.png" --mask-blur -1
+
+# LoRA: every key format built from the same factors gives the same image; scale 0 = no LoRA
+L=$FIX/lora
+lora_run() { "$ZIMAGE" -m "$M" -p "a red fox" -W 64 -H 64 --seed 3 -t 1 -o "$1" "${@:2}" > /dev/null 2>&1; }
+if lora_run "$TMP/l_none.png" && lora_run "$TMP/l_zero.png" --lora "$L/lora_kohya.safetensors:0" \
+   && lora_run "$TMP/l_peft.png" --lora "$L/lora_peft.safetensors" && lora_run "$TMP/l_kohya.png" --lora "$L/lora_kohya.safetensors:1.0" \
+   && lora_run "$TMP/l_comfy.png" --lora "$L/lora_comfy.safetensors"; then
+  if cmp -s "$TMP/l_none.png" "$TMP/l_zero.png"; then ok "LoRA scale 0 = no LoRA"; else bad "LoRA scale 0 changed the image"; fi
+  if cmp -s "$TMP/l_peft.png" "$TMP/l_kohya.png" && cmp -s "$TMP/l_peft.png" "$TMP/l_comfy.png"; then ok "LoRA PEFT = kohya = ComfyUI"
+  else bad "LoRA formats give different images"; fi
+  if ! cmp -s "$TMP/l_none.png" "$TMP/l_peft.png"; then ok "LoRA changes the image"; else bad "LoRA had no effect"; fi
+else bad "LoRA runs failed"; fi
+if lora_run "$TMP/l_two.png" --lora "$L/lora_peft.safetensors:0.5" --lora "$L/lokr.safetensors"; then ok "two adapters (LoRA + LoKr)"
+else bad "two adapters"; fi
+expect_fail "LoRA missing" "cannot read" -m "$M" -p x --lora "$TMP/none.safetensors"
+expect_fail "LoRA scale out of range" "between -100 and 100" -m "$M" -p x --lora "$L/lora_peft.safetensors:500"
+expect_fail "LoRA for another model" "match no weight.*all_x_embedder.2-1.weight" -m "$M" -p x -W 32 -H 32 -o "$TMP/a.png" --lora "$L/merged_lora_f32.safetensors"
+expect_fail "LoRA not a safetensors file" "LoRA" -m "$M" -p x -W 32 -H 32 -o "$TMP/a.png" --lora "$IC/init_64x64.png"
+if "$ZIMAGE" -m "$M" -p x -W 32 -H 32 -t 1 -o "$TMP/len.png" --lora "$L/merged_lora_f32.safetensors" --lora-lenient 2>&1 | grep -q "warning: .*skipped 14 unmatched"; then
+  ok "--lora-lenient warns and generates"
+else bad "--lora-lenient"; fi
+
+# previews: a small PNG of the current estimate (1/8 size with the linear projection)
+if "$ZIMAGE" -m "$M" -p x -W 64 -H 48 --seed 1 -t 1 --preview "$TMP/pv.png" --preview-every 2 -o "$TMP/pvo.png" 2>&1 | grep -q "previews: 4" \
+   && /usr/bin/python3 -c "import sys; from PIL import Image; im = Image.open(sys.argv[1]); sys.exit(0 if im.size == (8, 6) else 1)" "$TMP/pv.png"; then
+  ok "preview PNG written (8x6 for 64x48, 4 previews)"
+else bad "preview"; fi
+expect_fail "preview-every zero" "between 1 and 1000" -m "$M" -p x --preview "$TMP/p.png" --preview-every 0
+expect_fail "preview-every without preview" "need --preview" -m "$M" -p x --preview-every 2
+expect_fail "preview unwritable" "does not exist" -m "$M" -p x --preview /nonexistent-dir/p.png
+
 # Ctrl-C stops cleanly between steps (exit 130, no output file)
 "$ZIMAGE" -m "$M" -p x -W 1024 -H 1024 --steps 1000 -o "$TMP/int.png" > /dev/null 2> "$TMP/int.err" &
 zpid=$!

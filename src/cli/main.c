@@ -41,6 +41,18 @@ static void usage(FILE *f) {
             "      --cfg-truncation T   disable CFG for t > T (default 1.0: never)\n"
             "      --seed S             random seed (default: random, always printed)\n"
             "      --max-tokens N       prompt token limit (default 512)\n"
+            "      --init-img PATH      img2img: start from this PNG/JPEG (size: its own rounded down to 16,\n"
+            "                           or resized to cover -W x -H and center-cropped)\n"
+            "      --strength S         img2img/inpainting: how much to change, in (0, 1] (default 0.6; inpainting 1.0)\n"
+            "      --mask PATH          inpainting: PNG/JPEG the size of --init-img, white = repaint\n"
+            "      --mask-blur R        inpainting: paste the original back outside the mask blurred by R px\n"
+            "      --lora PATH[:SCALE]  LoRA/LoKr for the transformer (repeatable; scale default 1.0; diffusers,\n"
+            "                           kohya/musubi, ComfyUI or LyCORIS keys)\n"
+            "      --lora-lenient       skip adapter keys that match no weight (warn) instead of failing\n"
+            "      --preview PATH       write a preview PNG of the current estimate while sampling (1/8 size,\n"
+            "                           linear latent->RGB projection)\n"
+            "      --preview-every N    preview every N steps (default 1)\n"
+            "      --preview-vae        previews with the real VAE (full size, costs one decode each)\n"
             "  -o, --output FILE        output PNG (default zimage.png)\n"
             "  -t, --threads N          worker threads (default: all cores)\n"
             "  -v, --verbose            more detail\n"
@@ -163,6 +175,17 @@ static int on_progress(void *user, zimage_stage st, int step, int total, double 
     return 0;
 }
 
+/* Preview callback: rewrite the preview PNG (atomically) each time; a failed write is a warning. */
+static int on_preview(void *user, int step, int total, const zimage_image *img) {
+    static int warned = 0;
+    (void)step, (void)total;
+    if (zimage_save_png(img, (const char *)user, NULL, "preview") && !warned) {
+        fprintf(stderr, "\nzimage: warning: preview: %s\n", zimage_last_error());
+        warned = 1;
+    }
+    return 0;
+}
+
 static int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *tokfile = NULL, *text = NULL;
     int templated = 0;
@@ -234,6 +257,8 @@ static int cmd_encode(int argc, char **argv) {
     return 0;
 }
 
+static int cli_generate(zimage_load_params *lp, zimage_params *p, const char *output, int verbose);
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "encode")) return cmd_encode(argc - 2, argv + 2);
@@ -245,7 +270,12 @@ int main(int argc, char **argv) {
     zimage_load_params lp = zimage_load_params_default();
     zimage_params p = zimage_params_default();
     const char *output = "zimage.png";
-    int verbose = 0;
+    const char *init_path = NULL, *mask_path = NULL, *preview_path = NULL;
+    int preview_opts = 0;
+    zimage_lora loras[16];
+    int n_loras = 0;
+    char lora_paths[16][4096];
+    int verbose = 0, strength_set = 0, blur_set = 0;
     long v;
     double d;
     if (argc == 1) {
@@ -318,6 +348,57 @@ int main(int argc, char **argv) {
             NEED();
             if (parse_int(a, val, 1, 1024, &v)) return 2;
             p.max_sequence_length = (int)v;
+        } else if (!strcmp(a, "--lora")) {
+            NEED();
+            if (n_loras == 16) return die("%s", "--lora: at most 16 adapters");
+            /* PATH[:SCALE]: a trailing ":number" is the scale, anything else is part of the path */
+            snprintf(lora_paths[n_loras], sizeof lora_paths[n_loras], "%s", val);
+            float scale = 1.0f;
+            char *colon = strrchr(lora_paths[n_loras], ':');
+            if (colon) {
+                char *end;
+                errno = 0;
+                double sc = strtod(colon + 1, &end);
+                if (colon[1] && !*end && !errno) {
+                    if (!(sc >= -100 && sc <= 100)) return die("--lora %s: scale must be between -100 and 100", val);
+                    scale = (float)sc;
+                    *colon = 0;
+                }
+            }
+            if (access(lora_paths[n_loras], R_OK) != 0) return die("--lora %s: cannot read the file", lora_paths[n_loras]);
+            loras[n_loras].path = lora_paths[n_loras];
+            loras[n_loras].scale = scale;
+            n_loras++;
+        } else if (!strcmp(a, "--preview")) {
+            NEED();
+            preview_path = val;
+        } else if (!strcmp(a, "--preview-every")) {
+            NEED();
+            if (parse_int(a, val, 1, 1000, &v)) return 2;
+            p.preview_every = (int)v;
+            preview_opts = 1;
+        } else if (!strcmp(a, "--preview-vae")) {
+            p.preview_vae = 1;
+            preview_opts = 1;
+        } else if (!strcmp(a, "--lora-lenient")) {
+            lp.lora_lenient = 1;
+        } else if (!strcmp(a, "--init-img")) {
+            NEED();
+            init_path = val;
+        } else if (!strcmp(a, "--mask")) {
+            NEED();
+            mask_path = val;
+        } else if (!strcmp(a, "--strength")) {
+            NEED();
+            if (parse_float(a, val, 0, 1, &d)) return 2;
+            if (d <= 0) return die("--strength %s: must be greater than 0 (and at most 1)", val);
+            p.strength = d;
+            strength_set = 1;
+        } else if (!strcmp(a, "--mask-blur")) {
+            NEED();
+            if (parse_float(a, val, 0, 256, &d)) return 2;
+            p.mask_blur = (float)d;
+            blur_set = 1;
         } else if (ARG("-o", "--output")) {
             NEED();
             output = val;
@@ -347,7 +428,45 @@ int main(int argc, char **argv) {
     if (!lp.model_dir && !(lp.transformer && lp.text_encoder && lp.vae && lp.tokenizer))
         return die("%s", "no model given (-m MODEL_DIR, or --transformer, --text-encoder, --tokenizer and --vae)");
     if (check_output(output)) return 2;
+    if (preview_opts && !preview_path) return die("%s", "--preview-every/--preview-vae need --preview PATH");
+    if (preview_path && check_output(preview_path)) return 2;
+    if (strength_set && !init_path) return die("%s", "--strength needs --init-img");
+    if (mask_path && !init_path) return die("%s", "--mask needs --init-img (inpainting repaints an image)");
+    if (blur_set && !mask_path) return die("%s", "--mask-blur needs --mask");
+    zimage_image init_img = {0}, mask_img = {0};
+    if (init_path && zimage_image_load(init_path, &init_img)) {
+        fprintf(stderr, "zimage: --init-img: %s\n", zimage_last_error());
+        return 2;
+    }
+    if (mask_path && zimage_image_load(mask_path, &mask_img)) {
+        fprintf(stderr, "zimage: --mask: %s\n", zimage_last_error());
+        zimage_image_free(&init_img);
+        return 2;
+    }
+    if (mask_path && (mask_img.width != init_img.width || mask_img.height != init_img.height)) {
+        fprintf(stderr, "zimage: --mask is %dx%d but --init-img is %dx%d: they must have the same size\n",
+                mask_img.width, mask_img.height, init_img.width, init_img.height);
+        zimage_image_free(&init_img);
+        zimage_image_free(&mask_img);
+        return 2;
+    }
+    lp.loras = loras;
+    lp.n_loras = n_loras;
+    if (init_path) p.init_image = &init_img;
+    if (preview_path) {
+        p.preview = on_preview;
+        p.preview_user = (void *)preview_path;
+    }
+    if (mask_path) p.mask = &mask_img;
+    int rc = cli_generate(&lp, &p, output, verbose);
+    zimage_image_free(&init_img);
+    zimage_image_free(&mask_img);
+    return rc;
+}
 
+static int cli_generate(zimage_load_params *lp_in, zimage_params *p_in, const char *output, int verbose) {
+    zimage_load_params lp = *lp_in;
+    zimage_params p = *p_in;
     signal(SIGINT, on_sigint);
     double t0 = now_s();
     zimage_model *m;
@@ -356,6 +475,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     double t_load = now_s() - t0;
+    if (zimage_load_warnings(m)) fprintf(stderr, "zimage: warning: %s\n", zimage_load_warnings(m));
     if (zimage_validate(m, &p)) {
         fprintf(stderr, "zimage: %s\n", zimage_last_error());
         zimage_free(m);
@@ -395,6 +515,8 @@ int main(int argc, char **argv) {
             printf(" (%.2f s/step average)", t->denoise / img.steps);
         }
         printf(", VAE %.2f s, total %.2f s\n", t->decode, now_s() - t0);
+        if (t->n_previews)
+            printf("previews: %d, %.3f ms each (included in denoise)\n", t->n_previews, 1e3 * t->preview / t->n_previews);
         printf("peak memory: %.1f MiB\n", (double)zimage_peak_rss() / (1024.0 * 1024.0));
     }
     zimage_image_free(&img);

@@ -136,17 +136,28 @@ done:
     return rc;
 }
 
-/* Round an F32 matrix to a new BF16 buffer and let the kernel drop the file pages. */
-static const void *dit_to_bf16(zi_dit *m, const zi_tensor *t) {
+int zi_dit_keep(zi_dit *m, void *buf) {
     void **no = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *no);
     if (!no) {
-        zi_err("out of memory");
-        return NULL;
+        zi_free_aligned(buf);
+        return zi_err("out of memory");
     }
     m->owned = no;
+    m->owned[m->n_owned++] = buf;
+    return 0;
+}
+
+int zi_dit_owns(const zi_dit *m, const void *p) {
+    /* exact start of an owned buffer (views into the middle of one, e.g. fused k/v, answer 0) */
+    for (int i = 0; i < m->n_owned; i++)
+        if (m->owned[i] == p) return 1;
+    return 0;
+}
+
+/* Round an F32 matrix to a new BF16 buffer and let the kernel drop the file pages. */
+static const void *dit_to_bf16(zi_dit *m, const zi_tensor *t) {
     uint16_t *b = zi_malloc_aligned((size_t)t->numel * sizeof(uint16_t));
-    if (!b) return NULL;
-    m->owned[m->n_owned++] = b;
+    if (!b || zi_dit_keep(m, b)) return NULL;
     const float *f = t->data;
     for (int64_t i = 0; i < t->numel; i++) b[i] = zi_f32_to_bf16(f[i]);
     uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);

@@ -77,6 +77,10 @@ typedef enum { ZI_DIT_WEIGHTS_AUTO = 0, ZI_DIT_WEIGHTS_AS_STORED, ZI_DIT_WEIGHTS
 int zi_dit_load(zi_dit **out, const char *dir);
 int zi_dit_load_ex(zi_dit **out, const char *dir, zi_dit_weights policy);
 void zi_dit_free(zi_dit *m);
+/* Hand a zi_malloc_aligned buffer to the model (freed by zi_dit_free). 0 or -1 (buffer freed). */
+int zi_dit_keep(zi_dit *m, void *buf);
+/* Is p inside a buffer the model owns (converted or merged weights, not the file mapping)? */
+int zi_dit_owns(const zi_dit *m, const void *p);
 
 /* One batch item. x, out: [in_channels, h, w] latents (frame axis dropped);
  * t: the pipeline's t_model in [0,1]; cap: [cap_len, cap_feat_dim].

@@ -13,10 +13,14 @@
 
 #include "../common/error.h"
 #include "../io/json.h"
+#include "../io/image.h"
 #include "../io/png.h"
 #include "../kernels/kernels.h"
 #include "../sampling/randn.h"
 #include "../text/qwen3.h"
+#include "imgcond.h"
+#include "lora.h"
+#include "preview.h"
 
 #define ZI_LATENT_CHANNELS 16
 #define ZI_MAX_STEPS 1000
@@ -50,6 +54,7 @@ zimage_params zimage_params_default(void) {
     p.cfg_truncation = 1.0f;
     p.seed = ZIMAGE_SEED_RANDOM;
     p.max_sequence_length = 512;
+    p.strength = -1.0;
     return p;
 }
 
@@ -193,6 +198,12 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
     int te_hidden = zi_qwen3_hidden(te);
     zi_qwen3_free(te);
     if (zi_dit_load(&m->dit, m->transformer_path)) goto fail;
+    if (p->n_loras < 0 || (p->n_loras > 0 && !p->loras)) {
+        zi_err("n_loras = %d but no loras given", p->n_loras);
+        goto fail;
+    }
+    if (p->n_loras && zi_lora_apply(m->dit, p->loras, p->n_loras, p->lora_lenient, ZI_LORA_AUTO, &m->warnings))
+        goto fail;
     if (te_hidden != m->dit->cfg.cap_feat_dim) {
         zi_err("text encoder width %d does not match the transformer's cap_feat_dim %d", te_hidden,
                m->dit->cfg.cap_feat_dim);
@@ -222,8 +233,11 @@ void zimage_free(zimage_model *m) {
     free(m->text_encoder_path);
     free(m->tokenizer_path);
     free(m->vae_path);
+    free(m->warnings);
     free(m);
 }
+
+const char *zimage_load_warnings(const zimage_model *m) { return m ? m->warnings : NULL; }
 
 int zimage_default_steps(const zimage_model *m) { return m->default_steps; }
 float zimage_default_guidance(const zimage_model *m) { return m->default_guidance; }
@@ -231,8 +245,10 @@ float zimage_default_guidance(const zimage_model *m) { return m->default_guidanc
 /* ---------------------------------------------------------------- generation */
 
 static void resolve_params(const zimage_model *m, const zimage_params *p, int *W, int *H, int *steps, float *g) {
-    *W = p->width ? p->width : 1024;
-    *H = p->height ? p->height : 1024;
+    const zimage_image *init = p->init_image;
+    int dw = init && init->width > 0 ? init->width / 16 * 16 : 1024, dh = init && init->height > 0 ? init->height / 16 * 16 : 1024;
+    *W = p->width ? p->width : dw;
+    *H = p->height ? p->height : dh;
     *steps = p->steps ? p->steps : m->default_steps;
     *g = p->guidance < 0 ? m->default_guidance : p->guidance;
 }
@@ -259,6 +275,24 @@ int zimage_validate(const zimage_model *m, const zimage_params *user_p) {
     float g;
     resolve_params(m, p, &W, &H, &steps, &g);
     if (!p->prompt) return zi_err("no prompt given");
+    if (p->init_image || p->mask) {
+        const zimage_image *im = p->init_image, *mk = p->mask;
+        if (!im) return zi_err("a mask needs an init image (inpainting)");
+        if (!im->rgb || im->width < 1 || im->height < 1) return zi_err("init image is empty");
+        if (im->width < 16 || im->height < 16)
+            return zi_err("init image %dx%d is too small (at least 16x16)", im->width, im->height);
+        if (mk && (!mk->rgb || mk->width != im->width || mk->height != im->height))
+            return zi_err("mask size %dx%d does not match the init image size %dx%d", mk->width, mk->height,
+                          im->width, im->height);
+        double s = p->strength < 0 ? (mk ? 1.0 : 0.6) : p->strength;
+        if (!(s > 0 && s <= 1)) return zi_err("strength = %g: must be in (0, 1]", s);
+        if (!(p->mask_blur >= 0 && p->mask_blur <= 256))
+            return zi_err("mask blur = %g: must be between 0 and 256 pixels", (double)p->mask_blur);
+        int st = p->steps ? p->steps : m->default_steps;
+        if (st >= 1 && st <= ZI_MAX_STEPS && zi_imgcond_t_start(st, s) >= st)
+            return zi_err("strength %g of %d steps leaves no step to run", s, st);
+    }
+    if (p->preview_every < 0) return zi_err("preview_every = %d: must be >= 0", p->preview_every);
     const int f = 16; /* VAE factor 8 x patch 2 */
     int max_side = 2 * 8 * (m->dit->cfg.axes_lens[1] < m->dit->cfg.axes_lens[2] ? m->dit->cfg.axes_lens[1]
                                                                                  : m->dit->cfg.axes_lens[2]) - f;
@@ -324,6 +358,132 @@ static double vec_norm(const float *v, int64_t n) {
     return sqrt(s);
 }
 
+/* Image conditioning state of one generation (img2img / inpainting). */
+typedef struct {
+    int on, inpaint;
+    int t_start;          /* first kept schedule index (diffusers get_timesteps) */
+    uint8_t *orig;        /* fitted init image [H, W, 3] (for the mask-blur overlay) */
+    float *x0;            /* image_latents [16, h, w]: the VAE posterior sample in DiT space */
+    float *noise;         /* the generator's second draw [16, h, w] */
+    float *mask;          /* inpainting: latent mask [h, w], 1 = repaint */
+    float *alpha;         /* mask blur > 0: blurred pixel mask [H, W] */
+} imgcond;
+
+static void imgcond_free(imgcond *ic) {
+    free(ic->orig);
+    free(ic->x0);
+    free(ic->noise);
+    free(ic->mask);
+    free(ic->alpha);
+}
+
+static void hook_tensor(const zi_pipeline_hooks *h, const char *name, const float *d, int64_t n) {
+    if (h && h->on_tensor) h->on_tensor(h->user, name, d, n);
+}
+
+/* diffusers prepare_latents (+ inpaint mask): fit, encode, sample the posterior with the
+ * generator's first draw, draw the noise second. z receives scale_noise at sig[t_start]. */
+static int imgcond_prepare(zimage_model *m, const zimage_params *p, int W, int H, int steps, const float *sig,
+                           zi_rng *rng, float *z, imgcond *ic, const zi_pipeline_hooks *h) {
+    const int lh = H / 8, lw = W / 8;
+    const int64_t n = (int64_t)ZI_LATENT_CHANNELS * lh * lw;
+    const zimage_image *im = p->init_image;
+    ic->on = 1;
+    ic->inpaint = p->mask != NULL;
+    double strength = p->strength < 0 ? (ic->inpaint ? 1.0 : 0.6) : p->strength;
+    ic->t_start = zi_imgcond_t_start(steps, strength);
+    int rc = -1;
+    float *img = NULL, *moments = NULL, *eps = NULL;
+    uint8_t *mfit = NULL, *bin = NULL;
+    if (zi_imgcond_fit(im->rgb, im->width, im->height, 3, W, H, &ic->orig)) goto out;
+    img = zi_malloc(sizeof(float) * 3 * (size_t)W * H);
+    moments = zi_malloc(sizeof(float) * 2 * (size_t)n);
+    eps = zi_malloc(sizeof(float) * (size_t)n);
+    ic->x0 = zi_malloc(sizeof(float) * (size_t)n);
+    ic->noise = zi_malloc(sizeof(float) * (size_t)n);
+    if (!img || !moments || !eps || !ic->x0 || !ic->noise) goto out;
+    zi_imgcond_to_float(ic->orig, W, H, img);
+    if (zi_vae_encode(m->vae, img, H, W, moments)) goto out;
+    hook_tensor(h, "moments", moments, 2 * n);
+    zi_rng_randn(rng, eps, n); /* first draw: latent_dist.sample(generator) */
+    hook_tensor(h, "posterior_eps", eps, n);
+    zi_imgcond_posterior(moments, eps, n, m->vae->cfg.shift, m->vae->cfg.scaling, ic->x0);
+    hook_tensor(h, "image_latents", ic->x0, n);
+    zi_rng_randn(rng, ic->noise, n); /* second draw: the noise */
+    hook_tensor(h, "noise", ic->noise, n);
+    zi_imgcond_scale_noise(ic->x0, ic->noise, sig[ic->t_start], n, z);
+    hook_tensor(h, "latents_init", z, n);
+    if (ic->inpaint) {
+        /* diffusers also encodes the masked image with a third draw; its latents are never used */
+        bin = zi_malloc((size_t)W * H);
+        ic->mask = zi_malloc(sizeof(float) * (size_t)lh * lw);
+        if (!bin || !ic->mask) goto out;
+        if (zi_imgcond_fit(p->mask->rgb, p->mask->width, p->mask->height, 3, W, H, &mfit)) goto out;
+        zi_imgcond_mask_binarize(mfit, W, H, bin);
+        zi_imgcond_mask_latent(bin, W, H, ic->mask);
+        hook_tensor(h, "mask_latent", ic->mask, (int64_t)lh * lw);
+        if (p->mask_blur > 0) {
+            ic->alpha = zi_malloc(sizeof(float) * (size_t)W * H);
+            if (!ic->alpha || zi_imgcond_mask_blur(bin, W, H, p->mask_blur, ic->alpha)) goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(img);
+    free(moments);
+    free(eps);
+    free(mfit);
+    free(bin);
+    return rc;
+}
+
+/* Preview after a step: x0 = z_after + sigma_next u (= x_t + sigma_t u before the step), then the
+ * linear projection (1/8 size) or the real VAE decode. */
+static int preview_emit(zimage_model *m, const zimage_params *p, const float *z, const float *u, float sigma_next,
+                        int64_t n, int lh, int lw, int step, int total, zimage_image *out) {
+    double t0 = now_s();
+    int rc = -1, cancel = 0;
+    float *x0 = zi_malloc(sizeof(float) * (size_t)n), *img = NULL;
+    zimage_image pv;
+    memset(&pv, 0, sizeof pv);
+    if (!x0) return -1;
+    for (int64_t k = 0; k < n; k++) x0[k] = z[k] + sigma_next * u[k];
+    if (p->preview_vae) {
+        pv.width = lw * 8, pv.height = lh * 8;
+        img = zi_malloc(sizeof(float) * 3 * (size_t)pv.width * pv.height);
+        pv.rgb = zi_malloc((size_t)3 * pv.width * pv.height);
+        if (!img || !pv.rgb || zi_vae_decode(m->vae, x0, lh, lw, img)) goto out;
+        zi_vae_to_u8(img, pv.height, pv.width, pv.rgb);
+    } else {
+        pv.width = lw, pv.height = lh;
+        pv.rgb = zi_malloc((size_t)3 * lw * lh);
+        if (!pv.rgb) goto out;
+        zi_preview_linear(x0, lh, lw, pv.rgb);
+    }
+    pv.steps = total;
+    pv.seed = out->seed;
+    pv.guidance = out->guidance;
+    out->timings.preview += now_s() - t0;
+    out->timings.n_previews++;
+    cancel = p->preview(p->preview_user, step, total, &pv);
+    rc = cancel ? 1 : 0;
+out:
+    free(x0);
+    free(img);
+    free(pv.rgb);
+    return rc;
+}
+
+/* Inpainting after step i: keep the generated latents inside the mask, the original
+ * noised to the next sigma (clean after the last step) outside. */
+static void imgcond_blend(const imgcond *ic, float *z, int64_t n, int hw, float sigma_next, int last) {
+    for (int64_t k = 0; k < n; k++) {
+        float m = ic->mask[k % hw];
+        float proper = last ? ic->x0[k] : sigma_next * ic->noise[k] + (1.0f - sigma_next) * ic->x0[k];
+        z[k] = (1.0f - m) * proper + m * z[k];
+    }
+}
+
 int zi_pipeline_generate(zimage_model *m, const zimage_params *user_p, zimage_image *out, const zi_pipeline_hooks *h) {
     memset(out, 0, sizeof *out);
     zimage_params pn;
@@ -342,6 +502,7 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *user_p, zimage_im
     double t0 = now_s();
     int rc = -1;
     float *pos = NULL, *neg = NULL, *z = NULL, *u = NULL, *un = NULL, *guided = NULL, *sig = NULL, *img = NULL;
+    imgcond ic = {0};
     int n_pos = 0, n_neg = 0, dim = 0;
     uint64_t seed = p->seed == ZIMAGE_SEED_RANDOM ? zi_seed_random() : p->seed;
     if (seed == ZIMAGE_SEED_RANDOM) seed = 0;
@@ -364,55 +525,69 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *user_p, zimage_im
     out->timings.text = now_s() - t0;
     kn_scratch_trim(); /* the text encoder's scratch is not needed by the DiT */
 
-    /* 2. initial noise and schedule */
+    /* 2. initial latents (noise, or the noised init image) and schedule */
     z = zi_malloc((size_t)n * sizeof(float));
     u = zi_malloc((size_t)n * sizeof(float));
     un = cfg ? zi_malloc((size_t)n * sizeof(float)) : NULL;
     guided = cfg ? zi_malloc((size_t)n * sizeof(float)) : NULL;
     sig = zi_malloc((size_t)(steps + 1) * sizeof(float));
     if (!z || !u || !sig || (cfg && (!un || !guided))) goto done;
-    zi_randn(seed, z, n);
-    if (h && h->on_noise) h->on_noise(h->user, z, n);
     if (zi_sched_sigmas_for_image(&m->sched, steps, (int64_t)(H / 16) * (W / 16), sig)) goto done;
     if (h && h->on_sigmas) h->on_sigmas(h->user, sig, steps);
+    zi_rng rng;
+    zi_rng_seed(&rng, seed);
+    int first = 0; /* first schedule index run */
+    if (p->init_image) {
+        if (imgcond_prepare(m, p, W, H, steps, sig, &rng, z, &ic, h)) goto done;
+        first = ic.t_start;
+    } else {
+        zi_rng_randn(&rng, z, n);
+        if (h && h->on_noise) h->on_noise(h->user, z, n);
+    }
+    const int run = steps - first; /* steps actually run (out->steps keeps the schedule length) */
 
     /* 3. denoising loop: flow-matching Euler on -u */
     double td = now_s();
-    if (report(p, ZIMAGE_STAGE_DENOISE, 0, steps, 0)) goto cancelled;
-    for (int i = 0; i < steps; i++) {
+    if (report(p, ZIMAGE_STAGE_DENOISE, 0, run, 0)) goto cancelled;
+    for (int k = 0; k < run; k++) {
+        const int i = first + k;
         double ts = now_s();
         float t_model = zi_sched_t_model(sig[i]);
         if (zi_dit_forward(m->dit, z, lh, lw, t_model, pos, n_pos, u, NULL, NULL)) goto done;
         int cfg_now = cfg && !(p->cfg_truncation <= 1.0f && t_model > p->cfg_truncation);
-        const float *dit_pos_copy = u;
-        float *pred = u;
+        const float *pred = u;
         if (cfg_now) {
             if (zi_dit_forward(m->dit, z, lh, lw, t_model, neg, n_neg, un, NULL, NULL)) goto done;
             float *np = guided; /* u_pos + g (u_pos - u_neg); u and un stay intact for the hooks */
-            for (int64_t k = 0; k < n; k++) np[k] = u[k] + g * (u[k] - un[k]);
+            for (int64_t q = 0; q < n; q++) np[q] = u[q] + g * (u[q] - un[q]);
             if (p->cfg_normalization) {
                 double npos = vec_norm(u, n), nnew = vec_norm(np, n), kf = 1.0;
                 if (nnew > kf * npos) {
                     float s = (float)(kf * npos / nnew);
-                    for (int64_t k = 0; k < n; k++) np[k] *= s;
+                    for (int64_t q = 0; q < n; q++) np[q] *= s;
                 }
             }
-            zi_sched_euler_step(z, np, n, sig[i], sig[i + 1]);
-            if (h && h->on_step) h->on_step(h->user, i, t_model, dit_pos_copy, un, np, z, n);
-        } else {
-            zi_sched_euler_step(z, pred, n, sig[i], sig[i + 1]);
-            if (h && h->on_step) h->on_step(h->user, i, t_model, u, NULL, NULL, z, n);
+            pred = np;
+        }
+        zi_sched_euler_step(z, pred, n, sig[i], sig[i + 1]);
+        if (ic.inpaint) imgcond_blend(&ic, z, n, lh * lw, sig[i + 1], i == steps - 1);
+        if (h && h->on_step) h->on_step(h->user, k, t_model, u, cfg_now ? un : NULL, cfg_now ? pred : NULL, z, n);
+        int every = p->preview_every > 0 ? p->preview_every : 1;
+        if (p->preview && ((k + 1) % every == 0 || k == run - 1)) {
+            int pr = preview_emit(m, p, z, pred, sig[i + 1], n, lh, lw, k + 1, run, out);
+            if (pr < 0) goto done;
+            if (pr > 0) goto cancelled;
         }
         double dt = now_s() - ts;
-        if (i < (int)(sizeof out->timings.step / sizeof out->timings.step[0])) out->timings.step[i] = dt;
-        if (report(p, ZIMAGE_STAGE_DENOISE, i + 1, steps, dt)) goto cancelled;
+        if (k < (int)(sizeof out->timings.step / sizeof out->timings.step[0])) out->timings.step[k] = dt;
+        if (report(p, ZIMAGE_STAGE_DENOISE, k + 1, run, dt)) goto cancelled;
     }
     out->timings.denoise = now_s() - td;
     if (h && h->on_latents) h->on_latents(h->user, z, n);
 
-    /* 4. VAE decode -> uint8 RGB */
+    /* 4. VAE decode -> uint8 RGB (+ the original pasted back outside a blurred mask) */
     double tv = now_s();
-    if (report(p, ZIMAGE_STAGE_DECODE, steps, steps, 0)) goto cancelled;
+    if (report(p, ZIMAGE_STAGE_DECODE, run, run, 0)) goto cancelled;
     img = zi_malloc((size_t)3 * W * H * sizeof(float));
     out->rgb = zi_malloc((size_t)3 * W * H);
     if (!img || !out->rgb) goto done;
@@ -420,11 +595,12 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *user_p, zimage_im
     if (zi_vae_decode(m->vae, z, lh, lw, img)) goto done;
     if (h && h->on_image) h->on_image(h->user, img, H, W);
     zi_vae_to_u8(img, H, W, out->rgb);
+    if (ic.alpha) zi_imgcond_overlay(ic.orig, ic.alpha, W, H, out->rgb);
     out->width = W;
     out->height = H;
     out->timings.decode = now_s() - tv;
     out->timings.total = now_s() - t0;
-    report(p, ZIMAGE_STAGE_DONE, steps, steps, out->timings.total);
+    report(p, ZIMAGE_STAGE_DONE, run, run, out->timings.total);
     rc = 0;
     goto done;
 cancelled:
@@ -434,6 +610,7 @@ done:
         free(out->rgb);
         out->rgb = NULL;
     }
+    imgcond_free(&ic);
     free(pos);
     free(neg);
     free(z);
@@ -453,6 +630,12 @@ void zimage_image_free(zimage_image *img) {
     if (!img) return;
     free(img->rgb);
     img->rgb = NULL;
+}
+
+int zimage_image_load(const char *path, zimage_image *img) {
+    memset(img, 0, sizeof *img);
+    if (!path) return zi_err("no image path given");
+    return zi_image_read(path, &img->rgb, &img->width, &img->height);
 }
 
 /* The PNG of an image with its metadata (A1111-style "parameters" plus one text chunk per

@@ -25,6 +25,7 @@ struct zimage_model {
     int n_threads;
     kn_isa isa; /* kernel path (ZIMAGE_ISA or the best one), installed per call with n_threads */
     kn_precision precision; /* text encoder and DiT (the VAE always runs in f32) */
+    char *warnings; /* of zimage_load (skipped LoRA keys), or NULL */
 };
 
 /* Observation hooks (all optional). Arrays are float32, latents [16, h, w]. */
@@ -40,6 +41,9 @@ typedef struct {
                     const float *noise_pred, const float *latents, int64_t n);
     void (*on_latents)(void *user, const float *latents, int64_t n);
     void (*on_image)(void *user, const float *image, int H, int W);
+    /* image conditioning intermediates, float32: "moments" [32,h,w], "posterior_eps",
+     * "image_latents", "noise", "latents_init" [16,h,w], "mask_latent" [h,w] */
+    void (*on_tensor)(void *user, const char *name, const float *data, int64_t n);
 } zi_pipeline_hooks;
 
 /* ZIMAGE_PRECISION_* -> the kernels' precision on path isa. */

@@ -27,10 +27,7 @@
 #define MT_N 624
 #define MT_M 397
 
-typedef struct {
-    uint32_t s[MT_N];
-    int idx;
-} mt19937;
+typedef zi_rng mt19937;
 
 static void mt_seed(mt19937 *mt, uint32_t seed) {
     mt->s[0] = seed;
@@ -109,21 +106,27 @@ static void randn_scalar(mt19937 *mt, float *out, int64_t n) {
     }
 }
 
-void zi_randn(uint64_t seed, float *out, int64_t n) {
+void zi_rng_seed(zi_rng *r, uint64_t seed) { mt_seed(r, (uint32_t)(seed & 0xffffffffu)); }
+
+void zi_rng_randn(zi_rng *mt, float *out, int64_t n) {
     if (n <= 0) return;
-    mt19937 mt;
-    mt_seed(&mt, (uint32_t)(seed & 0xffffffffu));
     if (n < 16) {
-        randn_scalar(&mt, out, n);
+        randn_scalar(mt, out, n);
         return;
     }
-    for (int64_t i = 0; i < n; i++) out[i] = mt_uniform_f32(&mt);
+    for (int64_t i = 0; i < n; i++) out[i] = mt_uniform_f32(mt);
     for (int64_t i = 0; i + 16 <= n; i += 16) randn_block16(out + i);
     if (n % 16 != 0) {
         float *tail = out + n - 16; /* overlaps the last full block: torch recomputes it */
-        for (int k = 0; k < 16; k++) tail[k] = mt_uniform_f32(&mt);
+        for (int k = 0; k < 16; k++) tail[k] = mt_uniform_f32(mt);
         randn_block16(tail);
     }
+}
+
+void zi_randn(uint64_t seed, float *out, int64_t n) {
+    zi_rng r;
+    zi_rng_seed(&r, seed);
+    zi_rng_randn(&r, out, n);
 }
 
 uint64_t zi_seed_random(void) {

@@ -15,6 +15,18 @@
  * n < 16:  torch's scalar path (double Box-Muller with a cached second sample). */
 void zi_randn(uint64_t seed, float *out, int64_t n);
 
+/* A seeded generator whose stream continues across draws, like a torch.Generator:
+ *     g = torch.Generator().manual_seed(seed); a = torch.randn(n1, generator=g); b = torch.randn(n2, generator=g)
+ * is zi_rng_seed(&r, seed); zi_rng_randn(&r, a, n1); zi_rng_randn(&r, b, n2) for n1, n2 >= 16
+ * (img2img: the VAE posterior sample is the first draw, the noise the second). The scalar
+ * path's cached second normal (n < 16) is not carried from one call to the next. */
+typedef struct {
+    uint32_t s[624]; /* MT19937 state */
+    int idx;
+} zi_rng;
+void zi_rng_seed(zi_rng *r, uint64_t seed);
+void zi_rng_randn(zi_rng *r, float *out, int64_t n);
+
 /* A fresh random seed for the CLI's default (getrandom; falls back to
  * /dev/urandom, then time and pid). In [0, 2^32): torch's CPU generator only
  * uses the low 32 bits of a seed, so wider seeds would add no variety. */

@@ -181,7 +181,7 @@ int golden_run_end_to_end(golden_case *c) {
         char k[64];
         snprintf(k, sizeof k, "%s/step0.latents", v);
         e2e_ctx x = {c, v, vi == 0, zi_st_find(&c->st, k) != NULL, m, NULL, 0, 0};
-        zi_pipeline_hooks h = {&x, on_tokens, on_text, on_noise, on_sigmas, on_step, on_latents, on_image};
+        zi_pipeline_hooks h = {&x, on_tokens, on_text, on_noise, on_sigmas, on_step, on_latents, on_image, NULL};
         zimage_image img = {0};
         int rc = zi_pipeline_generate(m, &p, &img, &h);
         if (rc == 0) {

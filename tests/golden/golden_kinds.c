@@ -14,5 +14,7 @@ const golden_kind golden_kinds[] = {
     {"vae_decode", golden_run_vae_decode},
     {"vae_encode", golden_run_vae_encode},
     {"end_to_end", golden_run_end_to_end},
+    {"img2img", golden_run_img2img},
+    {"inpaint", golden_run_inpaint},
     {NULL, NULL},
 };

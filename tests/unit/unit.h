@@ -23,4 +23,6 @@ void unit_comfy(const char *fixtures);
 void unit_fuzz(const char *fixtures);
 void unit_abi(const char *fixtures);
 void unit_json(void);
+void unit_imgcond(const char *fixtures);
+void unit_lora(const char *fixtures);
 #endif

@@ -15,6 +15,8 @@ int main(int argc, char **argv) {
     unit_fuzz(fixtures);
     unit_abi(fixtures);
     unit_json();
+    unit_imgcond(fixtures);
+    unit_lora(fixtures);
     printf("unit: %d passed, %d failed\n", unit_passes, unit_failures);
     return unit_failures ? 1 : 0;
 }

@@ -1,0 +1,306 @@
+/* unit_lora.c - LoRA / LoKr on the tiny DiT against weights merged OFFLINE by diffusers + PEFT
+ * (tests/fixtures/lora/, made by tests/fixtures/make_lora_fixtures.py):
+ *   - PEFT, kohya and ComfyUI (fused qkv) files built from the same factors merge to the
+ *     same weights (bit for bit) and equal diffusers' fuse_lora result (f32: 1e-6; bf16:
+ *     one rounding of the f32 sum, at most 1 ulp on rare ties);
+ *   - the DiT forward with our merge equals the forward with the offline-merged weights;
+ *   - LoKr (full and factorized Kronecker factors) equals the offline merge;
+ *   - scale 0 is exactly no LoRA; run-time terms equal the merge (once kn_linear applies them);
+ *   - bad files: unmatched keys (error listing names, or warning when lenient), shapes
+ *     of another model, text-encoder keys, a lone factor, missing file. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../src/common/error.h"
+#include "../../src/io/safetensors.h"
+#include "../../src/io/st_writer.h"
+#include "../../src/pipeline/lora.h"
+#include "unit.h"
+
+static const char *const targets[] = {
+    "layers.0.attention.to_q", "layers.0.attention.to_k", "layers.0.attention.to_v", "layers.0.attention.to_out.0",
+    "layers.1.feed_forward.w1", "layers.1.feed_forward.w2", "layers.1.feed_forward.w3", "layers.1.adaLN_modulation.0",
+    "noise_refiner.0.attention.to_v", "context_refiner.1.feed_forward.w2", "all_x_embedder.2-1",
+    "all_final_layer.2-1.linear", "t_embedder.mlp.2", "cap_embedder.1"};
+static const char *const lokr_targets[] = {"layers.1.attention.to_q", "layers.0.feed_forward.w2",
+                                           "noise_refiner.1.feed_forward.w1"};
+
+/* The kn_mat of a diffusers weight name (the subset used here). */
+static kn_mat *mat_of(zi_dit *d, const char *name) {
+    if (!strcmp(name, "all_x_embedder.2-1")) return &d->x_w;
+    if (!strcmp(name, "all_final_layer.2-1.linear")) return &d->final_w;
+    if (!strcmp(name, "t_embedder.mlp.2")) return &d->t_w2;
+    if (!strcmp(name, "cap_embedder.1")) return &d->cap_w;
+    char set[32], rest[64];
+    int i;
+    if (sscanf(name, "%31[a-z_].%d.%63s", set, &i, rest) != 3) return NULL;
+    zi_dit_block *b = !strcmp(set, "layers") ? &d->layers[i] : !strcmp(set, "noise_refiner") ? &d->noise_refiner[i]
+                                                                                               : &d->context_refiner[i];
+    if (!strcmp(rest, "attention.to_q")) return &b->wq;
+    if (!strcmp(rest, "attention.to_k")) return &b->wk;
+    if (!strcmp(rest, "attention.to_v")) return &b->wv;
+    if (!strcmp(rest, "attention.to_out.0")) return &b->wo;
+    if (!strcmp(rest, "feed_forward.w1")) return &b->w1;
+    if (!strcmp(rest, "feed_forward.w2")) return &b->w2;
+    if (!strcmp(rest, "feed_forward.w3")) return &b->w3;
+    if (!strcmp(rest, "adaLN_modulation.0")) return &b->ada_w;
+    return NULL;
+}
+
+static float elem(const kn_mat *m, int64_t i) {
+    return m->dtype == ZI_F32 ? ((const float *)m->data)[i] : zi_bf16_to_f32(((const uint16_t *)m->data)[i]);
+}
+
+/* Deterministic DiT forward on the tiny model: 8x8 latent, 20 caption rows. */
+static float *forward(zi_dit *d) {
+    int h = 8, w = 8, L = 20;
+    float *x = malloc(sizeof(float) * 16 * h * w), *cap = malloc(sizeof(float) * (size_t)L * d->cfg.cap_feat_dim);
+    float *out = malloc(sizeof(float) * 16 * h * w);
+    for (int i = 0; i < 16 * h * w; i++) x[i] = sinf(0.37f * (float)i);
+    for (int i = 0; i < L * d->cfg.cap_feat_dim; i++) cap[i] = cosf(0.11f * (float)i);
+    if (zi_dit_forward(d, x, h, w, 0.3f, cap, L, out, NULL, NULL)) UNIT_CHECK(0, "forward: %s", zi_last_error());
+    free(x), free(cap);
+    return out;
+}
+
+/* Largest |a - b| / (atol + rtol |b|) with the DiT golden tolerance (2e-4, 2e-4): <= 1 passes. */
+static double max_rel(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / (2e-4 + 2e-4 * fabs((double)b[i]));
+        m = d > m ? d : m;
+    }
+    return m;
+}
+
+static zi_dit *load(const char *fixtures, const char *variant) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s/transformer", fixtures, variant);
+    zi_dit *d = NULL;
+    if (zi_dit_load(&d, p)) UNIT_CHECK(0, "load %s: %s", p, zi_last_error());
+    return d;
+}
+
+/* Point the targets of d at the offline-merged tensors of `merged` (= loading that checkpoint). */
+static void use_offline(zi_dit *d, zi_st_file *merged, const char *const *names, int n) {
+    for (int i = 0; i < n; i++) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.weight", names[i]);
+        const zi_tensor *t = zi_st_find(merged, k);
+        kn_mat *m = mat_of(d, names[i]);
+        if (t && m) m->data = t->data;
+        else UNIT_CHECK(0, "offline merged tensor %s missing", k);
+    }
+}
+
+/* Compare merged weights with the offline ones: f32 within 1e-6 (+1e-6 rel); bf16 within 1 ulp. */
+static void check_weights(zi_dit *d, zi_st_file *merged, const char *const *names, int n, const char *label) {
+    for (int i = 0; i < n; i++) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.weight", names[i]);
+        const zi_tensor *t = zi_st_find(merged, k);
+        kn_mat *m = mat_of(d, names[i]);
+        if (!t || !m || t->numel != m->rows * m->cols) {
+            UNIT_CHECK(0, "%s: %s missing or misshapen", label, k);
+            continue;
+        }
+        double maxd = 0;
+        int64_t ulp1 = 0, worse = 0;
+        for (int64_t j = 0; j < t->numel; j++) {
+            if (m->dtype == ZI_BF16) {
+                int diff = abs((int)((const uint16_t *)m->data)[j] - (int)((const uint16_t *)t->data)[j]);
+                ulp1 += diff == 1;
+                worse += diff > 1;
+            } else {
+                double dd = fabs((double)elem(m, j) - ((const float *)t->data)[j]) /
+                            (1.0 + fabs((double)((const float *)t->data)[j]));
+                maxd = dd > maxd ? dd : maxd;
+            }
+        }
+        if (m->dtype == ZI_BF16)
+            UNIT_CHECK(worse == 0 && ulp1 <= t->numel / 100, "%s %s: %lld values 1 ulp off, %lld more", label, k,
+                       (long long)ulp1, (long long)worse);
+        else UNIT_CHECK(maxd <= 1e-6, "%s %s: merged weight differs from diffusers' fuse_lora by %.3g", label, k, maxd);
+    }
+}
+
+static int write_lora(const char *path, const char *const *names, int n, int64_t rows, int64_t cols) {
+    zi_st_writer w;
+    zi_st_writer_init(&w);
+    static float buf[64 * 256];
+    for (int i = 0; i < 64 * 256; i++) buf[i] = 0.01f * (float)(i % 7);
+    for (int i = 0; i < n; i++) {
+        int down = strstr(names[i], "down") || strstr(names[i], "lora_A");
+        int64_t sh[2] = {down ? 4 : rows, down ? cols : 4};
+        if (strstr(names[i], ".alpha")) zi_st_writer_add(&w, names[i], ZI_F32, 0, sh, buf);
+        else zi_st_writer_add(&w, names[i], ZI_F32, 2, sh, buf);
+    }
+    int rc = zi_st_writer_write(&w, path);
+    zi_st_writer_free(&w);
+    return rc;
+}
+
+static void unit_lora_errors(const char *fixtures) {
+    zi_dit *d = load(fixtures, "tiny-zimage");
+    if (!d) return;
+    char tmp[] = "/tmp/zimage-unit-loraXXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0) return;
+    close(fd);
+    char *warn = NULL;
+    zimage_lora l = {tmp, 1.0f};
+    /* an SD-style LoRA: nothing matches */
+    const char *sd[] = {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
+                        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight",
+                        "lora_unet_mid_block_attentions_0_proj_out.lora_down.weight",
+                        "lora_unet_mid_block_attentions_0_proj_out.lora_up.weight"};
+    write_lora(tmp, sd, 4, 64, 64);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, &warn) != 0 && strstr(zi_last_error(), "match no weight") &&
+                   strstr(zi_last_error(), "lora_unet_down_blocks_0_attentions_0_proj_in"),
+               "unmatched keys: %s", zi_last_error());
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 1, ZI_LORA_AUTO, &warn) == 0 && warn && strstr(warn, "skipped 2 unmatched"),
+               "lenient: %s", warn ? warn : zi_last_error());
+    free(warn);
+    warn = NULL;
+    /* right names, another model's shapes (in 128 instead of 64) */
+    const char *wrong[] = {"diffusion_model.layers.0.attention.to_q.lora_A.weight",
+                           "diffusion_model.layers.0.attention.to_q.lora_B.weight"};
+    write_lora(tmp, wrong, 2, 64, 128);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "does not fit") &&
+                   strstr(zi_last_error(), "to_q"),
+               "shape: %s", zi_last_error());
+    /* a lone factor */
+    write_lora(tmp, wrong, 1, 64, 64);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "only one"), "lone: %s",
+               zi_last_error());
+    /* text-encoder keys */
+    const char *te[] = {"lora_te_model_layers_0_self_attn_q_proj.lora_down.weight",
+                        "lora_te_model_layers_0_self_attn_q_proj.lora_up.weight"};
+    write_lora(tmp, te, 2, 64, 64);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "text-encoder"),
+               "te: %s", zi_last_error());
+    l.path = "/nonexistent/l.safetensors";
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "LoRA"), "missing: %s",
+               zi_last_error());
+    remove(tmp);
+    zi_dit_free(d);
+}
+
+void unit_lora(const char *fixtures) {
+    const char *formats[3] = {"lora_peft", "lora_kohya", "lora_comfy"};
+    const int NT = (int)(sizeof targets / sizeof targets[0]);
+    const char *variants[2] = {"tiny-zimage", "tiny-zimage-bf16"};
+    for (int v = 0; v < 2; v++) {
+        char mp[4096];
+        snprintf(mp, sizeof mp, "%s/lora/merged_lora_%s.safetensors", fixtures, v ? "bf16" : "f32");
+        zi_st_file merged;
+        if (zi_st_open(&merged, mp)) {
+            UNIT_CHECK(0, "%s", zi_last_error());
+            return;
+        }
+        zi_dit *off = load(fixtures, variants[v]);
+        if (!off) return;
+        use_offline(off, &merged, targets, NT);
+        float *want = forward(off);
+        float *first = NULL;
+        kn_mat first_q = {0};
+        void *first_q_copy = NULL;
+        for (int f = 0; f < 3; f++) {
+            char lp[4096];
+            snprintf(lp, sizeof lp, "%s/lora/%s.safetensors", fixtures, formats[f]);
+            zi_dit *d = load(fixtures, variants[v]);
+            zimage_lora l = {lp, 1.0f};
+            if (!d || zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL)) {
+                UNIT_CHECK(0, "%s: %s", lp, zi_last_error());
+                zi_dit_free(d);
+                continue;
+            }
+            char label[128];
+            snprintf(label, sizeof label, "%s on %s", formats[f], variants[v]);
+            check_weights(d, &merged, targets, NT, label);
+            float *got = forward(d);
+            double e = max_rel(got, want, 16 * 64);
+            printf("  lora: %-32s forward vs offline merge: %.3g of the DiT tolerance\n", label, e);
+            UNIT_CHECK(e <= (v ? 1.0 : 0.1), "%s: forward differs from the offline-merged checkpoint (%.3g of tol)", label, e);
+            kn_mat *q = mat_of(d, "layers.0.attention.to_q");
+            size_t qb = (size_t)(q->rows * q->cols) * zi_dtype_size(q->dtype);
+            if (!first) {
+                first = got;
+                first_q = *q;
+                first_q_copy = malloc(qb);
+                memcpy(first_q_copy, q->data, qb);
+            } else {
+                UNIT_CHECK(memcmp(first, got, sizeof(float) * 16 * 64) == 0, "%s: output differs from %s", label,
+                           formats[0]);
+                UNIT_CHECK(first_q.dtype == q->dtype && memcmp(first_q_copy, q->data, qb) == 0,
+                           "%s: merged to_q differs from %s", label, formats[0]);
+                free(got);
+            }
+            zi_dit_free(d);
+        }
+        free(first), free(first_q_copy), free(want);
+        zi_dit_free(off);
+        zi_st_close(&merged);
+    }
+
+    /* LoKr */
+    {
+        char lp[4096], mp[4096];
+        snprintf(lp, sizeof lp, "%s/lora/lokr.safetensors", fixtures);
+        snprintf(mp, sizeof mp, "%s/lora/merged_lokr_f32.safetensors", fixtures);
+        zi_st_file merged;
+        zi_dit *d = load(fixtures, "tiny-zimage"), *off = load(fixtures, "tiny-zimage");
+        zimage_lora l = {lp, 1.0f};
+        if (d && off && !zi_st_open(&merged, mp)) {
+            UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) == 0, "lokr: %s", zi_last_error());
+            check_weights(d, &merged, lokr_targets, 3, "lokr");
+            use_offline(off, &merged, lokr_targets, 3);
+            float *a = forward(d), *b = forward(off);
+            double e = max_rel(a, b, 16 * 64);
+            printf("  lora: lokr forward vs offline merge: %.3g of the DiT tolerance\n", e);
+            UNIT_CHECK(e <= 0.1, "lokr forward differs (%.3g of tol)", e);
+            free(a), free(b);
+            zi_st_close(&merged);
+        } else UNIT_CHECK(0, "lokr setup: %s", zi_last_error());
+        zi_dit_free(d), zi_dit_free(off);
+    }
+
+    /* scale 0 == no LoRA, exactly; run-time terms == merge */
+    {
+        char lp[4096];
+        snprintf(lp, sizeof lp, "%s/lora/lora_kohya.safetensors", fixtures);
+        zi_dit *base = load(fixtures, "tiny-zimage"), *z = load(fixtures, "tiny-zimage");
+        zimage_lora l0 = {lp, 0.0f};
+        if (base && z) {
+            UNIT_CHECK(zi_lora_apply(z, &l0, 1, 0, ZI_LORA_AUTO, NULL) == 0, "scale 0: %s", zi_last_error());
+            float *a = forward(base), *b = forward(z);
+            UNIT_CHECK(memcmp(a, b, sizeof(float) * 16 * 64) == 0, "scale 0 changed the output");
+            free(a), free(b);
+        }
+        zi_dit_free(base), zi_dit_free(z);
+        /* does kn_linear apply kn_mat.lora yet? (the kernel owner adds it) */
+        float wv[4] = {1, 0, 0, 1}, av[2] = {1, 1}, bv[2] = {1, 1}, x[2] = {1, 2}, y[2];
+        kn_lowrank lr = {.a = av, .b = bv, .rank = 1, .scale = 1};
+        kn_mat W = {.dtype = ZI_F32, .rows = 2, .cols = 2, .data = wv, .lora = &lr, .n_lora = 1};
+        kn_linear(y, x, 1, &W, NULL);
+        if (y[0] == 1 + 3) {
+            zimage_lora l1 = {lp, 1.0f};
+            zi_dit *m = load(fixtures, "tiny-zimage"), *r = load(fixtures, "tiny-zimage");
+            if (m && r && !zi_lora_apply(m, &l1, 1, 0, ZI_LORA_AUTO, NULL) &&
+                !zi_lora_apply(r, &l1, 1, 0, ZI_LORA_RUNTIME, NULL)) {
+                float *a = forward(m), *b = forward(r);
+                double e = max_rel(b, a, 16 * 64);
+                printf("  lora: run-time terms vs merge: %.3g of the DiT tolerance\n", e);
+                UNIT_CHECK(e <= 0.1, "run-time LoRA differs from the merge (%.3g of tol)", e);
+                free(a), free(b);
+            } else UNIT_CHECK(0, "runtime: %s", zi_last_error());
+            zi_dit_free(m), zi_dit_free(r);
+        } else {
+            printf("  lora: NOTE run-time LoRA check not run: kn_linear does not apply kn_mat.lora yet\n");
+        }
+    }
+    unit_lora_errors(fixtures);
+}
