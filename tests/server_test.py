@@ -583,8 +583,8 @@ def test_sigterm():
 
     t = threading.Thread(target=long_one)
     t.start()
+    wait_running(srv.port)  # the long job runs before the second one is queued (no race on which runs)
     queued = request(srv.port, "POST", "/v1/jobs", {"prompt": "queued", "width": 16, "height": 16, "steps": 1})
-    wait_running(srv.port)
     t0 = time.monotonic()
     rc, err = srv.stop()
     dt = time.monotonic() - t0
