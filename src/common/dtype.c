@@ -1,18 +1,31 @@
 /* dtype.c - dtype names, sizes and conversions to float32. */
 #include "dtype.h"
 
-static const char *const zi_dtype_names[ZI_DTYPE_COUNT] = {"F32", "BF16", "F16", "I32", "U8"};
-static const size_t zi_dtype_sizes[ZI_DTYPE_COUNT] = {4, 2, 2, 4, 1};
+#include "quant.h"
+
+static const char *const zi_dtype_names[ZI_DTYPE_COUNT] = {
+    "F32", "BF16", "F16", "I32", "U8", "Q8_0", "Q4_0", "Q4_1", "Q5_0",
+    "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "F8_E4M3", "F8_E5M2"};
+/* {elements, bytes} per block; scalar types are blocks of one element */
+static const struct {
+    int64_t elems;
+    size_t bytes;
+} zi_dtype_blocks[ZI_DTYPE_COUNT] = {
+    {1, 4},        {1, 2},        {1, 2},        {1, 4},        {1, 1},        {ZI_QK, 34},
+    {ZI_QK, 18},   {ZI_QK, 20},   {ZI_QK, 22},   {ZI_QK, 24},   {ZI_QK_K, 84}, {ZI_QK_K, 110},
+    {ZI_QK_K, 144}, {ZI_QK_K, 176}, {ZI_QK_K, 210}, {1, 1},        {1, 1}};
 
 const char *zi_dtype_name(zi_dtype t) { return (unsigned)t < ZI_DTYPE_COUNT ? zi_dtype_names[t] : "?"; }
-size_t zi_dtype_size(zi_dtype t) { return (unsigned)t < ZI_DTYPE_COUNT ? zi_dtype_sizes[t] : 0; }
+size_t zi_dtype_size(zi_dtype t) {
+    return (unsigned)t < ZI_DTYPE_COUNT && !zi_dtype_is_block(t) ? zi_dtype_blocks[t].bytes : 0;
+}
 
-int64_t zi_dtype_block_elems(zi_dtype t) { (void)t; return 1; }
-size_t zi_dtype_block_bytes(zi_dtype t) { return zi_dtype_size(t); }
+int64_t zi_dtype_block_elems(zi_dtype t) { return (unsigned)t < ZI_DTYPE_COUNT ? zi_dtype_blocks[t].elems : 1; }
+size_t zi_dtype_block_bytes(zi_dtype t) { return (unsigned)t < ZI_DTYPE_COUNT ? zi_dtype_blocks[t].bytes : 0; }
 
 int zi_dtype_parse(const char *s, zi_dtype *out) {
     for (int i = 0; i < ZI_DTYPE_COUNT; i++)
-        if (strcmp(s, zi_dtype_names[i]) == 0) {
+        if (!zi_dtype_is_block((zi_dtype)i) && strcmp(s, zi_dtype_names[i]) == 0) {
             *out = (zi_dtype)i;
             return 0;
         }
@@ -89,6 +102,18 @@ void zi_convert_to_f32(float *dst, const void *src, zi_dtype t, size_t n) {
         for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
         break;
     }
-    default: break;
+    case ZI_F8_E4M3: {
+        const uint8_t *s = src;
+        for (size_t i = 0; i < n; i++) dst[i] = zi_f8e4m3_to_f32(s[i]);
+        break;
+    }
+    case ZI_F8_E5M2: {
+        const uint8_t *s = src;
+        for (size_t i = 0; i < n; i++) dst[i] = zi_f8e5m2_to_f32(s[i]);
+        break;
+    }
+    default:
+        if (zi_dtype_is_block(t)) zi_dequantize(t, src, dst, (int64_t)n);
+        break;
     }
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/error.h"
+#include "gguf.h"
 #include "json.h"
 
 #define ZI_ST_MAX_HEADER (100u * 1024u * 1024u) /* the format caps headers at 100 MB */
@@ -109,6 +110,10 @@ int zi_st_open(zi_st_file *f, const char *path) {
     if (!f->path) goto fail;
 
     const uint8_t *p = map;
+    if (memcmp(p, "GGUF", 4) == 0) {
+        if (zi_gguf_parse(f) != 0) goto fail;
+        return 0;
+    }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
     if (hlen > ZI_ST_MAX_HEADER) {
@@ -220,6 +225,7 @@ void zi_st_close(zi_st_file *f) {
     if (f->tensors)
         for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
     free(f->tensors);
+    zi_gguf_meta_free(f->gguf);
     if (f->map) munmap(f->map, f->map_size);
     zi_free_aligned(f->owned);
     free(f->path);

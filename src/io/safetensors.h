@@ -26,8 +26,11 @@ typedef struct {
     const char *file;   /* path of the file holding it (owned by the zi_st_file) */
 } zi_tensor;
 
+struct zi_gguf_meta; /* GGUF key/values (gguf.h) */
+
 typedef struct {
     char *path;
+    struct zi_gguf_meta *gguf; /* non-NULL when the file is GGUF (gguf.h) */
     void *map;          /* mmap of the whole file (or NULL for an empty file) */
     size_t map_size;
     void *owned;        /* aligned copy of the data area when the header is not 8-byte padded */
@@ -35,7 +38,8 @@ typedef struct {
     int n_tensors;
 } zi_st_file;
 
-/* Open and validate; returns 0, or -1 with zi_last_error() naming the file and problem. */
+/* Open and validate; returns 0, or -1 with zi_last_error() naming the file and problem.
+ * A file starting with the GGUF magic is read as GGUF (gguf.h). */
 int zi_st_open(zi_st_file *f, const char *path);
 void zi_st_close(zi_st_file *f);
 /* Binary search by exact name; NULL if absent (no error recorded). */

@@ -16,5 +16,6 @@ const golden_kind golden_kinds[] = {
     {"end_to_end", golden_run_end_to_end},
     {"img2img", golden_run_img2img},
     {"inpaint", golden_run_inpaint},
+    {"gguf_dequant", golden_run_gguf_dequant},
     {NULL, NULL},
 };
