@@ -1,5 +1,5 @@
 /* unit_fuzz.c - deterministic mutation fuzzing of every input parser: safetensors headers,
- * PNG files, a DiT config.json and tokenizer input. Each mutated input must either load
+ * GGUF files, a DiT config.json and tokenizer input. Each mutated input must either load
  * or fail with a message - never crash, read out of bounds or leak (run under ASan/UBSan
  * by `make test-san`). Seeds are fixed so failures reproduce. */
 #include <stdint.h>
@@ -10,6 +10,8 @@
 
 #include "../../src/common/error.h"
 #include "../../src/dit/dit.h"
+#include "../../src/common/quant.h"
+#include "../../src/io/gguf.h"
 #include "../../src/io/png.h"
 #include "../../src/io/safetensors.h"
 #include "../../src/io/st_writer.h"
@@ -114,6 +116,60 @@ static void fuzz_safetensors(const char *dir) {
     }
     UNIT_CHECK(refused > 500, "fuzz: only %d of 1500 mutated safetensors refused", refused);
     printf("  fuzz safetensors: 1500 mutations, %d opened, %d refused with a message\n", opened, refused);
+    free(src);
+    free(m);
+}
+
+/* GGUF: header, KVs (string, arrays of strings and numbers) and tensor infos mutated; an opened
+ * file's tensors are read in full and dequantized (ASan checks every claimed byte). */
+static void fuzz_gguf(const char *dir) {
+    char good[512], bad[512];
+    snprintf(good, sizeof good, "%s/good.gguf", dir);
+    snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
+    static float a[2 * 32];
+    static uint8_t q8[2 * 34], q4k[144];
+    for (int i = 0; i < 64; i++) a[i] = (float)i - 20;
+    zi_quantize(ZI_Q8_0, a, q8, 64);
+    zi_quantize(ZI_Q4_K, (float[256]){1, 2, 3}, q4k, 256);
+    const char *toks[2] = {"hello", "world"};
+    int32_t ids[3] = {1, 2, 3};
+    zi_gguf_writer w;
+    zi_gguf_writer_init(&w);
+    int rc = zi_gguf_add_str(&w, "general.architecture", "lumina2") ||
+             zi_gguf_add_str_array(&w, "tokenizer.ggml.tokens", toks, NULL, 2) ||
+             zi_gguf_add_i32_array(&w, "tokenizer.ggml.token_type", ids, 3) ||
+             zi_gguf_add_tensor(&w, "a.weight", ZI_F32, 2, (int64_t[]){2, 32}) ||
+             zi_gguf_add_tensor(&w, "b.weight", ZI_Q8_0, 2, (int64_t[]){2, 32}) ||
+             zi_gguf_add_tensor(&w, "c.weight", ZI_Q4_K, 1, (int64_t[]){256}) || zi_gguf_write_begin(&w, good) ||
+             zi_gguf_write_data(&w, a, sizeof a) || zi_gguf_write_data(&w, q8, sizeof q8) ||
+             zi_gguf_write_data(&w, q4k, sizeof q4k) || zi_gguf_write_end(&w);
+    zi_gguf_writer_free(&w);
+    UNIT_CHECK(rc == 0, "fuzz: write seed gguf: %s", zi_last_error());
+    size_t n = 0;
+    uint8_t *src = fz_seed(good, &n, 64);
+    if (!src) return;
+    uint8_t *m = malloc(n);
+    int opened = 0, refused = 0;
+    for (int it = 0; it < 1500; it++) {
+        size_t len = fz_mutate(m, src, n, n - 300); /* header region mostly */
+        fz_write(bad, m, len);
+        zi_st_file f;
+        if (zi_st_open(&f, bad) == 0) {
+            opened++;
+            volatile uint64_t sum = 0;
+            for (int t = 0; t < f.n_tensors; t++) {
+                for (size_t i = 0; i < f.tensors[t].nbytes; i++) sum += ((const uint8_t *)f.tensors[t].data)[i];
+                float *v = zi_tensor_to_f32(&f.tensors[t]);
+                free(v);
+            }
+            zi_st_close(&f);
+        } else {
+            refused++;
+            if (!zi_last_error()[0]) UNIT_CHECK(0, "fuzz: gguf refused without a message");
+        }
+    }
+    UNIT_CHECK(refused > 500, "fuzz: only %d of 1500 mutated GGUF files refused", refused);
+    printf("  fuzz gguf: 1500 mutations, %d opened, %d refused with a message\n", opened, refused);
     free(src);
     free(m);
 }
@@ -237,6 +293,7 @@ void unit_fuzz(const char *fixtures) {
         return;
     }
     fuzz_safetensors(dir);
+    fuzz_gguf(dir);
     fuzz_png(dir);
     fuzz_dit_config(dir, fixtures);
     fuzz_tokenizer(fixtures);

@@ -1,0 +1,349 @@
+/* unit_gguf.c - GGUF files: crafted bad files (each must fail with its own message naming the
+ * file and the tensor or key, never crash), writer -> reader round trip bit for bit, and the
+ * block quantizers against their own dequantizers. Bad files are assembled byte by byte here,
+ * independently of gguf.c's writer. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../src/common/error.h"
+#include "../../src/common/quant.h"
+#include "../../src/io/gguf.h"
+#include "unit.h"
+
+static char gg_dir[256];
+
+/* ---- a tiny byte builder */
+typedef struct {
+    uint8_t b[8192];
+    size_t n;
+} gbuf;
+
+static void put(gbuf *g, uint64_t v, int k) {
+    for (int i = 0; i < k; i++) g->b[g->n++] = (uint8_t)(v >> (8 * i));
+}
+static void put_str(gbuf *g, const char *s) {
+    put(g, strlen(s), 8);
+    memcpy(g->b + g->n, s, strlen(s));
+    g->n += strlen(s);
+}
+static void put_hdr(gbuf *g, uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
+    g->n = 0;
+    memcpy(g->b, "GGUF", 4);
+    g->n = 4;
+    put(g, version, 4);
+    put(g, n_tensors, 8);
+    put(g, n_kv, 8);
+}
+/* tensor info with 1 or 2 dims (ne0 innermost) */
+static void put_tensor(gbuf *g, const char *name, int nd, uint64_t ne0, uint64_t ne1, uint32_t type, uint64_t off) {
+    put_str(g, name);
+    put(g, (uint64_t)nd, 4);
+    put(g, ne0, 8);
+    if (nd > 1) put(g, ne1, 8);
+    put(g, type, 4);
+    put(g, off, 8);
+}
+/* pad to 32 and append n data bytes */
+static void put_data(gbuf *g, size_t n) {
+    while (g->n % 32) g->b[g->n++] = 0;
+    for (size_t i = 0; i < n; i++) g->b[g->n++] = (uint8_t)i;
+}
+
+static const char *gg_write(const gbuf *g, const char *name) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", gg_dir, name);
+    FILE *f = fopen(path, "wb");
+    fwrite(g->b, 1, g->n, f);
+    fclose(f);
+    return path;
+}
+
+/* Open and expect failure whose message holds the file name and every `want` (NULL-terminated). */
+static void expect_gguf_error(const gbuf *g, const char *name, const char *want1, const char *want2) {
+    const char *path = gg_write(g, name);
+    zi_st_file f;
+    zi_err_clear();
+    int rc = zi_st_open(&f, path);
+    const char *e = zi_last_error();
+    UNIT_CHECK(rc != 0, "gguf %s: opened, expected '%s'", name, want1);
+    if (rc == 0) {
+        zi_st_close(&f);
+        return;
+    }
+    UNIT_CHECK(strstr(e, name) != NULL, "gguf %s: error does not name the file: %s", name, e);
+    UNIT_CHECK(strstr(e, want1) != NULL, "gguf %s: error '%s' lacks '%s'", name, e, want1);
+    if (want2) UNIT_CHECK(strstr(e, want2) != NULL, "gguf %s: error '%s' lacks '%s'", name, e, want2);
+}
+
+/* a valid base: 1 KV (general.architecture = "lumina2"), tensors a (F32 [2,32]) and b (Q8_0 [32]) */
+static void gg_good(gbuf *g) {
+    put_hdr(g, 3, 2, 1);
+    put_str(g, "general.architecture");
+    put(g, ZI_GGUF_STRING, 4);
+    put_str(g, "lumina2");
+    put_tensor(g, "a.weight", 2, 32, 2, 0, 0);
+    put_tensor(g, "b.weight", 1, 32, 0, 8, 256);
+    put_data(g, 256 + 34);
+}
+
+static void unit_gguf_bad_files(void) {
+    gbuf g;
+    gg_good(&g);
+    {
+        const char *path = gg_write(&g, "good.gguf");
+        zi_st_file f;
+        int rc = zi_st_open(&f, path);
+        UNIT_CHECK(rc == 0, "gguf: good file: %s", zi_last_error());
+        if (rc == 0) {
+            const zi_tensor *a = zi_st_find(&f, "a.weight"), *b = zi_st_find(&f, "b.weight");
+            UNIT_CHECK(a && a->ndim == 2 && a->shape[0] == 2 && a->shape[1] == 32 && a->dtype == ZI_F32,
+                       "gguf: a.weight shape must be reversed ne [2, 32]");
+            UNIT_CHECK(b && b->ndim == 1 && b->dtype == ZI_Q8_0 && b->nbytes == 34, "gguf: b.weight Q8_0 34 bytes");
+            UNIT_CHECK(a && ((const uint8_t *)a->data)[5] == 5, "gguf: a.weight data at the data area start");
+            const char *arch = zi_gguf_get_str(&f, "general.architecture");
+            UNIT_CHECK(arch && !strcmp(arch, "lumina2"), "gguf: general.architecture");
+            zi_st_close(&f);
+        }
+    }
+    /* every truncation of the good file fails cleanly */
+    int trunc_fail = 0;
+    size_t full = g.n;
+    for (size_t n = 8; n < full; n++) {
+        g.n = n;
+        const char *path = gg_write(&g, "trunc.gguf");
+        zi_st_file f;
+        zi_err_clear();
+        if (zi_st_open(&f, path) == 0)
+            zi_st_close(&f);
+        else
+            trunc_fail += strstr(zi_last_error(), "trunc.gguf") != NULL;
+    }
+    UNIT_CHECK(trunc_fail == (int)(full - 8), "gguf: %d of %zu truncations refused with the file named", trunc_fail,
+               full - 8);
+
+    put_hdr(&g, 1, 0, 0);
+    expect_gguf_error(&g, "v1.gguf", "version 1", NULL);
+    put_hdr(&g, 7, 0, 0);
+    expect_gguf_error(&g, "v7.gguf", "unknown GGUF version 7", NULL);
+    put_hdr(&g, 0x03000000u, 0, 0);
+    expect_gguf_error(&g, "be.gguf", "big-endian", NULL);
+    put_hdr(&g, 3, 0, 1ull << 40);
+    expect_gguf_error(&g, "nkv.gguf", "KV count", NULL);
+    put_hdr(&g, 3, 1ull << 40, 0);
+    expect_gguf_error(&g, "ntensors.gguf", "tensor count", NULL);
+
+    put_hdr(&g, 3, 0, 1); /* invalid value type */
+    put_str(&g, "k.bad");
+    put(&g, 13, 4);
+    put(&g, 0, 8);
+    expect_gguf_error(&g, "kvtype.gguf", "k.bad", "invalid value type 13");
+
+    put_hdr(&g, 3, 0, 1); /* string length beyond the file */
+    put_str(&g, "k.str");
+    put(&g, ZI_GGUF_STRING, 4);
+    put(&g, 1ull << 50, 8);
+    expect_gguf_error(&g, "strlen.gguf", "k.str", "truncated");
+
+    put_hdr(&g, 3, 0, 1); /* array element count beyond the file */
+    put_str(&g, "k.arr");
+    put(&g, ZI_GGUF_ARRAY, 4);
+    put(&g, ZI_GGUF_U32, 4);
+    put(&g, 1ull << 60, 8);
+    expect_gguf_error(&g, "arrlen.gguf", "k.arr", "truncated");
+
+    put_hdr(&g, 3, 0, 1); /* array of arrays nested 9 deep */
+    put_str(&g, "k.nest");
+    put(&g, ZI_GGUF_ARRAY, 4);
+    for (int d = 0; d < 9; d++) put(&g, ZI_GGUF_ARRAY, 4), put(&g, 1, 8);
+    put(&g, ZI_GGUF_U8, 4);
+    put(&g, 1, 8);
+    put(&g, 0, 1);
+    expect_gguf_error(&g, "nest.gguf", "k.nest", "nested too deep");
+
+    put_hdr(&g, 3, 0, 1); /* nested arrays of strings, 2 deep: fine */
+    put_str(&g, "k.nest2");
+    put(&g, ZI_GGUF_ARRAY, 4);
+    put(&g, ZI_GGUF_ARRAY, 4);
+    put(&g, 2, 8);
+    for (int i = 0; i < 2; i++) put(&g, ZI_GGUF_STRING, 4), put(&g, 1, 8), put_str(&g, "x");
+    {
+        zi_st_file f;
+        int rc = zi_st_open(&f, gg_write(&g, "nest2.gguf"));
+        UNIT_CHECK(rc == 0, "gguf: nested string arrays: %s", zi_last_error());
+        if (rc == 0) zi_st_close(&f);
+    }
+
+    put_hdr(&g, 3, 0, 2); /* duplicate key */
+    for (int i = 0; i < 2; i++) put_str(&g, "k.dup"), put(&g, ZI_GGUF_U32, 4), put(&g, 1, 4);
+    expect_gguf_error(&g, "dupkey.gguf", "duplicate key 'k.dup'", NULL);
+
+    put_hdr(&g, 3, 0, 1); /* alignment: wrong type, not a power of two */
+    put_str(&g, "general.alignment");
+    put(&g, ZI_GGUF_I32, 4);
+    put(&g, 32, 4);
+    expect_gguf_error(&g, "altype.gguf", "general.alignment", "uint32");
+    put_hdr(&g, 3, 0, 1);
+    put_str(&g, "general.alignment");
+    put(&g, ZI_GGUF_U32, 4);
+    put(&g, 24, 4);
+    expect_gguf_error(&g, "al24.gguf", "general.alignment", "power of two");
+
+    put_hdr(&g, 3, 1, 0); /* n_dims 0 and 5 */
+    put_str(&g, "t.zero");
+    put(&g, 0, 4);
+    put_data(&g, 64);
+    expect_gguf_error(&g, "ndim0.gguf", "t.zero", "0 dimensions");
+    put_hdr(&g, 3, 1, 0);
+    put_str(&g, "t.five");
+    put(&g, 5, 4);
+    put_data(&g, 64);
+    expect_gguf_error(&g, "ndim5.gguf", "t.five", "5 dimensions");
+
+    put_hdr(&g, 3, 1, 0); /* unsupported ggml types */
+    put_tensor(&g, "t.q81", 1, 32, 0, 9, 0);
+    put_data(&g, 64);
+    expect_gguf_error(&g, "q81.gguf", "t.q81", "Q8_1");
+    put_hdr(&g, 3, 1, 0);
+    put_tensor(&g, "t.t99", 1, 32, 0, 99, 0);
+    put_data(&g, 64);
+    expect_gguf_error(&g, "t99.gguf", "t.t99", "ggml type 99");
+
+    put_hdr(&g, 3, 1, 0); /* innermost dim not a multiple of the block */
+    put_tensor(&g, "t.blk", 2, 40, 2, 12, 0);
+    put_data(&g, 512);
+    expect_gguf_error(&g, "blk.gguf", "t.blk", "multiple of the Q4_K block size");
+
+    put_hdr(&g, 3, 1, 0); /* huge dimension */
+    put_tensor(&g, "t.huge", 2, 1ull << 40, 1ull << 40, 0, 0);
+    put_data(&g, 64);
+    expect_gguf_error(&g, "huge.gguf", "t.huge", "too large");
+
+    put_hdr(&g, 3, 1, 0); /* misaligned offset */
+    put_tensor(&g, "t.mis", 1, 8, 0, 0, 4);
+    put_data(&g, 64);
+    expect_gguf_error(&g, "misal.gguf", "t.mis", "alignment 32");
+
+    put_hdr(&g, 3, 1, 0); /* data past the end */
+    put_tensor(&g, "t.past", 1, 64, 0, 0, 0);
+    put_data(&g, 100);
+    expect_gguf_error(&g, "past.gguf", "t.past", "outside");
+
+    put_hdr(&g, 3, 2, 0); /* overlap */
+    put_tensor(&g, "t.one", 1, 16, 0, 0, 0);
+    put_tensor(&g, "t.two", 1, 16, 0, 0, 32);
+    put_data(&g, 128);
+    expect_gguf_error(&g, "overlap.gguf", "overlapping", "t.one");
+
+    put_hdr(&g, 3, 2, 0); /* duplicate tensor name */
+    put_tensor(&g, "t.same", 1, 8, 0, 0, 0);
+    put_tensor(&g, "t.same", 1, 8, 0, 0, 32);
+    put_data(&g, 64);
+    expect_gguf_error(&g, "dupname.gguf", "duplicate tensor name 't.same'", NULL);
+}
+
+/* writer -> reader: KVs and tensors come back bit for bit */
+static void unit_gguf_roundtrip(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/rt.gguf", gg_dir);
+    float a[2 * 64], src[4 * 256];
+    for (int i = 0; i < 128; i++) a[i] = (float)i * 0.25f - 3;
+    for (int i = 0; i < 1024; i++) src[i] = sinf((float)i * 0.37f) * (1 + (float)(i % 7));
+    uint8_t q4k[4 * 144];
+    zi_quantize(ZI_Q4_K, src, q4k, 1024);
+    const char *toks[3] = {"a", "b\0c", "ü"};
+    size_t lens[3] = {1, 3, 2};
+    int32_t ids[3] = {-1, 0, 151643};
+    zi_gguf_writer w;
+    zi_gguf_writer_init(&w);
+    int rc = zi_gguf_add_str(&w, "general.architecture", "qwen3") || zi_gguf_add_u32(&w, "k.u32", 4000000000u) ||
+             zi_gguf_add_i32(&w, "k.i32", -7) || zi_gguf_add_f32(&w, "k.f32", 1e-6f) ||
+             zi_gguf_add_bool(&w, "k.bool", 1) || zi_gguf_add_str_array(&w, "k.strs", toks, lens, 3) ||
+             zi_gguf_add_i32_array(&w, "k.ids", ids, 3) ||
+             zi_gguf_add_tensor(&w, "a", ZI_F32, 2, (int64_t[]){2, 64}) ||
+             zi_gguf_add_tensor(&w, "q", ZI_Q4_K, 2, (int64_t[]){4, 256}) || zi_gguf_write_begin(&w, path) ||
+             zi_gguf_write_data(&w, a, sizeof a) || zi_gguf_write_data(&w, q4k, sizeof q4k) || zi_gguf_write_end(&w);
+    zi_gguf_writer_free(&w);
+    UNIT_CHECK(rc == 0, "gguf writer: %s", zi_last_error());
+    zi_st_file f;
+    if (rc || zi_st_open(&f, path)) {
+        UNIT_CHECK(0, "gguf round trip: %s", zi_last_error());
+        return;
+    }
+    int64_t v = 0;
+    const zi_gguf_kv *kf = zi_gguf_find(&f, "k.f32"), *ks = zi_gguf_find(&f, "k.strs"), *ki = zi_gguf_find(&f, "k.ids");
+    UNIT_CHECK(zi_gguf_get_int(&f, "k.u32", &v) == 0 && v == 4000000000ll, "gguf rt: u32");
+    UNIT_CHECK(zi_gguf_get_int(&f, "k.i32", &v) == 0 && v == -7, "gguf rt: i32");
+    UNIT_CHECK(zi_gguf_get_int(&f, "k.bool", &v) == 0 && v == 1, "gguf rt: bool");
+    UNIT_CHECK(kf && kf->type == ZI_GGUF_F32 && (float)kf->f == 1e-6f, "gguf rt: f32");
+    UNIT_CHECK(ks && ks->arr_n == 3 && ks->arr_strs[1].len == 3 && !memcmp(ks->arr_strs[1].s, "b\0c", 3) &&
+                   ks->arr_strs[2].len == 2,
+               "gguf rt: string array");
+    UNIT_CHECK(ki && ki->arr_n == 3 && zi_gguf_arr_int(ki, 0) == -1 && zi_gguf_arr_int(ki, 2) == 151643,
+               "gguf rt: i32 array");
+    const zi_tensor *ta = zi_st_find(&f, "a"), *tq = zi_st_find(&f, "q");
+    UNIT_CHECK(ta && ta->shape[0] == 2 && ta->shape[1] == 64 && !memcmp(ta->data, a, sizeof a), "gguf rt: F32 bits");
+    UNIT_CHECK(tq && tq->dtype == ZI_Q4_K && tq->shape[0] == 4 && tq->nbytes == sizeof q4k &&
+                   !memcmp(tq->data, q4k, sizeof q4k),
+               "gguf rt: Q4_K blocks");
+    zi_st_close(&f);
+}
+
+/* Every quantizer (_ref and weighted) followed by its dequantizer stays within the format's
+ * resolution of the input: relative L2 error below a per-type bound, and the weighted search
+ * is never worse than the plain one by more than a little. */
+static void unit_quant_error(void) {
+    enum { N = 4 * 256 };
+    static float x[N], y[N];
+    static uint8_t q[N * 2];
+    for (int i = 0; i < N; i++) x[i] = sinf((float)i * 1.7f) * 0.05f + (i % 97 == 0 ? 0.4f : 0.0f);
+    float ones[256];
+    for (int i = 0; i < 256; i++) ones[i] = 1;
+    const struct {
+        zi_dtype t;
+        double bound;
+    } types[] = {/* ~1.5x what this input measures (outliers cost the 32-wide types); a broken
+                  * quantizer lands near 1. Bit-exactness vs ggml is the gguf_dequant goldens' job. */
+                 {ZI_Q8_0, 0.015}, {ZI_Q6_K, 0.04}, {ZI_Q5_K, 0.06}, {ZI_Q5_1, 0.06}, {ZI_Q5_0, 0.1},
+                 {ZI_Q4_K, 0.12},  {ZI_Q4_1, 0.12}, {ZI_Q4_0, 0.2},  {ZI_Q3_K, 0.35}, {ZI_Q2_K, 0.5}};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        double err[2];
+        for (int weighted = 0; weighted < 2; weighted++) {
+            size_t nb = weighted ? zi_quantize_rows(types[k].t, x, q, 4, 256, ones) : zi_quantize(types[k].t, x, q, N);
+            UNIT_CHECK(nb == zi_dtype_row_bytes(types[k].t, N), "quantize %s: %zu bytes", zi_dtype_name(types[k].t), nb);
+            zi_convert_to_f32(y, q, types[k].t, N);
+            double e = 0, s = 0;
+            for (int i = 0; i < N; i++) e += (double)(y[i] - x[i]) * (y[i] - x[i]), s += (double)x[i] * x[i];
+            err[weighted] = sqrt(e / s);
+            UNIT_CHECK(err[weighted] < types[k].bound, "quantize %s (%s): relative L2 %.4f above %.3f",
+                       zi_dtype_name(types[k].t), weighted ? "weighted" : "ref", err[weighted], types[k].bound);
+        }
+        UNIT_CHECK(err[1] <= err[0] * 1.25, "quantize %s: weighted %.4f much worse than ref %.4f",
+                   zi_dtype_name(types[k].t), err[1], err[0]);
+    }
+    /* fp8: exhaustive checks of the two formats against their definitions */
+    UNIT_CHECK(zi_f8e4m3_to_f32(0x7e) == 448.0f && zi_f8e4m3_to_f32(0xfe) == -448.0f, "e4m3 max");
+    UNIT_CHECK(zi_f8e4m3_to_f32(0x01) == 0x1p-9f && zi_f8e4m3_to_f32(0x08) == 0x1p-6f, "e4m3 subnormal/min normal");
+    UNIT_CHECK(isnan(zi_f8e4m3_to_f32(0x7f)) && isnan(zi_f8e4m3_to_f32(0xff)), "e4m3 NaN");
+    UNIT_CHECK(zi_f8e4m3_to_f32(0x38) == 1.0f && zi_f8e4m3_to_f32(0x3c) == 1.5f, "e4m3 1.0 / 1.5");
+    UNIT_CHECK(zi_f8e5m2_to_f32(0x7b) == 57344.0f && isinf(zi_f8e5m2_to_f32(0x7c)) && zi_f8e5m2_to_f32(0x01) == 0x1p-16f,
+               "e5m2 max/inf/subnormal");
+    UNIT_CHECK(zi_f8e5m2_to_f32(0x3c) == 1.0f && zi_f8e5m2_to_f32(0xc2) == -3.0f, "e5m2 1.0 / -3.0");
+}
+
+void unit_gguf(void) {
+    snprintf(gg_dir, sizeof gg_dir, "/tmp/zimage-gguf-XXXXXX");
+    if (!mkdtemp(gg_dir)) {
+        UNIT_CHECK(0, "mkdtemp failed");
+        return;
+    }
+    unit_gguf_bad_files();
+    unit_gguf_roundtrip();
+    unit_quant_error();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", gg_dir);
+    if (system(cmd) != 0) UNIT_CHECK(0, "cleanup failed");
+}
