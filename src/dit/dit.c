@@ -212,11 +212,11 @@ static int dit_block_load(zi_dit *m, zi_dit_block *b, const char *p, int modulat
     if (zi_store_has(&m->store, n)) { /* ComfyUI: fused [3D, D] */
         kn_mat qkv;
         if (dit_mat(m, &qkv, n, 3 * D, D)) return -1;
-        size_t es = zi_dtype_size(qkv.dtype);
+        size_t rb = zi_dtype_row_bytes(qkv.dtype, D); /* rows of q, then k, then v */
         b->wq = b->wk = b->wv = qkv;
         b->wq.rows = b->wk.rows = b->wv.rows = D;
-        b->wk.data = (const char *)qkv.data + (size_t)(D * D) * es;
-        b->wv.data = (const char *)qkv.data + (size_t)(2 * D * D) * es;
+        b->wk.data = (const char *)qkv.data + (size_t)D * rb;
+        b->wv.data = (const char *)qkv.data + (size_t)(2 * D) * rb;
         snprintf(n, sizeof n, "%s.attention.out.weight", p);
         if (dit_mat(m, &b->wo, n, D, D)) return -1;
     } else {

@@ -175,8 +175,8 @@ const zi_tensor *zi_store_get(const zi_store *s, const char *name, int ndim, con
                zi_shape_str(b, sizeof b, ndim, shape));
         return NULL;
     }
-    if (!zi_dtype_is_float(t->dtype)) {
-        zi_err("%s: tensor '%s' has dtype %s; weights must be F32, BF16 or F16", t->file, name,
+    if (!zi_dtype_is_weight(t->dtype)) {
+        zi_err("%s: tensor '%s' has dtype %s; weights must be F32, BF16, F16, F8 or block-quantized", t->file, name,
                zi_dtype_name(t->dtype));
         return NULL;
     }

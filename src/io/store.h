@@ -26,7 +26,7 @@ void zi_store_close(zi_store *s);
 /* Find by name (trying the prefixes); NULL if absent, no error recorded. */
 const zi_tensor *zi_store_find(const zi_store *s, const char *name);
 /* Find and check: ndim/shape must match exactly (shape entries < 0 are wildcards)
- * and the dtype must be a float type. Error names store path, tensor, shapes. */
+ * and the dtype a weight type (float, fp8 or block-quantized). Error names store path, tensor, shapes. */
 const zi_tensor *zi_store_get(const zi_store *s, const char *name, int ndim, const int64_t *shape);
 /* Convenience wrappers for 1-D and 2-D tensors. */
 const zi_tensor *zi_store_get1(const zi_store *s, const char *name, int64_t d0);

@@ -331,7 +331,7 @@ static void qwen3_layer_forward(const zi_qwen3_config *c, const zi_qwen3_layer *
 
 static void qwen3_embed(const zi_qwen3 *m, const int32_t *ids, int64_t n, float *x) {
     int64_t H = m->cfg.hidden;
-    size_t row_bytes = (size_t)H * zi_dtype_size(m->embed->dtype);
+    size_t row_bytes = zi_dtype_row_bytes(m->embed->dtype, H); /* rows may be quantized blocks */
     for (int64_t i = 0; i < n; i++)
         zi_convert_to_f32(x + i * H, (const char *)m->embed->data + (size_t)ids[i] * row_bytes, m->embed->dtype,
                           (size_t)H);

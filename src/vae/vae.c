@@ -131,6 +131,9 @@ static int vae_conv3(zi_vae *v, kn_conv *cv, const char *prefix, int cin, int co
     int64_t sh[4] = {cout, cin, 3, 3};
     const zi_tensor *t = zi_store_get(&v->store, name, 4, sh);
     if (!t) return -1;
+    if (zi_dtype_is_block(t->dtype)) /* repacking moves single elements: blocks would be torn */
+        return zi_err("%s: tensor '%s' is %s; block-quantized 3x3 conv weights are not supported", t->file, name,
+                      zi_dtype_name(t->dtype));
     void *packed = vae_own(v, zi_malloc(t->nbytes));
     if (!packed) return -1;
     kn_conv_pack(packed, t->data, zi_dtype_size(t->dtype), cout, cin, 3);
