@@ -194,6 +194,13 @@ ZIMAGE_API void zimage_tokens_free(int32_t *ids, char **pieces, int n);
 ZIMAGE_API int zimage_encode_prompt(const zimage_load_params *lp, const char *prompt, int max_len, float **feats, int *n_tokens,
                          int *dim);
 
+/* Write a model component as GGUF (`zimage quantize`): input is a diffusers folder, a component
+ * folder or a single file; type "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "q3_k", "q2_k" (also
+ * q4_1, q5_0, q5_1, f16, bf16, f32); component "dit" or "text-encoder". Refuses to overwrite
+ * output unless force. progress (may be NULL) gets bytes done / total and the tensor name. */
+ZIMAGE_API int zimage_quantize(const char *input, const char *output, const char *type, const char *component, int force,
+                    void (*progress)(void *user, uint64_t done, uint64_t total, const char *tensor), void *user);
+
 ZIMAGE_API const char *zimage_last_error(void);
 /* CPU name, instruction-set features found, and the kernel path used (ZIMAGE_ISA or the best
  * available), several lines of text. Thread-safe; the string is static. */

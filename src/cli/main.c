@@ -3,7 +3,8 @@
  *   zimage -m MODEL_DIR -p PROMPT [options]      generate a PNG
  *   zimage tokenize [-m MODEL_DIR | --tokenizer tokenizer.json] TEXT
  *   zimage encode -m MODEL_DIR PROMPT
- *   zimage serve -m MODEL_DIR [--host H] [--port P]   HTTP server (src/server/) */
+ *   zimage serve -m MODEL_DIR [--host H] [--port P]   HTTP server (src/server/)
+ *   zimage quantize -i MODEL -o OUT.gguf --type q8_0 [--component dit|text-encoder] [--force] */
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -23,6 +24,8 @@ static void usage(FILE *f) {
             "       zimage tokenize [-m MODEL_DIR | --tokenizer FILE] [--template] TEXT\n"
             "       zimage encode -m MODEL_DIR PROMPT\n"
             "       zimage serve -m MODEL_DIR [--host 127.0.0.1] [--port 7860] [--api-key KEY] [--queue N]\n"
+            "       zimage quantize -i MODEL -o OUT.gguf --type q8_0|q6_k|q5_k|q4_k|q4_0|q3_k|q2_k\n"
+            "                       [--component dit|text-encoder] [--force]\n"
             "\n"
             "Generate an image with Z-Image / Z-Image-Turbo.\n"
             "\n"
@@ -259,7 +262,47 @@ static int cmd_encode(int argc, char **argv) {
 
 static int cli_generate(zimage_load_params *lp, zimage_params *p, const char *output, int verbose);
 
+static void quantize_progress(void *user, uint64_t done, uint64_t total, const char *tensor) {
+    int *last = user, width = 30, pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
+    if (pct == *last && done < total) return;
+    *last = pct;
+    int fill = width * pct / 100;
+    fprintf(stderr, "\r[");
+    for (int i = 0; i < width; i++) fputc(i < fill ? '=' : ' ', stderr);
+    fprintf(stderr, "] %3d%%  %-48.48s", pct, tensor ? tensor : "");
+    if (done >= total) fputc('\n', stderr);
+}
+
+static int cmd_quantize(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *type = NULL, *comp = "dit";
+    int force = 0;
+    for (int i = 0; i < argc; i++) {
+        if ((!strcmp(argv[i], "-i") || !strcmp(argv[i], "--input")) && i + 1 < argc)
+            in = argv[++i];
+        else if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--type") && i + 1 < argc)
+            type = argv[++i];
+        else if (!strcmp(argv[i], "--component") && i + 1 < argc)
+            comp = argv[++i];
+        else if (!strcmp(argv[i], "--force"))
+            force = 1;
+        else
+            return die("quantize: unknown or incomplete option '%s'", argv[i]);
+    }
+    if (!in || !out || !type)
+        return die("%s", "quantize: usage: zimage quantize -i MODEL -o OUT.gguf --type q8_0 [--component dit|text-encoder] [--force]");
+    int last = -1;
+    if (zimage_quantize(in, out, type, comp, force, quantize_progress, &last)) {
+        fprintf(stderr, "\nzimage: %s\n", zimage_last_error());
+        return 1;
+    }
+    fprintf(stderr, "wrote %s\n", out);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "quantize")) return cmd_quantize(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "encode")) return cmd_encode(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "info")) {

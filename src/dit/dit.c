@@ -169,7 +169,7 @@ static const void *dit_to_bf16(zi_dit *m, const zi_tensor *t) {
 static int dit_mat(zi_dit *m, kn_mat *out, const char *name, int64_t rows, int64_t cols) {
     const zi_tensor *t = zi_store_get2(&m->store, name, rows, cols);
     if (!t) return -1;
-    *out = (kn_mat){.dtype = t->dtype, .rows = t->shape[0], .cols = t->shape[1], .data = t->data};
+    *out = (kn_mat){.dtype = t->dtype, .rows = t->shape[0], .cols = t->shape[1], .data = t->data, .scale = t->scale};
     if (m->weights_bf16 && t->dtype == ZI_F32) {
         if (!(out->data = dit_to_bf16(m, t))) return -1;
         out->dtype = ZI_BF16;

@@ -402,6 +402,62 @@ int64_t zi_gguf_arr_int(const zi_gguf_kv *kv, uint64_t i) {
     return v;
 }
 
+/* llama.cpp tensor names (blk.N.*) <-> Hugging Face (Qwen3/Llama) names */
+static const char *const gguf_llama_names[][2] = {
+    {"attn_q", "self_attn.q_proj"},          {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},          {"attn_output", "self_attn.o_proj"},
+    {"attn_q_norm", "self_attn.q_norm"},     {"attn_k_norm", "self_attn.k_norm"},
+    {"attn_norm", "input_layernorm"},        {"ffn_norm", "post_attention_layernorm"},
+    {"ffn_gate", "mlp.gate_proj"},           {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},
+};
+
+int zi_gguf_name_to_hf(const char *name, char *out, size_t cap) {
+    int layer, len = 0;
+    if (!strcmp(name, "token_embd.weight")) return snprintf(out, cap, "model.embed_tokens.weight"), 0;
+    if (!strcmp(name, "output_norm.weight")) return snprintf(out, cap, "model.norm.weight"), 0;
+    if (!strcmp(name, "output.weight")) return snprintf(out, cap, "lm_head.weight"), 0;
+    if (sscanf(name, "blk.%d.%n", &layer, &len) != 1 || len == 0 || layer < 0) return -1;
+    const char *rest = name + len, *dot = strrchr(rest, '.');
+    if (!dot) return -1;
+    for (size_t i = 0; i < sizeof gguf_llama_names / sizeof gguf_llama_names[0]; i++)
+        if (strlen(gguf_llama_names[i][0]) == (size_t)(dot - rest) && !strncmp(rest, gguf_llama_names[i][0], (size_t)(dot - rest)))
+            return snprintf(out, cap, "model.layers.%d.%s%s", layer, gguf_llama_names[i][1], dot), 0;
+    return -1;
+}
+
+int zi_gguf_name_from_hf(const char *name, char *out, size_t cap) {
+    int layer, len = 0;
+    if (!strncmp(name, "model.", 6)) name += 6;
+    if (!strcmp(name, "embed_tokens.weight")) return snprintf(out, cap, "token_embd.weight"), 0;
+    if (!strcmp(name, "norm.weight")) return snprintf(out, cap, "output_norm.weight"), 0;
+    if (!strcmp(name, "lm_head.weight")) return snprintf(out, cap, "output.weight"), 0;
+    if (sscanf(name, "layers.%d.%n", &layer, &len) != 1 || len == 0 || layer < 0) return -1;
+    const char *rest = name + len, *dot = strrchr(rest, '.');
+    if (!dot) return -1;
+    for (size_t i = 0; i < sizeof gguf_llama_names / sizeof gguf_llama_names[0]; i++)
+        if (strlen(gguf_llama_names[i][1]) == (size_t)(dot - rest) && !strncmp(rest, gguf_llama_names[i][1], (size_t)(dot - rest)))
+            return snprintf(out, cap, "blk.%d.%s%s", layer, gguf_llama_names[i][0], dot), 0;
+    return -1;
+}
+
+int zi_gguf_rename_llama(zi_st_file *f) {
+    if (!f->gguf || !zi_st_find(f, "token_embd.weight")) return 0;
+    char buf[GGUF_MAX_NAME + 64];
+    for (int i = 0; i < f->n_tensors; i++) {
+        if (zi_gguf_name_to_hf(f->tensors[i].name, buf, sizeof buf)) continue;
+        char *nn = zi_strdup(buf);
+        if (!nn) return -1;
+        free(f->tensors[i].name);
+        f->tensors[i].name = nn;
+    }
+    qsort(f->tensors, (size_t)f->n_tensors, sizeof(zi_tensor), gg_cmp_name);
+    for (int i = 1; i < f->n_tensors; i++)
+        if (!strcmp(f->tensors[i].name, f->tensors[i - 1].name))
+            return zi_err("%s: two tensors map to '%s'", f->path, f->tensors[i].name);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- writing */
 
 void zi_gguf_writer_init(zi_gguf_writer *w) {
@@ -538,23 +594,29 @@ int zi_gguf_write_begin(zi_gguf_writer *w, const char *path) {
 
 int zi_gguf_write_data(zi_gguf_writer *w, const void *data, size_t nbytes) {
     if (!w->fp || w->failed) return zi_err("gguf writer: not writing");
-    if (w->next >= w->n_t) return zi_err("gguf writer: more tensors written than declared");
-    const zi_gguf_wtensor *t = &w->t[w->next];
-    if (nbytes != t->nbytes) {
-        w->failed = 1;
-        return zi_err("gguf writer: tensor '%s': %zu bytes given, %zu expected", t->name, nbytes, t->nbytes);
+    while (nbytes > 0) {
+        if (w->next >= w->n_t) {
+            w->failed = 1;
+            return zi_err("gguf writer: more data written than the declared tensors hold");
+        }
+        const zi_gguf_wtensor *t = &w->t[w->next];
+        if (w->pos < t->offset && gguf_write_pad(w, t->offset)) goto io_error;
+        size_t room = (size_t)(t->offset + t->nbytes - w->pos), k = nbytes < room ? nbytes : room;
+        if (k && fwrite(data, 1, k, w->fp) != k) goto io_error;
+        w->pos += k;
+        data = (const uint8_t *)data + k;
+        nbytes -= k;
+        if (w->pos == t->offset + t->nbytes) w->next++;
     }
-    if (gguf_write_pad(w, t->offset) || fwrite(data, 1, nbytes, w->fp) != nbytes) {
-        w->failed = 1;
-        return zi_err("%s: write failed: %s", w->tmp, strerror(errno));
-    }
-    w->pos += nbytes;
-    w->next++;
     return 0;
+io_error:
+    w->failed = 1;
+    return zi_err("%s: write failed: %s", w->tmp, strerror(errno));
 }
 
 int zi_gguf_write_end(zi_gguf_writer *w) {
     if (!w->fp || w->failed) return zi_err("gguf writer: not writing");
+    while (w->next < w->n_t && w->t[w->next].nbytes == 0 && w->pos >= w->t[w->next].offset) w->next++;
     if (w->next != w->n_t)
         return zi_err("gguf writer: %d of %d tensors written", w->next, w->n_t);
     int bad = fclose(w->fp) != 0;

@@ -68,6 +68,15 @@ const char *zi_gguf_get_str(const zi_st_file *f, const char *key);
 /* Element i of an integer ARRAY kv (any integer element type). */
 int64_t zi_gguf_arr_int(const zi_gguf_kv *kv, uint64_t i);
 
+/* llama.cpp tensor names (token_embd, blk.N.attn_q, ..., output_norm) <-> Hugging Face Qwen3
+ * names (model.embed_tokens, model.layers.N.self_attn.q_proj, ..., model.norm). 0, or -1 if the
+ * name has no counterpart. */
+int zi_gguf_name_to_hf(const char *name, char *out, size_t cap);
+int zi_gguf_name_from_hf(const char *name, char *out, size_t cap);
+/* A GGUF in llama.cpp's layout (has token_embd.weight): rename its tensors to HF names, so the
+ * text encoder loader sees the layout it knows. No-op for other files. */
+int zi_gguf_rename_llama(zi_st_file *f);
+
 /* ggml type number <-> dtype. -1 if unsupported. */
 int zi_gguf_type_to_dtype(uint32_t ggml_type, zi_dtype *out);
 uint32_t zi_gguf_dtype_to_type(zi_dtype t);
@@ -109,7 +118,8 @@ int zi_gguf_add_i32_array(zi_gguf_writer *w, const char *key, const int32_t *val
 /* Declare a tensor (torch-order shape, innermost dim a multiple of the block size). */
 int zi_gguf_add_tensor(zi_gguf_writer *w, const char *name, zi_dtype dt, int ndim, const int64_t *shape);
 /* Create path.tmp and write the header; then write every tensor's bytes in declaration
- * order with zi_gguf_write_data, then zi_gguf_write_end renames into place. */
+ * order with zi_gguf_write_data (any number of calls per tensor; padding between tensors is
+ * inserted), then zi_gguf_write_end renames into place. */
 int zi_gguf_write_begin(zi_gguf_writer *w, const char *path);
 int zi_gguf_write_data(zi_gguf_writer *w, const void *data, size_t nbytes);
 int zi_gguf_write_end(zi_gguf_writer *w);

@@ -47,7 +47,7 @@ static int st_parse_entry(const char *path, const char *name, json_t *v, uint64_
            *jo = json_object_get(v, "data_offsets");
     if (!json_is_string(jd)) return zi_err("%s: tensor '%s': missing or non-string \"dtype\"", path, name);
     if (zi_dtype_parse(json_string_value(jd), &t->dtype) != 0)
-        return zi_err("%s: tensor '%s': unsupported dtype '%s' (supported: F32, BF16, F16, I32, U8)", path, name,
+        return zi_err("%s: tensor '%s': unsupported dtype '%s' (supported: F32, BF16, F16, F8_E4M3, F8_E5M2, I32, U8)", path, name,
                       json_string_value(jd));
     if (!json_is_array(js)) return zi_err("%s: tensor '%s': missing or non-array \"shape\"", path, name);
     if (json_array_size(js) > ZI_MAX_DIMS)
@@ -249,5 +249,7 @@ const zi_tensor *zi_st_find(const zi_st_file *f, const char *name) {
 float *zi_tensor_to_f32(const zi_tensor *t) {
     float *out = zi_malloc((size_t)t->numel * sizeof(float));
     if (out) zi_convert_to_f32(out, t->data, t->dtype, (size_t)t->numel);
+    if (out && t->scale != 0)
+        for (int64_t i = 0; i < t->numel; i++) out[i] *= t->scale;
     return out;
 }

@@ -24,6 +24,7 @@ typedef struct {
     const void *data;   /* points into the mapping; aligned to the element size */
     size_t nbytes;
     const char *file;   /* path of the file holding it (owned by the zi_st_file) */
+    float scale;        /* per-tensor scale of ComfyUI "scaled fp8" weights (0 = none; set by zi_store) */
 } zi_tensor;
 
 struct zi_gguf_meta; /* GGUF key/values (gguf.h) */
@@ -48,7 +49,7 @@ const zi_tensor *zi_st_find(const zi_st_file *f, const char *name);
 /* Format a shape as "[a, b, c]" into buf. */
 const char *zi_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
 
-/* Copy/convert a tensor into a newly allocated f32 array (NULL on error). */
+/* Copy/convert a tensor into a newly allocated f32 array (NULL on error); applies t->scale. */
 float *zi_tensor_to_f32(const zi_tensor *t);
 
 #endif

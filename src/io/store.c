@@ -10,11 +10,40 @@
 #include <sys/stat.h>
 
 #include "../common/error.h"
+#include "gguf.h"
 #include "json.h"
 
 static int str_ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+/* ComfyUI "scaled fp8" checkpoints store W = fp8 * scale with one F32 scale per weight, in
+ * `<layer>.scale_weight` (comfy/ops.py, scaled_fp8 files) or `<layer>.weight_scale` (newer
+ * quantized-tensor metadata). Attach it to the `<layer>.weight` view; zi_tensor_to_f32 and
+ * kn_mat.scale apply it. Per-channel scales are refused. */
+static int store_attach_scales(zi_st_file *f) {
+    static const char *const suffixes[] = {".scale_weight", ".weight_scale"};
+    char name[1024];
+    for (int i = 0; i < f->n_tensors; i++) {
+        zi_tensor *t = &f->tensors[i];
+        size_t l = strlen(t->name);
+        if (l < 8 || strcmp(t->name + l - 7, ".weight") || l > 900) continue;
+        for (int k = 0; k < 2; k++) {
+            snprintf(name, sizeof name, "%.*s%s", (int)(l - 7), t->name, suffixes[k]);
+            const zi_tensor *sc = zi_st_find(f, name);
+            if (!sc) continue;
+            if (sc->numel != 1 || !zi_dtype_is_float(sc->dtype))
+                return zi_err("%s: scale tensor '%s' must hold one float (per-tensor scaling only)", f->path, name);
+            if (t->dtype != ZI_F8_E4M3 && t->dtype != ZI_F8_E5M2)
+                return zi_err("%s: '%s' scales '%s', which is %s, not fp8", f->path, name, t->name,
+                              zi_dtype_name(t->dtype));
+            zi_convert_to_f32(&t->scale, sc->data, sc->dtype, 1);
+            if (!(t->scale > 0 && t->scale < 1e30f))
+                return zi_err("%s: scale tensor '%s' = %g is not a positive finite number", f->path, name, t->scale);
+        }
+    }
+    return 0;
 }
 
 static int store_add_file(zi_store *s, const char *path) {
@@ -23,7 +52,9 @@ static int store_add_file(zi_store *s, const char *path) {
     s->files = nf;
     if (zi_st_open(&s->files[s->n_files], path) != 0) return -1;
     s->n_files++;
-    return 0;
+    zi_st_file *f = &s->files[s->n_files - 1];
+    if (store_attach_scales(f)) return -1;
+    return zi_gguf_rename_llama(f); /* llama.cpp names -> HF names */
 }
 
 /* Sharded folder: read the index, open each distinct shard, verify every

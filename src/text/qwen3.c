@@ -180,7 +180,7 @@ static int qwen3_config_infer(zi_qwen3_config *c, const zi_store *s) {
 static int mat_get(kn_mat *m, const zi_store *s, const char *name, int64_t rows, int64_t cols) {
     const zi_tensor *t = zi_store_get2(s, name, rows, cols);
     if (!t) return -1;
-    *m = (kn_mat){.dtype = t->dtype, .rows = rows, .cols = cols, .data = t->data};
+    *m = (kn_mat){.dtype = t->dtype, .rows = rows, .cols = cols, .data = t->data, .scale = t->scale}; /* scale: fp8 */
     return 0;
 }
 
@@ -333,8 +333,12 @@ static void qwen3_embed(const zi_qwen3 *m, const int32_t *ids, int64_t n, float 
     int64_t H = m->cfg.hidden;
     size_t row_bytes = zi_dtype_row_bytes(m->embed->dtype, H); /* rows may be quantized blocks */
     for (int64_t i = 0; i < n; i++)
+    {
         zi_convert_to_f32(x + i * H, (const char *)m->embed->data + (size_t)ids[i] * row_bytes, m->embed->dtype,
                           (size_t)H);
+        if (m->embed->scale != 0)
+            for (int64_t k = 0; k < H; k++) x[i * H + k] *= m->embed->scale;
+    }
 }
 
 int zi_qwen3_encode_dump(zi_qwen3 *m, const int32_t *ids, int n, float *out, zi_qwen3_dump_fn dump,

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../io/gguf.h"
 #include "tok_internal.h"
 
 /* GPT-2 regex, used for a ByteLevel pre-tokenizer with use_regex=true. */
@@ -92,6 +93,8 @@ static int load_pretokenizer(const json_t *pt, const char *path, char **pattern)
     return tok_rewrite_pattern(pat, pattern);
 }
 
+static void added_finish(zi_tokenizer *t);
+
 static int load_added(zi_tokenizer *t, const json_t *list, const char *path) {
     if (!list || json_is_null(list)) return 0;
     if (!json_is_array(list)) return zi_err("%s: added_tokens must be an array", path);
@@ -115,7 +118,13 @@ static int load_added(zi_tokenizer *t, const json_t *list, const char *path) {
         d->rstrip = json_is_true(json_object_get(a, "rstrip"));
         d->single_word = json_is_true(json_object_get(a, "single_word"));
     }
-    /* longest first, so the first match at a position is the longest one */
+    added_finish(t);
+    return 0;
+}
+
+/* Sort the added tokens longest first (the first match at a position is the longest one) and
+ * note their first bytes. */
+static void added_finish(zi_tokenizer *t) {
     for (int x = 1; x < t->n_added; x++)
         for (int y = x; y > 0 && t->added[y].len > t->added[y - 1].len; y--) {
             added_tok tmp = t->added[y];
@@ -130,7 +139,6 @@ static int load_added(zi_tokenizer *t, const json_t *list, const char *path) {
         } else
             t->first_raw[c0] = 1;
     }
-    return 0;
 }
 
 static int load_model_options(zi_tokenizer *t, const json_t *m, const char *path) {
@@ -350,8 +358,117 @@ void zi_tokenizer_free(zi_tokenizer *t) {
     free(t);
 }
 
+/* Qwen2's pre-tokenizer split (tokenizer.ggml.pre = "qwen2"); identical to the Split regex of
+ * Qwen's tokenizer.json. */
+static const char qwen2_pattern[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/* The vocabulary of a GGUF in llama.cpp's layout: tokenizer.ggml.model "gpt2" (byte-level BPE),
+ * .pre "qwen2", .tokens (id -> byte-level string), .token_type (1 normal, 3 control and 4
+ * user-defined = added tokens matched verbatim, 5 unused = padding ids, skipped) and .merges
+ * ("a b"). NFC normalization, as Qwen's tokenizer.json. */
+static int tokenizer_load_gguf(zi_tokenizer *t, loader *L, const zi_st_file *f, char **pattern) {
+    const char *path = f->path, *model = zi_gguf_get_str(f, "tokenizer.ggml.model");
+    const char *pre = zi_gguf_get_str(f, "tokenizer.ggml.pre");
+    const zi_gguf_kv *toks = zi_gguf_find(f, "tokenizer.ggml.tokens");
+    const zi_gguf_kv *types = zi_gguf_find(f, "tokenizer.ggml.token_type");
+    const zi_gguf_kv *merges = zi_gguf_find(f, "tokenizer.ggml.merges");
+    if (!model || strcmp(model, "gpt2"))
+        return zi_err("%s: tokenizer.ggml.model is %s%s%s, expected \"gpt2\" (byte-level BPE)", path,
+                      model ? "\"" : "", model ? model : "missing", model ? "\"" : "");
+    if (!pre || strcmp(pre, "qwen2"))
+        return zi_err("%s: tokenizer.ggml.pre is %s, only \"qwen2\" is supported", path, pre ? pre : "missing");
+    if (!toks || toks->type != ZI_GGUF_ARRAY || toks->arr_type != ZI_GGUF_STRING || !toks->arr_n ||
+        toks->arr_n >= TOK_MAX_ID)
+        return zi_err("%s: tokenizer.ggml.tokens missing or not an array of strings", path);
+    if (!merges || merges->type != ZI_GGUF_ARRAY || merges->arr_type != ZI_GGUF_STRING)
+        return zi_err("%s: tokenizer.ggml.merges missing or not an array of strings", path);
+    if (types && (types->type != ZI_GGUF_ARRAY || types->arr_n != toks->arr_n ||
+                  (types->arr_type != ZI_GGUF_I32 && types->arr_type != ZI_GGUF_U32)))
+        return zi_err("%s: tokenizer.ggml.token_type must be an int32 array as long as the tokens", path);
+    uint64_t n = toks->arr_n, n_added = 0;
+    for (uint64_t i = 0; types && i < n; i++) n_added += zi_gguf_arr_int(types, i) == 3 || zi_gguf_arr_int(types, i) == 4;
+    t->added = calloc(n_added ? (size_t)n_added : 1, sizeof *t->added);
+    L->vocab = malloc(sizeof *L->vocab * (size_t)n);
+    L->merges = malloc(sizeof *L->merges * (merges->arr_n ? (size_t)merges->arr_n : 1));
+    if (!t->added || !L->vocab || !L->merges) return zi_err("tokenizer: out of memory");
+    for (uint64_t i = 0; i < n; i++) {
+        const zi_gguf_str *s = &toks->arr_strs[i];
+        int64_t type = types ? zi_gguf_arr_int(types, i) : 1;
+        if (s->len == 0 || s->len > UINT32_MAX / 2 || memchr(s->s, 0, s->len))
+            return zi_err("%s: tokenizer.ggml.tokens[%llu] is empty or holds a NUL byte", path, (unsigned long long)i);
+        if (type == 5) continue; /* unused (padding of the embedding table) */
+        uint32_t off = (uint32_t)t->strs.n;
+        if (zbuf_put(&t->strs, s->s, s->len) || zbuf_putc(&t->strs, 0)) return -1;
+        if (type == 3 || type == 4) {
+            t->added[t->n_added++] = (added_tok){off, (uint32_t)s->len, (int32_t)i, 0, 0, 0, 0};
+        } else if (type == 1) {
+            L->vocab[L->n_vocab++] = (vocab_item){(int32_t)i, off, (uint32_t)s->len};
+        } else
+            return zi_err("%s: tokenizer.ggml.token_type[%llu] = %lld is not supported (1, 3, 4, 5 are)", path,
+                          (unsigned long long)i, (long long)type);
+    }
+    added_finish(t);
+    for (uint64_t i = 0; i < merges->arr_n; i++) {
+        const zi_gguf_str *s = &merges->arr_strs[i];
+        const char *sp = memchr(s->s, ' ', s->len);
+        if (!sp || sp == s->s || sp + 1 == s->s + s->len || memchr(sp + 1, ' ', s->len - (size_t)(sp + 1 - s->s)))
+            return zi_err("%s: tokenizer.ggml.merges[%llu]: expected two tokens separated by one space", path,
+                          (unsigned long long)i);
+        merge_item m;
+        m.a_off = (uint32_t)L->mstr.n;
+        m.a_len = (uint32_t)(sp - s->s);
+        m.b_off = m.a_off + m.a_len + 1;
+        m.b_len = (uint32_t)(s->len - m.a_len - 1);
+        if (zbuf_put(&L->mstr, s->s, s->len)) return -1;
+        L->merges[L->n_merges++] = m;
+    }
+    t->nfc = 1;
+    return tok_rewrite_pattern(qwen2_pattern, pattern);
+}
+
+/* A GGUF file (text encoder with its vocabulary) instead of tokenizer.json. */
+static int file_is_gguf(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    char m[4] = {0};
+    int r = fp && fread(m, 1, 4, fp) == 4 && !memcmp(m, "GGUF", 4);
+    if (fp) fclose(fp);
+    return r;
+}
+
+static int zi_tokenizer_load_gguf(zi_tokenizer **out, const char *path) {
+    zi_st_file f;
+    if (zi_st_open(&f, path)) return -1;
+    zi_tokenizer *t = calloc(1, sizeof *t);
+    loader L = {0};
+    char *pattern = NULL;
+    int rc = -1;
+    if (!t) {
+        zi_err("tokenizer: out of memory");
+        goto done;
+    }
+    L.t = t;
+    bytelevel_tables(t->b2u, t->u2b);
+    if (tokenizer_load_gguf(t, &L, &f, &pattern) || load_tables(&L, path) || load_regex(t, pattern, path)) goto done;
+    rc = 0;
+done:
+    free(pattern);
+    free(L.vocab);
+    free(L.merges);
+    free(L.mstr.p);
+    zi_st_close(&f);
+    if (rc) {
+        zi_tokenizer_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
 int zi_tokenizer_load(zi_tokenizer **out, const char *path) {
     *out = NULL;
+    if (file_is_gguf(path)) return zi_tokenizer_load_gguf(out, path);
     size_t n;
     const char *buf = map_file(path, &n);
     if (!buf) return -1;

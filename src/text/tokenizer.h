@@ -31,7 +31,9 @@ typedef struct zi_tokenizer zi_tokenizer;
 /* id of <|endoftext|> in Qwen vocabularies: the padding id. */
 #define ZI_QWEN_PAD_ID 151643
 
-/* Load tokenizer.json. 0, or -1 with zi_last_error() naming the file and problem. */
+/* Load tokenizer.json, or the vocabulary of a GGUF text encoder in llama.cpp's layout
+ * (tokenizer.ggml.* keys; the file starts with "GGUF"). 0, or -1 with zi_last_error() naming
+ * the file and problem. */
 int zi_tokenizer_load(zi_tokenizer **out, const char *tokenizer_json_path);
 void zi_tokenizer_free(zi_tokenizer *tok);
 

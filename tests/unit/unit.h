@@ -25,5 +25,5 @@ void unit_abi(const char *fixtures);
 void unit_json(void);
 void unit_imgcond(const char *fixtures);
 void unit_lora(const char *fixtures);
-void unit_gguf(void);
+void unit_gguf(const char *fixtures);
 #endif

@@ -11,7 +11,14 @@
 
 #include "../../src/common/error.h"
 #include "../../src/common/quant.h"
+#include "../../src/dit/dit.h"
 #include "../../src/io/gguf.h"
+#include "../../src/io/json.h"
+#include "../../src/io/st_writer.h"
+#include "../../src/io/store.h"
+#include "../../src/pipeline/quantize.h"
+#include "../../src/text/qwen3.h"
+#include "../../src/text/tokenizer.h"
 #include "unit.h"
 
 static char gg_dir[256];
@@ -334,7 +341,156 @@ static void unit_quant_error(void) {
     UNIT_CHECK(zi_f8e5m2_to_f32(0x3c) == 1.0f && zi_f8e5m2_to_f32(0xc2) == -3.0f, "e5m2 1.0 / -3.0");
 }
 
-void unit_gguf(void) {
+/* ---- whole components: `zimage quantize` output read back by our loaders ---------------- */
+
+/* Text encoder written as a llama.cpp-layout GGUF (F32, so exact) from the tiny model: the
+ * Qwen3 loader maps the names back, its features match the qwen3_cat golden (computed by the
+ * reference implementation), and the vocabulary in the GGUF tokenizes every shared tokenizer
+ * case to the same ids as HF tokenizers. */
+static void unit_gguf_text_encoder(const char *fixtures) {
+    char model[512], out[512], path[600];
+    snprintf(model, sizeof model, "%s/tiny-zimage", fixtures);
+    snprintf(out, sizeof out, "%s/te.gguf", gg_dir);
+    zi_quantize_params qp = {model, out, ZI_F32, ZI_COMPONENT_TEXT_ENCODER, 0, NULL, NULL};
+    if (zi_quantize_model(&qp)) {
+        UNIT_CHECK(0, "quantize text encoder: %s", zi_last_error());
+        return;
+    }
+    UNIT_CHECK(zi_quantize_model(&qp) != 0 && strstr(zi_last_error(), "--force"), "quantize must refuse to overwrite");
+    zi_tokenizer *tok = NULL;
+    if (zi_tokenizer_load(&tok, out)) {
+        UNIT_CHECK(0, "tokenizer from GGUF: %s", zi_last_error());
+        return;
+    }
+    snprintf(path, sizeof path, "%s/tokenizer_cases.json", fixtures);
+    json_t *doc = zi_json_load_file(path), *cases = json_object_get(doc, "cases"), *c;
+    size_t i;
+    int bad = 0, n_cases = 0;
+    json_array_foreach(cases, i, c) {
+        json_t *jt = json_object_get(c, "text"), *jids = json_object_get(c, "ids");
+        int32_t *ids = NULL;
+        int n = 0;
+        n_cases++;
+        if (zi_tokenizer_encode(tok, json_string_value(jt), json_string_length(jt), &ids, &n) ||
+            n != (int)json_array_size(jids))
+            bad++;
+        else
+            for (int k = 0; k < n; k++)
+                if (ids[k] != json_integer_value(json_array_get(jids, (size_t)k))) {
+                    bad++;
+                    break;
+                }
+        free(ids);
+    }
+    json_decref(doc);
+    UNIT_CHECK(n_cases >= 25 && bad == 0, "GGUF tokenizer: %d of %d tokenizer cases differ from HF ids", bad, n_cases);
+    printf("  gguf tokenizer: %d tokenizer cases, %d differ\n", n_cases, bad);
+    /* the encoder */
+    zi_qwen3 *q;
+    zi_st_file g;
+    snprintf(path, sizeof path, "%s/golden/qwen3_cat.safetensors", fixtures);
+    if (zi_qwen3_load(&q, out) || zi_st_open(&g, path)) {
+        UNIT_CHECK(0, "GGUF text encoder: %s", zi_last_error());
+        zi_tokenizer_free(tok);
+        return;
+    }
+    const zi_tensor *want = zi_st_find(&g, "f32/cap_feats"), *ids_t = zi_st_find(&g, "input_ids"),
+                    *mask = zi_st_find(&g, "attention_mask");
+    int L = 0;
+    for (int64_t k = 0; mask && k < mask->numel; k++) L += ((const uint8_t *)mask->data)[k] != 0;
+    float *feats = malloc(sizeof(float) * (size_t)(L > 0 ? L : 1) * 8);
+    int rc = want && ids_t && L > 0 ? zi_qwen3_encode(q, ids_t->data, L, feats) : -1;
+    double maxerr = 0;
+    for (int64_t k = 0; rc == 0 && k < want->numel; k++) {
+        double e = fabs((double)feats[k] - ((const float *)want->data)[k]);
+        if (e > maxerr) maxerr = e;
+        if (e > 1e-4 + 1e-4 * fabs(((const float *)want->data)[k])) rc = 1;
+    }
+    UNIT_CHECK(rc == 0 && want && want->numel == (int64_t)L * 8, "GGUF text encoder vs qwen3_cat golden: max err %g", maxerr);
+    printf("  gguf text encoder (llama.cpp names) vs qwen3_cat golden: max_abs_err %.3g\n", maxerr);
+    free(feats);
+    zi_st_close(&g);
+    zi_qwen3_free(q);
+    zi_tokenizer_free(tok);
+}
+
+/* DiT quantized by us: every matrix reads back with exactly the blocks our quantizer makes from
+ * the source (reader bit for bit), names/types follow ComfyUI-GGUF, the loader accepts it. */
+static void unit_gguf_dit_roundtrip(const char *fixtures) {
+    char model[512], out[512], src_dir[600];
+    snprintf(model, sizeof model, "%s/tiny-zimage", fixtures);
+    snprintf(src_dir, sizeof src_dir, "%s/tiny-zimage/transformer", fixtures);
+    snprintf(out, sizeof out, "%s/dit-q4k.gguf", gg_dir);
+    zi_quantize_params qp = {model, out, ZI_Q4_0, ZI_COMPONENT_DIT, 0, NULL, NULL};
+    zi_st_file g;
+    zi_store src;
+    if (zi_quantize_model(&qp) || zi_st_open(&g, out) || zi_store_open(&src, src_dir)) {
+        UNIT_CHECK(0, "quantize DiT: %s", zi_last_error());
+        return;
+    }
+    const char *arch = zi_gguf_get_str(&g, "general.architecture");
+    UNIT_CHECK(arch && !strcmp(arch, "lumina2"), "DiT GGUF general.architecture");
+    const zi_tensor *qkv = zi_st_find(&g, "layers.1.attention.qkv.weight"), *w2 = zi_st_find(&g, "layers.1.feed_forward.w2.weight");
+    const zi_tensor *nq = zi_st_find(&g, "layers.1.attention.q_norm.weight"), *xe = zi_st_find(&g, "x_embedder.weight");
+    UNIT_CHECK(qkv && qkv->dtype == ZI_Q4_0 && qkv->shape[0] == 192 && w2 && w2->dtype == ZI_F32 && nq &&
+                   nq->dtype == ZI_F32 && xe && xe->dtype == ZI_F32,
+               "DiT GGUF layout (fused qkv Q4_0, w2 [64,170] F32, norms F32, x_embedder F32)");
+    /* fused qkv = blocks of to_q, to_k, to_v quantized row by row */
+    int same = qkv != NULL;
+    const char *parts[3] = {"layers.1.attention.to_q.weight", "layers.1.attention.to_k.weight",
+                            "layers.1.attention.to_v.weight"};
+    float ones[64];
+    for (int i = 0; i < 64; i++) ones[i] = 1;
+    for (int k = 0; same && k < 3; k++) {
+        const zi_tensor *t = zi_store_find(&src, parts[k]);
+        uint8_t blocks[64 * 36];
+        size_t nb = t ? zi_quantize_rows(ZI_Q4_0, t->data, blocks, 64, 64, ones) : 0;
+        same = nb == 64 * 2 * 18 && !memcmp((const uint8_t *)qkv->data + k * nb, blocks, nb);
+    }
+    UNIT_CHECK(same, "DiT GGUF qkv blocks differ from the quantizer's output for to_q/to_k/to_v");
+    const zi_tensor *w2s = zi_store_find(&src, "layers.1.feed_forward.w2.weight");
+    UNIT_CHECK(w2 && w2s && w2->nbytes == w2s->nbytes && !memcmp(w2->data, w2s->data, w2->nbytes),
+               "DiT GGUF F32 tensor not bit-identical to its source");
+    zi_dit *m;
+    UNIT_CHECK(zi_dit_load(&m, out) == 0, "load our DiT GGUF: %s", zi_last_error());
+    if (m) zi_dit_free(m);
+    zi_store_close(&src);
+    zi_st_close(&g);
+}
+
+/* ComfyUI scaled fp8: F8_E4M3 weight + scale_weight; values from the format definition. */
+static void unit_fp8_scaled(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/fp8.safetensors", gg_dir);
+    /* e4m3fn bytes: 0x38 = 1.0, 0x3c = 1.5, 0xb8 = -1.0, 0x01 = 2^-9 (min subnormal), 0x7e = 448 (max),
+     * 0x00 = 0, 0x45 = 2^(8-7) * (1 + 5/8) = 3.25, 0x22 = 2^(4-7) * 1.25 = 0.15625 */
+    static const uint8_t w[8] = {0x38, 0x3c, 0xb8, 0x01, 0x7e, 0x00, 0x45, 0x22};
+    static const float want[8] = {0.5f, 0.75f, -0.5f, 0x1p-10f, 224.0f, 0.0f, 1.625f, 0.078125f};
+    static const uint8_t w5[4] = {0x3c, 0xc2, 0x01, 0x7b}; /* e5m2: 1, -3, 2^-16, 57344 */
+    float scale = 0.5f;
+    zi_st_writer sw;
+    zi_st_writer_init(&sw);
+    zi_st_writer_add(&sw, "blk.weight", ZI_F8_E4M3, 2, (int64_t[]){2, 4}, w);
+    zi_st_writer_add(&sw, "blk.scale_weight", ZI_F32, 0, (int64_t[]){0}, &scale);
+    zi_st_writer_add(&sw, "e5.weight", ZI_F8_E5M2, 1, (int64_t[]){4}, w5);
+    int rc = zi_st_writer_write(&sw, path);
+    zi_st_writer_free(&sw);
+    zi_store s;
+    if (rc || zi_store_open(&s, path)) {
+        UNIT_CHECK(0, "fp8 file: %s", zi_last_error());
+        return;
+    }
+    const zi_tensor *t = zi_store_get2(&s, "blk.weight", 2, 4);
+    float *v = t ? zi_tensor_to_f32(t) : NULL;
+    UNIT_CHECK(t && t->scale == 0.5f && v && !memcmp(v, want, sizeof want), "scaled fp8 e4m3 values");
+    free(v);
+    float *e5 = zi_store_get_vec(&s, "e5.weight", 4);
+    UNIT_CHECK(e5 && e5[0] == 1.0f && e5[1] == -3.0f && e5[2] == 0x1p-16f && e5[3] == 57344.0f, "fp8 e5m2 values");
+    free(e5);
+    zi_store_close(&s);
+}
+
+void unit_gguf(const char *fixtures) {
     snprintf(gg_dir, sizeof gg_dir, "/tmp/zimage-gguf-XXXXXX");
     if (!mkdtemp(gg_dir)) {
         UNIT_CHECK(0, "mkdtemp failed");
@@ -343,7 +499,11 @@ void unit_gguf(void) {
     unit_gguf_bad_files();
     unit_gguf_roundtrip();
     unit_quant_error();
+    unit_gguf_text_encoder(fixtures);
+    unit_gguf_dit_roundtrip(fixtures);
+    unit_fp8_scaled();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", gg_dir);
     if (system(cmd) != 0) UNIT_CHECK(0, "cleanup failed");
 }
+

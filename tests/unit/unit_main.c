@@ -12,7 +12,7 @@ int main(int argc, char **argv) {
     unit_vae(fixtures);
     unit_tokenizer(fixtures);
     unit_comfy(fixtures);
-    unit_gguf();
+    unit_gguf(fixtures);
     unit_fuzz(fixtures);
     unit_abi(fixtures);
     unit_json();
