@@ -46,6 +46,29 @@ if grep -q "a red fox in the snow, watercolor" "$TMP/chk" && grep -q "Seed: 42" 
   ok "PNG metadata readable by PIL"
 else bad "PNG metadata: $(cat "$TMP/chk")"; fi
 
+# GGUF components without a diffusers folder: the tiny DiT and text encoder written by
+# `zimage quantize` as F32 GGUFs (ComfyUI / llama.cpp layouts; the text encoder carries the
+# vocabulary, so no --tokenizer) reproduce the golden fox image
+if "$ZIMAGE" quantize -i "$M" -o "$TMP/dit.gguf" --type f32 2>"$TMP/qlog" \
+   && "$ZIMAGE" quantize -i "$M" -o "$TMP/te.gguf" --type f32 --component text-encoder 2>>"$TMP/qlog" \
+   && grep -q "100%" "$TMP/qlog"; then ok "quantize writes DiT and text encoder GGUFs with a progress bar"
+else bad "quantize: $(cat "$TMP/qlog")"; fi
+expect_fail "quantize refuses to overwrite" "use --force" quantize -i "$M" -o "$TMP/dit.gguf" --type q8_0
+expect_fail "quantize unknown type" "unknown type 'q9_9'" quantize -i "$M" -o "$TMP/x.gguf" --type q9_9
+if "$ZIMAGE" quantize -i "$M" -o "$TMP/dit2.gguf" --type q4_k 2>/dev/null \
+   && "$ZIMAGE" quantize -i "$M" -o "$TMP/dit2.gguf" --type q4_k --force 2>/dev/null; then ok "quantize --force overwrites"
+else bad "quantize --force"; fi
+out=$TMP/fox-gguf.png
+if "$ZIMAGE" --transformer "$TMP/dit.gguf" --text-encoder "$TMP/te.gguf" --vae "$M/vae" \
+     -p "a red fox in the snow, watercolor" -W 64 -H 64 --seed 42 -o "$out" > "$TMP/log" 2>&1 \
+   && /usr/bin/python3 tests/png_check.py "$out" "$FIX/golden/e2e_turbo_fox_64x64.safetensors" f32/image_u8 1 0.01 > "$TMP/chk" 2>&1; then
+  ok "fox from --transformer X.gguf --text-encoder Y.gguf (no -m, no --tokenizer) equals golden image_u8"
+else
+  bad "fox from GGUF components: $(cat "$TMP/log" "$TMP/chk" 2>/dev/null)"
+fi
+if "$ZIMAGE" tokenize --tokenizer "$TMP/te.gguf" "hello world" | grep -q "^2 tokens"; then ok "tokenize with a GGUF vocabulary"
+else bad "tokenize --tokenizer te.gguf"; fi
+
 # default seed is random and printed
 if "$ZIMAGE" -m "$M" -p "x" -W 32 -H 32 -o "$TMP/r.png" 2>/dev/null | grep -Eq "seed [0-9]+"; then ok "random seed printed"
 else bad "random seed not printed"; fi

@@ -30,9 +30,9 @@ static void usage(FILE *f) {
             "Generate an image with Z-Image / Z-Image-Turbo.\n"
             "\n"
             "  -m, --model DIR          diffusers model folder (transformer/, text_encoder/, tokenizer/, vae/)\n"
-            "      --transformer PATH   transformer folder or single file (e.g. z_image_turbo_bf16.safetensors)\n"
-            "      --text-encoder PATH  text encoder folder or single file (e.g. qwen_3_4b.safetensors)\n"
-            "      --tokenizer FILE     tokenizer.json\n"
+            "      --transformer PATH   transformer folder or single file (.safetensors, incl. fp8, or .gguf)\n"
+            "      --text-encoder PATH  text encoder folder or single file (qwen_3_4b.safetensors, Qwen3-4B-Q8_0.gguf)\n"
+            "      --tokenizer FILE     tokenizer.json (optional with a .gguf text encoder)\n"
             "      --vae PATH           VAE folder or ae.safetensors\n"
             "  -p, --prompt TEXT        what to draw\n"
             "  -n, --negative TEXT      negative prompt (used when guidance > 1; default \"\")\n"
@@ -189,6 +189,12 @@ static int on_preview(void *user, int step, int total, const zimage_image *img) 
     return 0;
 }
 
+/* a .gguf text encoder carries its vocabulary: --tokenizer is then optional */
+static int is_gguf_name(const char *p) {
+    size_t n = strlen(p);
+    return n > 5 && !strcmp(p + n - 5, ".gguf");
+}
+
 static int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *tokfile = NULL, *text = NULL;
     int templated = 0;
@@ -241,7 +247,7 @@ static int cmd_encode(int argc, char **argv) {
             prompt = argv[i];
     }
     if (!lp.model_dir) lp.model_dir = getenv("ZIMAGE_MODEL");
-    if ((!lp.model_dir && !(lp.text_encoder && lp.tokenizer)) || !prompt)
+    if ((!lp.model_dir && !(lp.text_encoder && (lp.tokenizer || is_gguf_name(lp.text_encoder)))) || !prompt)
         return die("%s", "encode: usage: zimage encode -m MODEL_DIR PROMPT");
     float *f;
     int n, dim;
@@ -294,7 +300,7 @@ static int cmd_quantize(int argc, char **argv) {
         return die("%s", "quantize: usage: zimage quantize -i MODEL -o OUT.gguf --type q8_0 [--component dit|text-encoder] [--force]");
     int last = -1;
     if (zimage_quantize(in, out, type, comp, force, quantize_progress, &last)) {
-        fprintf(stderr, "\nzimage: %s\n", zimage_last_error());
+        fprintf(stderr, "%szimage: %s\n", last >= 0 && last < 100 ? "\n" : "", zimage_last_error());
         return 1;
     }
     fprintf(stderr, "wrote %s\n", out);
@@ -468,8 +474,10 @@ int main(int argc, char **argv) {
     }
     if (!lp.model_dir && !lp.transformer) lp.model_dir = getenv("ZIMAGE_MODEL");
     if (!p.prompt) return die("%s", "no prompt given (-p TEXT)");
-    if (!lp.model_dir && !(lp.transformer && lp.text_encoder && lp.vae && lp.tokenizer))
-        return die("%s", "no model given (-m MODEL_DIR, or --transformer, --text-encoder, --tokenizer and --vae)");
+    if (!lp.model_dir &&
+        !(lp.transformer && lp.text_encoder && lp.vae && (lp.tokenizer || is_gguf_name(lp.text_encoder))))
+        return die("%s", "no model given (-m MODEL_DIR, or --transformer, --text-encoder, --tokenizer and --vae; "
+                         "a .gguf text encoder carries its tokenizer)");
     if (check_output(output)) return 2;
     if (preview_opts && !preview_path) return die("%s", "--preview-every/--preview-vae need --preview PATH");
     if (preview_path && check_output(preview_path)) return 2;

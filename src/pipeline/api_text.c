@@ -47,7 +47,7 @@ int zimage_encode_prompt(const zimage_load_params *user_lp, const char *prompt, 
     if (zi_pipeline_load_params(&lpn, user_lp)) return -1;
     const zimage_load_params *lp = &lpn;
     char *te = zi_pipeline_component_path(lp->text_encoder, lp->model_dir, "text_encoder");
-    char *tk = zi_pipeline_component_path(lp->tokenizer, lp->model_dir, "tokenizer/tokenizer.json");
+    char *tk = zi_pipeline_tokenizer_path(lp->tokenizer, lp->model_dir, te);
     zi_tokenizer *tok = NULL;
     int rc = -1;
     if (!te || !tk) {

@@ -110,6 +110,25 @@ char *zi_pipeline_component_path(const char *explicit_path, const char *dir, con
     return NULL;
 }
 
+int zi_pipeline_is_gguf(const char *path) {
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    char m[4] = {0};
+    int r = f && fread(m, 1, 4, f) == 4 && !memcmp(m, "GGUF", 4);
+    if (f) fclose(f);
+    return r;
+}
+
+char *zi_pipeline_tokenizer_path(const char *explicit_path, const char *dir, const char *text_encoder) {
+    if (explicit_path) return zi_strdup(explicit_path);
+    char *p = dir ? path_join(dir, "tokenizer/tokenizer.json") : NULL;
+    if (p && path_exists(p)) return p;
+    if (zi_pipeline_is_gguf(text_encoder)) {
+        free(p);
+        return zi_strdup(text_encoder);
+    }
+    return p;
+}
+
 /* Base (undistilled) Z-Image configs carry "siglip_feat_dim" (docs/MODEL.md §1); Turbo does not. */
 static int detect_base_model(const char *transformer_path) {
     char *cfg = path_join(transformer_path, "config.json");
@@ -146,8 +165,10 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
     zimage_load_params pn;
     if (zi_pipeline_load_params(&pn, lp)) return -1;
     const zimage_load_params *p = &pn;
-    if ( (!p->model_dir && (!p->transformer || !p->text_encoder || !p->vae || !p->tokenizer)))
-        return zi_err("no model given: set model_dir, or all of transformer, text_encoder, tokenizer and vae");
+    if (!p->model_dir && (!p->transformer || !p->text_encoder || !p->vae ||
+                          (!p->tokenizer && !zi_pipeline_is_gguf(p->text_encoder))))
+        return zi_err("no model given: set model_dir, or all of transformer, text_encoder, tokenizer and vae "
+                      "(the tokenizer may be omitted when the text encoder is a GGUF file)");
     if (p->model_dir && !path_exists(p->model_dir)) return zi_err("%s: model folder does not exist", p->model_dir);
     zimage_model *m = zi_calloc(1, sizeof *m);
     if (!m) return -1;
@@ -162,7 +183,7 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
     kn_set_isa(m->isa);
     m->transformer_path = zi_pipeline_component_path(p->transformer, p->model_dir, "transformer");
     m->text_encoder_path = zi_pipeline_component_path(p->text_encoder, p->model_dir, "text_encoder");
-    m->tokenizer_path = zi_pipeline_component_path(p->tokenizer, p->model_dir, "tokenizer/tokenizer.json");
+    m->tokenizer_path = zi_pipeline_tokenizer_path(p->tokenizer, p->model_dir, m->text_encoder_path);
     m->vae_path = zi_pipeline_component_path(p->vae, p->model_dir, "vae");
     if (!m->transformer_path || !m->text_encoder_path || !m->tokenizer_path || !m->vae_path) goto fail;
 

@@ -63,6 +63,11 @@ double zi_pipeline_work_bytes(const zimage_model *m, int W, int H, int max_token
 
 /* Explicit path, else dir/sub (NULL if neither is given). New string. */
 char *zi_pipeline_component_path(const char *explicit_path, const char *dir, const char *sub);
+/* The tokenizer: explicit tokenizer.json, else dir/tokenizer/tokenizer.json when it exists, else
+ * the text encoder itself when it is a GGUF (its tokenizer.ggml.* vocabulary); NULL if none. */
+char *zi_pipeline_tokenizer_path(const char *explicit_path, const char *dir, const char *text_encoder);
+/* 1 if the file starts with the GGUF magic. */
+int zi_pipeline_is_gguf(const char *path);
 
 /* Encode one prompt with the text encoder at `path` (loaded, used, released). */
 int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, const char *prompt, int max_len,

@@ -19,6 +19,7 @@
 
 #include "../common/error.h"
 #include "../io/json.h"
+#include "../io/gguf.h"
 #include "../io/store.h"
 #include "../kernels/kernels.h"
 
@@ -172,6 +173,11 @@ static int qwen3_config_infer(zi_qwen3_config *c, const zi_store *s) {
     c->n_layers = qwen3_count_layers(s);
     c->rms_eps = 1e-6f;
     c->rope_theta = 1e6f;
+    /* a llama.cpp GGUF states them */
+    const zi_gguf_kv *th = s->n_files ? zi_gguf_find(&s->files[0], "qwen3.rope.freq_base") : NULL;
+    const zi_gguf_kv *ep = s->n_files ? zi_gguf_find(&s->files[0], "qwen3.attention.layer_norm_rms_epsilon") : NULL;
+    if (th && th->type == ZI_GGUF_F32 && th->f > 0) c->rope_theta = (float)th->f;
+    if (ep && ep->type == ZI_GGUF_F32 && ep->f > 0 && ep->f < 1) c->rms_eps = (float)ep->f;
     return 0;
 }
 
