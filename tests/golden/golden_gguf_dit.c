@@ -36,37 +36,6 @@ static void gguf_dit_check_types(golden_case *c, const zi_dit *m) {
     if (!ok) c->n_failed++;
 }
 
-/* TEMPORARY, test only: until kn_linear dequantizes block types itself (the kernel rewrite in
- * progress), give the forward pass F32 copies of the quantized matrices. Dequantization is ggml's
- * (bit-exact, see gguf_dequant). Remove once the GEMM accepts every zi_dtype. */
-typedef struct {
-    void **bufs;
-    int n;
-} owned_list;
-
-static void deq_mat(kn_mat *w, owned_list *o) {
-    if (!w->data || !zi_dtype_is_block(w->dtype)) return;
-    float *f = malloc(sizeof(float) * (size_t)(w->rows * w->cols));
-    zi_convert_to_f32(f, w->data, w->dtype, (size_t)(w->rows * w->cols));
-    o->bufs = realloc(o->bufs, sizeof(void *) * (size_t)(o->n + 1));
-    o->bufs[o->n++] = f;
-    w->dtype = ZI_F32;
-    w->data = f;
-}
-
-static void deq_dit(zi_dit *m, owned_list *o) {
-    kn_mat *top[] = {&m->t_w1, &m->t_w2, &m->cap_w, &m->x_w, &m->final_w, &m->final_ada_w};
-    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) deq_mat(top[i], o);
-    zi_dit_block *sets[3] = {m->noise_refiner, m->context_refiner, m->layers};
-    int counts[3] = {m->cfg.n_refiner, m->cfg.n_refiner, m->cfg.n_layers};
-    for (int s = 0; s < 3; s++)
-        for (int i = 0; i < counts[s]; i++) {
-            zi_dit_block *b = &sets[s][i];
-            kn_mat *mats[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w1, &b->w3, &b->w2, &b->ada_w};
-            for (size_t k = 0; k < sizeof mats / sizeof mats[0]; k++) deq_mat(mats[k], o);
-        }
-}
-
 int golden_run_gguf_dit(golden_case *c) {
     double atol = 2e-4, rtol = 2e-4;
     golden_tol(c, &atol, &rtol);
@@ -80,8 +49,6 @@ int golden_run_gguf_dit(golden_case *c) {
     int quantized = 0;
     for (int t = 0; t < m->store.files[0].n_tensors; t++) quantized += zi_dtype_is_block(m->store.files[0].tensors[t].dtype);
     gguf_dit_check_types(c, m);
-    owned_list o = {0};
-    deq_dit(m, &o);
     float *x = golden_f32(c, "x", NULL), *t = golden_f32(c, "t", NULL);
     float *out = malloc(sizeof(float) * (size_t)xt->numel);
     int rc = GOLDEN_PASS;
@@ -96,9 +63,7 @@ int golden_run_gguf_dit(golden_case *c) {
         free(cap);
     }
     if (rc == GOLDEN_PASS) golden_check(c, "gguf/out", out, xt->numel, atol, rtol);
-    golden_note(c, "%d quantized tensors (loaded quantized; F32 copies made by this test until kn_linear takes block types)", quantized);
-    for (int i = 0; i < o.n; i++) free(o.bufs[i]);
-    free(o.bufs);
+    golden_note(c, "%d tensors stay block-quantized in memory (kn_linear dequantizes per K panel)", quantized);
     free(x);
     free(t);
     free(out);
