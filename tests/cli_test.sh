@@ -66,6 +66,19 @@ if "$ZIMAGE" --transformer "$TMP/dit.gguf" --text-encoder "$TMP/te.gguf" --vae "
 else
   bad "fox from GGUF components: $(cat "$TMP/log" "$TMP/chk" 2>/dev/null)"
 fi
+# Q8_0 DiT + Q8_0 text encoder, weights kept quantized through the GEMM: not a golden (the
+# weights differ by ~0.4%), a quality bound: measured max 2/255 vs the f32 image; a broken
+# block layout or scale gives an unrelated image
+out=$TMP/fox-q8.png
+if "$ZIMAGE" quantize -i "$M" -o "$TMP/dit-q8.gguf" --type q8_0 2>/dev/null \
+   && "$ZIMAGE" quantize -i "$M" -o "$TMP/te-q8.gguf" --type q8_0 --component text-encoder 2>/dev/null \
+   && "$ZIMAGE" --transformer "$TMP/dit-q8.gguf" --text-encoder "$TMP/te-q8.gguf" --vae "$M/vae" \
+     -p "a red fox in the snow, watercolor" -W 64 -H 64 --seed 42 -o "$out" > "$TMP/log" 2>&1 \
+   && /usr/bin/python3 tests/png_check.py "$out" "$FIX/golden/e2e_turbo_fox_64x64.safetensors" f32/image_u8 6 0.5 > "$TMP/chk" 2>&1; then
+  ok "fox from Q8_0 GGUFs within 6/255 of the f32 golden; $(head -1 "$TMP/chk")"
+else
+  bad "fox from Q8_0 GGUFs: $(cat "$TMP/log" "$TMP/chk" 2>/dev/null)"
+fi
 if "$ZIMAGE" tokenize --tokenizer "$TMP/te.gguf" "hello world" | grep -q "^2 tokens"; then ok "tokenize with a GGUF vocabulary"
 else bad "tokenize --tokenizer te.gguf"; fi
 

@@ -14,6 +14,8 @@ void zi_st_writer_init(zi_st_writer *w) { memset(w, 0, sizeof *w); }
 
 int zi_st_writer_add(zi_st_writer *w, const char *name, zi_dtype dt, int ndim, const int64_t *shape, const void *data) {
     if (ndim < 0 || ndim > 8) return zi_err("st_writer: tensor '%s' has %d dims", name, ndim);
+    if (zi_dtype_is_block(dt)) /* safetensors has no block formats (GGUF does: gguf.h) */
+        return zi_err("st_writer: tensor '%s': %s cannot be stored in safetensors", name, zi_dtype_name(dt));
     if (w->n == w->cap) {
         int nc = w->cap ? 2 * w->cap : 64;
         zi_st_entry *ne = realloc(w->e, (size_t)nc * sizeof *ne);
