@@ -220,6 +220,8 @@ static int gg_cmp_range(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
+static int gg_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 static int gg_cmp_name(const void *a, const void *b) {
     return strcmp(((const zi_tensor *)a)->name, ((const zi_tensor *)b)->name);
 }
@@ -291,13 +293,21 @@ int zi_gguf_parse(zi_st_file *f) {
     m->kv = zi_calloc(n_kv ? (size_t)n_kv : 1, sizeof *m->kv);
     if (!m->kv) return -1;
     for (uint64_t i = 0; i < n_kv; i++) {
-        if (gguf_read_kv(&r, &m->kv[i], (int64_t)i)) {
-            m->n_kv = (int64_t)i + 1;
-            return -1;
-        }
         m->n_kv = (int64_t)i + 1;
-        for (uint64_t j = 0; j < i; j++)
-            if (!strcmp(m->kv[j].key, m->kv[i].key)) return zi_err("%s: duplicate key '%s'", path, m->kv[i].key);
+        if (gguf_read_kv(&r, &m->kv[i], (int64_t)i)) return -1;
+    }
+    { /* duplicate keys: sort a copy of the key pointers (n log n even for a crafted file) */
+        const char **keys = zi_malloc(sizeof *keys * (n_kv ? (size_t)n_kv : 1));
+        if (!keys) return -1;
+        for (uint64_t i = 0; i < n_kv; i++) keys[i] = m->kv[i].key;
+        qsort(keys, (size_t)n_kv, sizeof *keys, gg_cmp_str);
+        for (uint64_t i = 1; i < n_kv; i++)
+            if (!strcmp(keys[i], keys[i - 1])) {
+                zi_err("%s: duplicate key '%s'", path, keys[i]);
+                free(keys);
+                return -1;
+            }
+        free(keys);
     }
     const zi_gguf_kv *al = zi_gguf_find(f, "general.alignment");
     if (al) {
