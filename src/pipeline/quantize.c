@@ -97,6 +97,17 @@ static int plan_add(q_entry **es, int *n, const q_entry *e) {
     return 0;
 }
 
+/* Tensors of ComfyUI scaled-fp8 files that are not weights: per-layer scales (applied to their
+ * weight when it is converted) and the "scaled_fp8" marker. */
+static int is_fp8_aux(const char *name) {
+    static const char *const suf[] = {".scale_weight", ".weight_scale", ".scale_input", ".input_scale"};
+    size_t l = strlen(name);
+    if (!strcmp(name, "scaled_fp8") || !strcmp(name, "model.diffusion_model.scaled_fp8")) return 1;
+    for (int i = 0; i < 4; i++)
+        if (l > strlen(suf[i]) && !strcmp(name + l - strlen(suf[i]), suf[i])) return 1;
+    return 0;
+}
+
 /* Every tensor of the store, renamed; DiT to_q/to_k/to_v fused into qkv. */
 static int plan_build(const zi_store *s, int dit, zi_dtype want, q_entry **out, int *n_out) {
     *out = NULL;
@@ -105,6 +116,7 @@ static int plan_build(const zi_store *s, int dit, zi_dtype want, q_entry **out, 
         for (int i = 0; i < s->files[f].n_tensors; i++) {
             const zi_tensor *t = &s->files[f].tensors[i];
             q_entry e = {0};
+            if (is_fp8_aux(t->name)) continue; /* folded into the weights (zi_tensor.scale) */
             if (t->ndim < 1 || t->ndim > 4) return zi_err("%s: tensor '%s' has %d dims", t->file, t->name, t->ndim);
             if (!zi_dtype_is_weight(t->dtype))
                 return zi_err("%s: tensor '%s' has dtype %s", t->file, t->name, zi_dtype_name(t->dtype));

@@ -488,6 +488,19 @@ static void unit_fp8_scaled(void) {
     UNIT_CHECK(e5 && e5[0] == 1.0f && e5[1] == -3.0f && e5[2] == 0x1p-16f && e5[3] == 57344.0f, "fp8 e5m2 values");
     free(e5);
     zi_store_close(&s);
+    /* quantize folds the scale into the weight and drops the scale tensor */
+    char out[600];
+    snprintf(out, sizeof out, "%s/fp8.gguf", gg_dir);
+    zi_quantize_params qp = {path, out, ZI_F32, ZI_COMPONENT_DIT, 0, NULL, NULL};
+    zi_st_file g;
+    if (zi_quantize_model(&qp) || zi_st_open(&g, out)) {
+        UNIT_CHECK(0, "quantize fp8 file: %s", zi_last_error());
+        return;
+    }
+    const zi_tensor *gw = zi_st_find(&g, "blk.weight");
+    UNIT_CHECK(g.n_tensors == 2 && gw && gw->dtype == ZI_F32 && !memcmp(gw->data, want, sizeof want),
+               "scaled fp8 -> GGUF F32: scale folded in, scale tensor dropped");
+    zi_st_close(&g);
 }
 
 void unit_gguf(const char *fixtures) {
