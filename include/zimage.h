@@ -196,9 +196,13 @@ ZIMAGE_API int zimage_encode_prompt(const zimage_load_params *lp, const char *pr
 
 /* Write a model component as GGUF (`zimage quantize`): input is a diffusers folder, a component
  * folder or a single file; type "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "q3_k", "q2_k" (also
- * q4_1, q5_0, q5_1, f16, bf16, f32); component "dit" or "text-encoder". Refuses to overwrite
- * output unless force. progress (may be NULL) gets bytes done / total and the tensor name. */
-ZIMAGE_API int zimage_quantize(const char *input, const char *output, const char *type, const char *component, int force,
+ * q4_1, q5_0, q5_1, f16, bf16, f32); component "dit" or "text-encoder". flags: FORCE overwrites
+ * an existing output; FAST uses ggml's plain reference quantizers (what llama-quantize does
+ * without an importance matrix: 2-6x faster k-quants, slightly larger error) instead of the
+ * weighted search. progress (may be NULL) gets bytes done / total and the tensor name. */
+#define ZIMAGE_QUANTIZE_FORCE 1
+#define ZIMAGE_QUANTIZE_FAST 2
+ZIMAGE_API int zimage_quantize(const char *input, const char *output, const char *type, const char *component, int flags,
                     void (*progress)(void *user, uint64_t done, uint64_t total, const char *tensor), void *user);
 
 ZIMAGE_API const char *zimage_last_error(void);

@@ -56,7 +56,7 @@ else bad "quantize: $(cat "$TMP/qlog")"; fi
 expect_fail "quantize refuses to overwrite" "use --force" quantize -i "$M" -o "$TMP/dit.gguf" --type q8_0
 expect_fail "quantize unknown type" "unknown type 'q9_9'" quantize -i "$M" -o "$TMP/x.gguf" --type q9_9
 if "$ZIMAGE" quantize -i "$M" -o "$TMP/dit2.gguf" --type q4_k 2>/dev/null \
-   && "$ZIMAGE" quantize -i "$M" -o "$TMP/dit2.gguf" --type q4_k --force 2>/dev/null; then ok "quantize --force overwrites"
+   && "$ZIMAGE" quantize -i "$M" -o "$TMP/dit2.gguf" --type q4_k --force --fast 2>/dev/null; then ok "quantize --force (--fast) overwrites"
 else bad "quantize --force"; fi
 out=$TMP/fox-gguf.png
 if "$ZIMAGE" --transformer "$TMP/dit.gguf" --text-encoder "$TMP/te.gguf" --vae "$M/vae" \

@@ -25,7 +25,7 @@ static void usage(FILE *f) {
             "       zimage encode -m MODEL_DIR PROMPT\n"
             "       zimage serve -m MODEL_DIR [--host 127.0.0.1] [--port 7860] [--api-key KEY] [--queue N]\n"
             "       zimage quantize -i MODEL -o OUT.gguf --type q8_0|q6_k|q5_k|q4_k|q4_0|q3_k|q2_k\n"
-            "                       [--component dit|text-encoder] [--force]\n"
+            "                       [--component dit|text-encoder] [--force] [--fast]\n"
             "\n"
             "Generate an image with Z-Image / Z-Image-Turbo.\n"
             "\n"
@@ -281,7 +281,7 @@ static void quantize_progress(void *user, uint64_t done, uint64_t total, const c
 
 static int cmd_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *type = NULL, *comp = "dit";
-    int force = 0;
+    int flags = 0;
     for (int i = 0; i < argc; i++) {
         if ((!strcmp(argv[i], "-i") || !strcmp(argv[i], "--input")) && i + 1 < argc)
             in = argv[++i];
@@ -292,14 +292,16 @@ static int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(argv[i], "--component") && i + 1 < argc)
             comp = argv[++i];
         else if (!strcmp(argv[i], "--force"))
-            force = 1;
+            flags |= ZIMAGE_QUANTIZE_FORCE;
+        else if (!strcmp(argv[i], "--fast"))
+            flags |= ZIMAGE_QUANTIZE_FAST;
         else
             return die("quantize: unknown or incomplete option '%s'", argv[i]);
     }
     if (!in || !out || !type)
-        return die("%s", "quantize: usage: zimage quantize -i MODEL -o OUT.gguf --type q8_0 [--component dit|text-encoder] [--force]");
+        return die("%s", "quantize: usage: zimage quantize -i MODEL -o OUT.gguf --type q8_0 [--component dit|text-encoder] [--force] [--fast]");
     int last = -1;
-    if (zimage_quantize(in, out, type, comp, force, quantize_progress, &last)) {
+    if (zimage_quantize(in, out, type, comp, flags, quantize_progress, &last)) {
         fprintf(stderr, "%szimage: %s\n", last >= 0 && last < 100 ? "\n" : "", zimage_last_error());
         return 1;
     }

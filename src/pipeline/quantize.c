@@ -339,7 +339,7 @@ int zi_quantize_model(const zi_quantize_params *p) {
     for (int64_t i = 0; i < max_cols; i++) ones[i] = 1.0f;
     for (int i = 0; rc == 0 && i < n; i++)
         for (int k = 0; rc == 0 && k < es[i].n_parts; k++)
-            rc = write_part(&w, es[i].part[k], es[i].type, ones, &done, total, p, es[i].name);
+            rc = write_part(&w, es[i].part[k], es[i].type, p->fast ? NULL : ones, &done, total, p, es[i].name);
     if (rc == 0) rc = zi_gguf_write_end(&w);
 done:
     zi_gguf_writer_free(&w);
@@ -349,9 +349,10 @@ done:
     return rc ? -1 : 0;
 }
 
-int zimage_quantize(const char *input, const char *output, const char *type, const char *component, int force,
+int zimage_quantize(const char *input, const char *output, const char *type, const char *component, int flags,
                     void (*progress)(void *user, uint64_t done, uint64_t total, const char *tensor), void *user) {
-    zi_quantize_params p = {input, output, ZI_Q8_0, ZI_COMPONENT_DIT, force, progress, user};
+    zi_quantize_params p = {input,    output, ZI_Q8_0, ZI_COMPONENT_DIT, (flags & ZIMAGE_QUANTIZE_FORCE) != 0,
+                            (flags & ZIMAGE_QUANTIZE_FAST) != 0, progress, user};
     if (!input || !output) return zi_err("quantize: input and output are required");
     if (!type || zi_quantize_type_parse(type, &p.type))
         return zi_err("quantize: unknown type '%s' (q8_0, q6_k, q5_k, q4_k, q4_0, q3_k, q2_k, q4_1, q5_0, q5_1, f16, "

@@ -9,7 +9,8 @@
  *    token_embd / blk.N.* / output_norm names, 1-D norms F32, and the vocabulary as
  *    tokenizer.ggml.* (from tokenizer/tokenizer.json next to the text encoder).
  * Matrices are quantized with ggml's weighted search under an importance matrix of ones (what
- * stable-diffusion.cpp's converter does; common/quant.h). Memory: one tensor's rows at a time. */
+ * stable-diffusion.cpp's converter does; common/quant.h), or with `fast` ggml's plain reference
+ * quantizers (llama-quantize without an importance matrix). Memory: one tensor's rows at a time. */
 #ifndef ZI_QUANTIZE_H
 #define ZI_QUANTIZE_H
 
@@ -25,6 +26,7 @@ typedef struct {
     zi_dtype type;      /* block type, or F32/F16/BF16 (plain conversion) */
     zi_component component;
     int force;          /* overwrite an existing output */
+    int fast;           /* ggml's _ref quantizers (no weighted search) */
     /* progress: bytes of source processed so far of total, current tensor name (may be NULL) */
     void (*progress)(void *user, uint64_t done, uint64_t total, const char *tensor);
     void *progress_user;

@@ -351,7 +351,7 @@ static void unit_gguf_text_encoder(const char *fixtures) {
     char model[512], out[512], path[600];
     snprintf(model, sizeof model, "%s/tiny-zimage", fixtures);
     snprintf(out, sizeof out, "%s/te.gguf", gg_dir);
-    zi_quantize_params qp = {model, out, ZI_F32, ZI_COMPONENT_TEXT_ENCODER, 0, NULL, NULL};
+    zi_quantize_params qp = {model, out, ZI_F32, ZI_COMPONENT_TEXT_ENCODER, 0, 0, NULL, NULL};
     if (zi_quantize_model(&qp)) {
         UNIT_CHECK(0, "quantize text encoder: %s", zi_last_error());
         return;
@@ -421,7 +421,7 @@ static void unit_gguf_dit_roundtrip(const char *fixtures) {
     snprintf(model, sizeof model, "%s/tiny-zimage", fixtures);
     snprintf(src_dir, sizeof src_dir, "%s/tiny-zimage/transformer", fixtures);
     snprintf(out, sizeof out, "%s/dit-q4k.gguf", gg_dir);
-    zi_quantize_params qp = {model, out, ZI_Q4_0, ZI_COMPONENT_DIT, 0, NULL, NULL};
+    zi_quantize_params qp = {model, out, ZI_Q4_0, ZI_COMPONENT_DIT, 0, 0, NULL, NULL};
     zi_st_file g;
     zi_store src;
     if (zi_quantize_model(&qp) || zi_st_open(&g, out) || zi_store_open(&src, src_dir)) {
@@ -491,7 +491,7 @@ static void unit_fp8_scaled(void) {
     /* quantize folds the scale into the weight and drops the scale tensor */
     char out[600];
     snprintf(out, sizeof out, "%s/fp8.gguf", gg_dir);
-    zi_quantize_params qp = {path, out, ZI_F32, ZI_COMPONENT_DIT, 0, NULL, NULL};
+    zi_quantize_params qp = {path, out, ZI_F32, ZI_COMPONENT_DIT, 0, 0, NULL, NULL};
     zi_st_file g;
     if (zi_quantize_model(&qp) || zi_st_open(&g, out)) {
         UNIT_CHECK(0, "quantize fp8 file: %s", zi_last_error());
