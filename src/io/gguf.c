@@ -267,6 +267,32 @@ static int gguf_read_tensor_info(gg_rd *r, zi_tensor *t, uint64_t *offset, int i
     return 0;
 }
 
+/* ComfyUI-GGUF stores some tensors reshaped (e.g. to make rows of whole blocks) and records the
+ * torch shape in "comfy.gguf.orig_shape.<name>" (integer array): present that shape. */
+static int gguf_orig_shapes(zi_st_file *f) {
+    static const char pre[] = "comfy.gguf.orig_shape.";
+    for (int64_t k = 0; k < f->gguf->n_kv; k++) {
+        const zi_gguf_kv *kv = &f->gguf->kv[k];
+        if (strncmp(kv->key, pre, sizeof pre - 1)) continue;
+        zi_tensor *t = (zi_tensor *)zi_st_find(f, kv->key + sizeof pre - 1);
+        if (!t) continue;
+        int64_t numel = 1, sh[ZI_MAX_DIMS];
+        int ok = kv->type == ZI_GGUF_ARRAY && kv->arr_type != ZI_GGUF_STRING && kv->arr_type != ZI_GGUF_ARRAY &&
+                 kv->arr_type != ZI_GGUF_F32 && kv->arr_type != ZI_GGUF_F64 && kv->arr_n >= 1 && kv->arr_n <= ZI_MAX_DIMS;
+        for (uint64_t d = 0; ok && d < kv->arr_n; d++) {
+            sh[d] = zi_gguf_arr_int(kv, d);
+            ok = sh[d] >= 0 && sh[d] <= ((int64_t)1 << 40) && (sh[d] == 0 || numel <= ((int64_t)1 << 50) / sh[d]);
+            numel *= ok ? sh[d] : 1;
+        }
+        if (!ok || numel != t->numel)
+            return zi_err("%s: %s does not describe tensor '%s' (%lld elements)", f->path, kv->key, t->name,
+                          (long long)t->numel);
+        t->ndim = (int)kv->arr_n;
+        memcpy(t->shape, sh, sizeof(int64_t) * kv->arr_n);
+    }
+    return 0;
+}
+
 int zi_gguf_parse(zi_st_file *f) {
     gg_rd r = {f->map, f->map_size, 4, f->path};
     const char *path = f->path;
@@ -368,7 +394,7 @@ int zi_gguf_parse(zi_st_file *f) {
     for (int i = 1; i < f->n_tensors; i++)
         if (!strcmp(f->tensors[i].name, f->tensors[i - 1].name))
             return zi_err("%s: duplicate tensor name '%s'", path, f->tensors[i].name);
-    return 0;
+    return gguf_orig_shapes(f);
 }
 
 void zi_gguf_meta_free(struct zi_gguf_meta *m) {

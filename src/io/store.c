@@ -206,6 +206,11 @@ const zi_tensor *zi_store_get(const zi_store *s, const char *name, int ndim, con
                zi_shape_str(b, sizeof b, ndim, shape));
         return NULL;
     }
+    if (zi_dtype_is_block(t->dtype) && ndim >= 2 && t->shape[ndim - 1] % zi_dtype_block_elems(t->dtype)) {
+        zi_err("%s: tensor '%s' is %s with rows of %lld values, not whole blocks of %lld", t->file, name,
+               zi_dtype_name(t->dtype), (long long)t->shape[ndim - 1], (long long)zi_dtype_block_elems(t->dtype));
+        return NULL;
+    }
     if (!zi_dtype_is_weight(t->dtype)) {
         zi_err("%s: tensor '%s' has dtype %s; weights must be F32, BF16, F16, F8 or block-quantized", t->file, name,
                zi_dtype_name(t->dtype));

@@ -245,6 +245,29 @@ static void unit_gguf_bad_files(void) {
     put_data(&g, 128);
     expect_gguf_error(&g, "overlap.gguf", "overlapping", "t.one");
 
+    /* ComfyUI-GGUF orig_shape: the torch shape of a reshaped tensor */
+    for (int badn = 0; badn < 2; badn++) {
+        put_hdr(&g, 3, 1, 1);
+        put_str(&g, "comfy.gguf.orig_shape.t.re");
+        put(&g, ZI_GGUF_ARRAY, 4);
+        put(&g, ZI_GGUF_I32, 4);
+        put(&g, 2, 8);
+        put(&g, 4, 4);
+        put(&g, badn ? 17 : 16, 4);
+        put_tensor(&g, "t.re", 2, 32, 2, 0, 0);
+        put_data(&g, 256);
+        if (badn) {
+            expect_gguf_error(&g, "origbad.gguf", "comfy.gguf.orig_shape.t.re", "t.re");
+        } else {
+            zi_st_file f;
+            int rc = zi_st_open(&f, gg_write(&g, "orig.gguf"));
+            const zi_tensor *t = rc ? NULL : zi_st_find(&f, "t.re");
+            UNIT_CHECK(t && t->ndim == 2 && t->shape[0] == 4 && t->shape[1] == 16, "gguf orig_shape [4, 16]: %s",
+                       rc ? zi_last_error() : "wrong shape");
+            if (!rc) zi_st_close(&f);
+        }
+    }
+
     put_hdr(&g, 3, 2, 0); /* duplicate tensor name */
     put_tensor(&g, "t.same", 1, 8, 0, 0, 0);
     put_tensor(&g, "t.same", 1, 8, 0, 0, 32);
