@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../common/error.h"
 #include "../common/quant.h"
@@ -150,6 +152,15 @@ static int plan_build(const zi_store *s, int dit, zi_dtype want, q_entry **out, 
     return 0;
 }
 
+/* Drop the source pages of [p, p + n) from this process's resident set once they are used
+ * (file-backed mapping: they are re-read if needed), so quantizing a 12 GB model does not
+ * look like a 12 GB process. */
+static void drop_pages(const void *p, size_t n) {
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + pg - 1) & ~(pg - 1),
+              b = ((uintptr_t)p + n) & ~(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* Convert + (quantize) one source tensor's rows, in chunks, into the writer. */
 static int write_part(zi_gguf_writer *w, const zi_tensor *t, zi_dtype type, const float *ones, uint64_t *done,
                       uint64_t total, const zi_quantize_params *p, const char *name) {
@@ -188,6 +199,7 @@ static int write_part(zi_gguf_writer *w, const zi_tensor *t, zi_dtype type, cons
             rc = zi_gguf_write_data(w, f, sizeof(float) * (size_t)(nr * cols));
         }
         *done += (uint64_t)nr * in_row;
+        drop_pages((const uint8_t *)t->data + (size_t)r0 * in_row, (size_t)nr * in_row);
         if (p->progress) p->progress(p->progress_user, *done, total, name);
     }
     free(f);
