@@ -103,8 +103,6 @@ int golden_run_end_to_end(golden_case *c);
 int golden_run_img2img(golden_case *c); /* golden_img2img.c */
 int golden_run_inpaint(golden_case *c); /* golden_img2img.c (same runner, with a mask) */
 int golden_run_gguf_dequant(golden_case *c);
-/* dit_forward cases whose model is a GGUF (models.gguf); called by golden_run_dit_forward */
-int golden_run_gguf_dit(golden_case *c);
 /* tokenizer_cases.json (not a manifest; absent: FAIL): returns GOLDEN_* and prints per-case lines. */
 int golden_run_tokenizer(const char *fixtures, int *n_pass, int *n_fail);
 

@@ -146,7 +146,6 @@ static int dit_run_variant(golden_case *c, const char *v, const float *x, const 
 }
 
 int golden_run_dit_forward(golden_case *c) {
-    if (json_object_get(json_object_get(c->manifest, "models"), "gguf")) return golden_run_gguf_dit(c);
     golden_tol(c, &DIT_ATOL, &DIT_RTOL);
     const zi_tensor *xt = golden_input(c, "x"), *tt = golden_input(c, "t");
     if (!xt || xt->ndim != 5 || !tt || tt->numel != xt->shape[0])

@@ -1,5 +1,5 @@
 /* unit_fuzz.c - deterministic mutation fuzzing of every input parser: safetensors headers,
- * GGUF files, a DiT config.json and tokenizer input. Each mutated input must either load
+ * GGUF files, PNG files, a DiT config.json and tokenizer input. Each mutated input must either load
  * or fail with a message - never crash, read out of bounds or leak (run under ASan/UBSan
  * by `make test-san`). Seeds are fixed so failures reproduce. */
 #include <stdint.h>
