@@ -135,18 +135,15 @@ int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int6
     if (M <= 0 || N <= 0 || K <= 0) return 0;
     if ((double)M * (double)N * (double)K < 65536.0) T = 1;
     int64_t npan = (N + 31) / 32;
-    int64_t cpan = npan / (4 * T) < 1 ? 1 : npan / (4 * T) > MA_NC / 32 ? MA_NC / 32 : npan / (4 * T);
+    int64_t cpan = kn_split_chunk_panels(npan, T, MA_NC / 32);
     int64_t nchunk = (npan + cpan - 1) / cpan;
-    int64_t msb = ((int64_t)(64 << 20) / (2 * (K < MA_KC ? MA_KC : K))) / MA_MC * MA_MC;
-    if (msb < MA_MC) msb = MA_MC;
+    int64_t msb = kn_split_superblock_rows(K, MA_KC, 2, MA_MC);
     int failed = 0;
     for (int64_t ms0 = 0; ms0 < M && !failed; ms0 += msb) {
         ma_apack A = {NULL, ms0, M - ms0 < msb ? M - ms0 : msb, 0};
         A.ms_pad = (A.ms + 31) / 32 * 32;
         int64_t nmb = A.ms_pad / 32, nkb = (K + MA_KC - 1) / MA_KC;
-        int64_t nrr = nchunk >= 4 * T ? 1 : (4 * T + nchunk - 1) / nchunk;
-        if (nrr < (A.ms + MA_ROWS - 1) / MA_ROWS) nrr = (A.ms + MA_ROWS - 1) / MA_ROWS;
-        if (nrr > nmb) nrr = nmb;
+        int64_t nrr = kn_split_row_ranges(nchunk, T, A.ms, MA_ROWS, nmb);
         A.ap = kn_scratch_get(sizeof(uint16_t) * (size_t)A.ms_pad * (size_t)(nkb * MA_KC));
         if (!A.ap) {
             failed = 1;

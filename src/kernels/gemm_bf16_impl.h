@@ -129,18 +129,15 @@ int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int6
     if (M <= 0 || N <= 0 || K <= 0) return 0;
     if ((double)M * (double)N * (double)K < 65536.0) T = 1;
     int64_t npan = (N + KN_NR - 1) / KN_NR;
-    int64_t cpan = npan / (4 * T) < 1 ? 1 : npan / (4 * T) > MB_NC / KN_NR ? MB_NC / KN_NR : npan / (4 * T);
+    int64_t cpan = kn_split_chunk_panels(npan, T, MB_NC / KN_NR);
     int64_t nchunk = (npan + cpan - 1) / cpan;
-    int64_t msb = ((int64_t)(64 << 20) / (2 * (K < MB_KC ? MB_KC : K))) / MB_MC * MB_MC;
-    if (msb < MB_MC) msb = MB_MC;
+    int64_t msb = kn_split_superblock_rows(K, MB_KC, 2, MB_MC);
     int failed = 0;
     for (int64_t ms0 = 0; ms0 < M && !failed; ms0 += msb) {
         mb_apack A = {NULL, ms0, M - ms0 < msb ? M - ms0 : msb, 0};
         A.ms_pad = (A.ms + KN_MR - 1) / KN_MR * KN_MR;
         int64_t nmp = A.ms_pad / KN_MR, nkb = (K + MB_KC - 1) / MB_KC;
-        int64_t nrr = nchunk >= 4 * T ? 1 : (4 * T + nchunk - 1) / nchunk;
-        if (nrr < (A.ms + MB_ROWS - 1) / MB_ROWS) nrr = (A.ms + MB_ROWS - 1) / MB_ROWS;
-        if (nrr > nmp) nrr = nmp;
+        int64_t nrr = kn_split_row_ranges(nchunk, T, A.ms, MB_ROWS, nmp);
         A.ap = kn_scratch_get(sizeof(uint32_t) * (size_t)A.ms_pad * (size_t)(nkb * (MB_KC / 2)));
         if (!A.ap) {
             failed = 1;

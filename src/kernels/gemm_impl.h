@@ -197,20 +197,15 @@ int KN_FN(kn_gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M
      * (shared), then threads take (column chunk, row range) items dynamically, so a thread
      * slowed down by other jobs doesn't hold the other one up at the end. */
     int64_t npan = (N + KN_NR - 1) / KN_NR;
-    int64_t cpan = npan / (4 * T) < 1 ? 1 : npan / (4 * T) > MM_NC / KN_NR ? MM_NC / KN_NR : npan / (4 * T);
+    int64_t cpan = kn_split_chunk_panels(npan, T, MM_NC / KN_NR);
     int64_t nchunk = (npan + cpan - 1) / cpan;
-    int64_t msb = ((int64_t)(64 << 20) / (4 * (K < MM_KC ? MM_KC : K))) / MM_MC * MM_MC;
-    if (msb < MM_MC) msb = MM_MC;
+    int64_t msb = kn_split_superblock_rows(K, MM_KC, 4, MM_MC);
     int failed = 0;
     for (int64_t ms0 = 0; ms0 < M && !failed; ms0 += msb) {
         mm_apack A = {NULL, ms0, M - ms0 < msb ? M - ms0 : msb, 0};
         A.ms_pad = (A.ms + KN_MR - 1) / KN_MR * KN_MR;
         int64_t nmp = A.ms_pad / KN_MR, nkb = (K + MM_KC - 1) / MM_KC;
-        /* row ranges per chunk: enough items for dynamic balance when there are few chunks */
-        int64_t nrr = nchunk >= 4 * T ? 1 : (4 * T + nchunk - 1) / nchunk;
-        /* and at most MM_ROWS rows per item, so its output block stays near L2 across K blocks */
-        if (nrr < (A.ms + MM_ROWS - 1) / MM_ROWS) nrr = (A.ms + MM_ROWS - 1) / MM_ROWS;
-        if (nrr > nmp) nrr = nmp;
+        int64_t nrr = kn_split_row_ranges(nchunk, T, A.ms, MM_ROWS, nmp);
         A.ap = kn_scratch_get(sizeof(float) * (size_t)A.ms_pad * (size_t)(nkb * MM_KC));
         if (!A.ap) {
             failed = 1;

@@ -33,6 +33,27 @@ static inline const char *kn_wsrc_at(const kn_wsrc *B, int64_t row, int64_t col)
 /* dst[0..n) = W[row][col..col+n) as f32 (scale applied); col and n block-aligned. */
 void kn_wsrc_to_f32(const kn_wsrc *B, int64_t row, int64_t col, int64_t n, float *dst);
 
+/* Work split shared by the GEMM drivers (gemm_impl.h, gemm_bf16_impl.h, gemm_amx_impl.h).
+ * Column chunks: about npan / (4 T) panels each (enough items for dynamic balance), 1..max_pan. */
+static inline int64_t kn_split_chunk_panels(int64_t npan, int T, int64_t max_pan) {
+    int64_t c = npan / (4 * T);
+    return c < 1 ? 1 : c > max_pan ? max_pan : c;
+}
+/* Rows of x per packed super-block: the packed copy (elem_bytes per element, K rounded up to kc)
+ * stays <= ~64 MiB; a multiple of mc, at least mc. */
+static inline int64_t kn_split_superblock_rows(int64_t K, int64_t kc, int64_t elem_bytes, int64_t mc) {
+    int64_t r = ((int64_t)(64 << 20) / (elem_bytes * (K < kc ? kc : K))) / mc * mc;
+    return r < mc ? mc : r;
+}
+/* Row ranges per column chunk: enough items for dynamic balance when there are few chunks, at
+ * most max_rows rows per item (its output block stays near L2 across K blocks), at most units
+ * (row panels) in all. */
+static inline int64_t kn_split_row_ranges(int64_t nchunk, int T, int64_t rows, int64_t max_rows, int64_t units) {
+    int64_t n = nchunk >= 4 * T ? 1 : (4 * T + nchunk - 1) / nchunk;
+    if (n < (rows + max_rows - 1) / max_rows) n = (rows + max_rows - 1) / max_rows;
+    return n > units ? units : n;
+}
+
 /* Scratch buffers (64-byte aligned, reused across calls; scratch.c). NULL when out of memory. */
 void *kn_scratch_get(size_t n);
 void kn_scratch_put(void *p);
