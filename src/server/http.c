@@ -482,6 +482,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cs = calloc(1, sizeof *cs);
         if (!cs) return MHD_NO;
         *con_cls = cs;
+        __atomic_add_fetch(&h->in_flight, 1, __ATOMIC_SEQ_CST);
         cs->t0 = r.t0;
         snprintf(cs->method, sizeof cs->method, "%s", method);
         snprintf(cs->url, sizeof cs->url, "%s", url);
@@ -550,6 +551,17 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     free(cs->body);
     free(cs);
     *con_cls = NULL;
+    __atomic_sub_fetch(&h->in_flight, 1, __ATOMIC_SEQ_CST);
+}
+
+int srv_http_drain(srv_http *h, double max_seconds) {
+    double t0 = srv_now();
+    int n;
+    while ((n = __atomic_load_n(&h->in_flight, __ATOMIC_SEQ_CST)) > 0 && srv_now() - t0 < max_seconds) {
+        struct timespec ts = {0, 5 * 1000 * 1000}; /* 5 ms */
+        nanosleep(&ts, NULL);
+    }
+    return n;
 }
 
 struct MHD_Daemon *srv_http_start(srv_http *h, const char *host, int port, int max_conn, int *bound_port, char *err,

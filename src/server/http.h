@@ -18,6 +18,7 @@ typedef struct {
     size_t max_body;         /* bytes */
     unsigned timeout;        /* seconds of client inactivity before the connection is dropped */
     int verbose;             /* one log line per request on stderr */
+    int in_flight;           /* requests between their headers and their completion (atomic) */
 } srv_http;
 
 struct MHD_Daemon;
@@ -27,6 +28,11 @@ struct MHD_Daemon;
  * Returns the daemon or NULL with a message in err. */
 struct MHD_Daemon *srv_http_start(srv_http *h, const char *host, int port, int max_conn, int *bound_port, char *err,
                                   size_t errcap);
+
+/* Shutdown: wait (at most max_seconds) until every request in flight has been answered and
+ * its answer sent, so that MHD_stop_daemon does not close a connection whose 503 is still
+ * queued. Returns the number still in flight (stalled clients) when it gives up. */
+int srv_http_drain(srv_http *h, double max_seconds);
 
 /* The embedded web page (page.html, built into the binary). */
 extern const char srv_page_html[];

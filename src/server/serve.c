@@ -166,7 +166,7 @@ int zimage_serve_main(int argc, char **argv) {
         zimage_free(m);
         return 1;
     }
-    srv_http h = {&jobs, name, api_key, (size_t)max_body, (unsigned)timeout, verbose};
+    srv_http h = {&jobs, name, api_key, (size_t)max_body, (unsigned)timeout, verbose, 0};
     char err[256];
     int bound = 0;
     struct MHD_Daemon *d = srv_http_start(&h, host, (int)port, (int)max_conn, &bound, err, sizeof err);
@@ -188,6 +188,8 @@ int zimage_serve_main(int argc, char **argv) {
     fprintf(stderr, "zimage serve: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP");
     MHD_quiesce_daemon(d);  /* no new connections */
     srv_jobs_stop(&jobs);   /* cancel running + queued jobs; waiting handlers answer 503 */
+    int stalled = srv_http_drain(&h, 2.0); /* let those 503s reach their clients */
+    if (stalled && verbose) fprintf(stderr, "zimage serve: dropping %d unfinished request(s)\n", stalled);
     MHD_stop_daemon(d);     /* joins every connection thread */
     srv_jobs_free(&jobs);
     zimage_free(m);
