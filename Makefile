@@ -135,6 +135,9 @@ test: all $(BUILD)/example-generate
 	$(BUILD)/zimage-unit $(FIXTURES)
 	$(BUILD)/zimage-golden $(FIXTURES)
 	$(BUILD)/zimage-golden --precision bf16 $(FIXTURES)
+	@echo "golden-bf16 on the portable path (emulated vdpbf16ps GEMM and attention):"
+	ZIMAGE_ISA=c $(BUILD)/zimage-golden --precision bf16 $(FIXTURES) > $(BUILD)/golden-bf16-c.log || { cat $(BUILD)/golden-bf16-c.log; exit 1; }
+	tail -1 $(BUILD)/golden-bf16-c.log
 	python3 tests/golden/runner_test.py $(BUILD)/zimage-golden $(FIXTURES)
 	$(BUILD)/zimage-thread-test $(FIXTURES)
 	bash tests/cli_test.sh $(BUILD)/zimage $(FIXTURES)

@@ -14,10 +14,8 @@
 
 #include "../common/error.h"
 #include "impl.h"
+#include "attention_softmax_impl.h"
 #include "ukr_impl.h"
-
-#define ATT_FBQ (KN_MR * 8) /* queries per work item (8 microkernel row panels) */
-#define ATT_FBK 128          /* keys per tile (a multiple of KN_NR) */
 
 /* K and V repacked once per call into NR-wide panels, so the microkernel's B operand is
  * contiguous (raw rows are 15 KB apart in the DiT, which maps a tile's rows onto a few L1
@@ -71,35 +69,6 @@ typedef struct {
     float *o;  /* [FBQ][hd] unnormalized output */
     float mx[ATT_FBQ], sum[ATT_FBQ];
 } att_scratch;
-
-/* Online-softmax update of score row s[0..nk) whose first `lim` entries are visible:
- * s <- exp(scale*s - new_max) (0 past lim); rescales the output row o[0..hd). rb: store s as bf16. */
-static void att_softmax_row(float *s, int64_t nk, int64_t lim, float scale, float *mx, float *sum, float *o, int hd,
-                            int rb) {
-    const vf vs = v_set1(scale), ninf = v_set1(-INFINITY);
-    vf vmax = ninf;
-    for (int64_t j = 0; j < lim; j += KN_VW) {
-        vf x = v_mul(v_load_n(s + j, lim - j), vs);
-        v_store(s + j, x); /* s has FBK >= j + VW floats */
-        vmax = v_max(vmax, v_blend_n(ninf, x, lim - j));
-    }
-    float bmax = v_hmax(vmax);
-    float nmax = bmax > *mx ? bmax : *mx;
-    float corr = *mx == -INFINITY ? 0.0f : expf(*mx - nmax);
-    const vf vn = v_set1(nmax);
-    vf vsum = v_zero();
-    for (int64_t j = 0; j < nk; j += KN_VW) {
-        vf p = v_blend_n(v_zero(), v_exp(v_sub(v_load(s + j), vn)), lim - j);
-        vsum = v_add(vsum, p);
-        v_store(s + j, rb ? v_round_bf16(p) : p); /* bf16 mode: P enters P.V as bf16, the sum stays f32 */
-    }
-    *sum = *sum * corr + v_hsum(vsum);
-    *mx = nmax;
-    if (corr != 1.0f) {
-        const vf vc = v_set1(corr);
-        for (int e = 0; e < hd; e += KN_VW) v_store_n(o + e, v_mul(v_load_n(o + e, hd - e), vc), hd - e);
-    }
-}
 
 /* One work item: queries [q0, q0+nq) of head h against kv head g. */
 static void att_item(att_scratch *w, float *out, int64_t ldo, const float *q, int64_t ldq, const float *kt,

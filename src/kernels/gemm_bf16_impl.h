@@ -19,36 +19,12 @@
 
 #include "../common/error.h"
 #include "impl.h"
-#include "ukr_impl.h"
+#include "ukr_bf16_impl.h"
 
 #define MB_KC 256                /* reduction depth per packed block (128 pairs) */
 #define MB_MC (KN_MR * 24)       /* rows per A group */
 #define MB_NC 2048               /* max columns per work item */
 #define MB_ROWS (3 * MB_MC)      /* max rows per work item */
-
-static inline uint32_t mb_pair(float lo, float hi) {
-    return (uint32_t)zi_f32_to_bf16(lo) | ((uint32_t)zi_f32_to_bf16(hi) << 16);
-}
-
-/* MR x NR tile from a pair A panel and a pair B panel (kc2 pairs). */
-KN_INLINE void mb_ukr(int64_t kc2, const uint32_t *a, const uint32_t *b, float *c, int64_t ldc, int mr, int64_t n,
-                      int mode, const float *bias) {
-    vf x0[KN_MR], x1[KN_MR];
-#pragma GCC unroll 16
-    for (int i = 0; i < KN_MR; i++) x0[i] = x1[i] = v_zero();
-    for (int64_t kp = 0; kp < kc2; kp++) {
-        vp b0 = vp_load(b), b1 = vp_load(b + KN_VW);
-#pragma GCC unroll 16
-        for (int i = 0; i < KN_MR; i++) {
-            vp av = vp_bcast(a[i]);
-            x0[i] = v_dpbf16(x0[i], av, b0);
-            x1[i] = v_dpbf16(x1[i], av, b1);
-        }
-        a += KN_MR;
-        b += KN_NR;
-    }
-    mm_tile_store(c, ldc, mr, n, mode, bias, x0, x1);
-}
 
 /* A panel of up to MR rows of x (row stride ld), columns [0, kc). */
 static void mb_pack_a(uint32_t *dst, const float *src, int64_t ld, int64_t nrows, int64_t kc) {
@@ -116,7 +92,7 @@ static void mb_item(float *y, int64_t ldy, const mb_apack *A, const kn_wsrc *B, 
                 for (int64_t i = mc0; i < mc1; i += KN_MR) {
                     int mr = (int)(mc1 - i < KN_MR ? mc1 - i : KN_MR);
                     // [MR, kc] x [kc, NR] -> y[m0+i.., n0+j..]
-                    mb_ukr(kc2, mb_apanel(A, kb, i), bpan, y + (A->m0 + i) * ldy + n0 + j, ldy, mr, nc - j, mode, bb);
+                    mb_ukr(kc2, mb_apanel(A, kb, i), 1, KN_MR, bpan, y + (A->m0 + i) * ldy + n0 + j, ldy, mr, nc - j, mode, bb);
                 }
             }
         }

@@ -88,6 +88,10 @@ typedef struct {
     int (*attention)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
                      const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd,
                      float scale, int causal, int bf16, int T);
+    /* bf16 mode on bf16 dot-product units (attention_bf16_impl.h); NULL: attention's rounding. */
+    int (*attention_bf16)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                          const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd,
+                          float scale, int causal, int T);
     /* gate[i] = silu(gate[i]) * (up ? up[i] : 1) for i < n (single-threaded chunk) */
     void (*silu_mul)(float *gate, const float *up, int64_t n);
     /* d[c] = silu?(s[c]*sc[c] + sh[c]) (sc NULL: no affine) */
@@ -115,13 +119,20 @@ typedef struct {
     int kn_gemm_bf16_##isa(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K, \
                            const kn_wsrc *B, const float *bias, int acc, int T);
 
+#define KN_DECLARE_ATTENTION_BF16(isa)                                                                         \
+    int kn_attention_bf16_##isa(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k,         \
+                                int64_t ldk, const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, \
+                                int n_kv_heads, int hd, float scale, int causal, int T);
+
 KN_DECLARE_ISA(generic)
 KN_DECLARE_BF16(generic)
+KN_DECLARE_ATTENTION_BF16(generic)
 KN_DECLARE_BF16(amxemu) /* the AMX kernel on emulated tiles: for tests only */
 #if defined(__x86_64__)
 KN_DECLARE_ISA(avx2)
 KN_DECLARE_ISA(avx512)
 KN_DECLARE_BF16(avx512bf16)
+KN_DECLARE_ATTENTION_BF16(avx512bf16)
 KN_DECLARE_BF16(amx)
 #endif
 

@@ -257,31 +257,46 @@ static void ku_attention_case(int64_t Lq, int64_t Lk, int H, int Hkv, int hd, in
  * P.V while the softmax sum stays f32. Each p_j then carries a relative error <= 2^-9, so the
  * output sum_j p_j v_j / sum_j p_j moves by at most 2^-9 max|v| = 2^-9 (v in [-1, 1]), plus the
  * f32 error (2e-6): that is the bound checked, derived, not fitted. */
-static void ku_attention_bf16_case(int64_t L, int H, int hd, int causal) {
-    int64_t ld = (int64_t)H * hd;
-    float *q = ku_rand((size_t)(L * ld), 2.0f), *k = ku_rand((size_t)(L * ld), 1.0f), *v = ku_rand((size_t)(L * ld), 1.0f);
-    float *o = malloc(sizeof(float) * (size_t)(L * ld));
-    double *ref = malloc(sizeof(double) * (size_t)(L * ld));
+static void ku_attention_bf16_case(int64_t Lq, int64_t Lk, int H, int Hkv, int hd, int causal, int pad) {
+    int64_t ldq = (int64_t)H * hd + pad, ldk = (int64_t)Hkv * hd + 2 * pad, ldv = (int64_t)Hkv * hd + 3 * pad;
+    int64_t ldo = (int64_t)H * hd + pad;
+    float *q = ku_rand((size_t)(Lq * ldq), 2.0f), *k = ku_rand((size_t)(Lk * ldk), 1.0f);
+    float *v = ku_rand((size_t)(Lk * ldv), 1.0f), *o = malloc(sizeof(float) * (size_t)(Lq * ldo));
+    double *ref = malloc(sizeof(double) * (size_t)(Lq * H * hd));
+    for (int64_t i = 0; i < Lq * ldo; i++) o[i] = -7.0f;
     float scale = 1.0f / sqrtf((float)hd);
     kn_set_precision(KN_PREC_BF16);
-    kn_attention(o, ld, q, ld, k, ld, v, ld, L, L, H, H, hd, scale, causal);
+    kn_attention(o, ldo, q, ldq, k, ldk, v, ldv, Lq, Lk, H, Hkv, hd, scale, causal);
     kn_set_precision(KN_PREC_F32);
-    float *qr = ku_round_bf16_copy(q, (size_t)(L * ld)), *kr = ku_round_bf16_copy(k, (size_t)(L * ld));
-    float *vr = ku_round_bf16_copy(v, (size_t)(L * ld));
-    ku_attention_ref(ref, qr, ld, kr, ld, vr, ld, L, L, H, H, hd, scale, causal);
+    float *qr = ku_round_bf16_copy(q, (size_t)(Lq * ldq)), *kr = ku_round_bf16_copy(k, (size_t)(Lk * ldk));
+    float *vr = ku_round_bf16_copy(v, (size_t)(Lk * ldv));
+    ku_attention_ref(ref, qr, ldq, kr, ldk, vr, ldv, Lq, Lk, H, Hkv, hd, scale, causal);
     double worst = 0;
-    for (int64_t i = 0; i < L * ld; i++) {
-        double err = fabs(o[i] - ref[i]);
-        if (!(err <= worst)) worst = isnan(err) ? INFINITY : err;
+    int pad_ok = 1;
+    for (int64_t i = 0; i < Lq; i++) {
+        for (int64_t c = 0; c < (int64_t)H * hd; c++) {
+            double err = fabs(o[i * ldo + c] - ref[i * H * hd + c]);
+            if (!(err <= worst)) worst = isnan(err) ? INFINITY : err;
+        }
+        for (int64_t c = (int64_t)H * hd; c < ldo; c++) pad_ok &= o[i * ldo + c] == -7.0f;
     }
-    UNIT_CHECK(worst <= 1.0 / 512 + 2e-6, "kn_attention bf16 mode L=%lld H=%d hd=%d causal=%d: max abs err %.3g",
-               (long long)L, H, hd, causal, worst);
+    UNIT_CHECK(worst <= 1.0 / 512 + 2e-6,
+               "kn_attention bf16 mode Lq=%lld Lk=%lld H=%d Hkv=%d hd=%d causal=%d: max abs err %.3g", (long long)Lq,
+               (long long)Lk, H, Hkv, hd, causal, worst);
+    UNIT_CHECK(pad_ok, "kn_attention bf16 mode Lq=%lld hd=%d wrote outside the heads", (long long)Lq, hd);
     free(q), free(k), free(v), free(o), free(ref), free(qr), free(kr), free(vr);
 }
 
 static void unit_attention(void) {
-    ku_attention_bf16_case(150, 2, 128, 0);
-    ku_attention_bf16_case(70, 3, 40, 1);
+    /* bf16 mode: on avx512bf16 and c it runs attention_bf16_impl.h (vdpbf16ps / its emulation),
+     * elsewhere the fp32 template with rounded inputs; same bound for both */
+    ku_attention_bf16_case(150, 150, 2, 2, 128, 0, 0); /* DiT head size, 2 key tiles */
+    ku_attention_bf16_case(70, 70, 3, 3, 40, 1, 0);
+    ku_attention_bf16_case(300, 300, 4, 1, 32, 1, 1);  /* causal, GQA, several tiles and query blocks */
+    ku_attention_bf16_case(19, 19, 2, 2, 5, 0, 2);     /* odd head size */
+    ku_attention_bf16_case(7, 301, 3, 3, 40, 0, 0);    /* Lq != Lk, odd key count */
+    ku_attention_bf16_case(130, 129, 6, 2, 48, 1, 3);  /* causal, GQA, Lq > Lk, odd keys */
+    ku_attention_bf16_case(1, 1, 1, 1, 1, 1, 0);
     ku_attention_case(37, 37, 3, 3, 24, 0, 0, 1.0f);
     ku_attention_case(45, 45, 4, 2, 16, 1, 3, 1.0f);    /* GQA, causal */
     ku_attention_case(150, 150, 2, 2, 128, 0, 0, 3.0f); /* DiT head size, 2 key tiles */
