@@ -6,8 +6,9 @@
  * Paths: avx512 -> 14x32 zmm fp32 microkernel; avx2 -> 6x16 ymm; c -> portable 4-float vectors.
  * In the bf16 precision mode, kn_linear runs on AMX tiles on amx, on vdpbf16ps on avx512bf16,
  * on an exact emulation of vdpbf16ps on c, and on the fp32 kernels with rounded
- * inputs on avx2/avx512 (no bf16 units there). Attention in bf16 mode runs on vdpbf16ps on
- * avx512bf16 (its emulation on c) and on the fp32 kernels with rounded inputs elsewhere. */
+ * inputs on avx2/avx512 (no bf16 units there). Attention in bf16 mode runs on AMX tiles on amx,
+ * on vdpbf16ps on avx512bf16 (its emulation on c), on the fp32 kernels with rounded inputs on
+ * avx2/avx512. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,9 +27,7 @@ static const kn_impl kn_impl_generic = KN_TABLE(generic, kn_gemm_bf16_generic, k
 static const kn_impl kn_impl_avx2 = KN_TABLE(avx2, NULL, NULL);
 static const kn_impl kn_impl_avx512 = KN_TABLE(avx512, NULL, NULL);
 static const kn_impl kn_impl_avx512bf16 = KN_TABLE(avx512, kn_gemm_bf16_avx512bf16, kn_attention_bf16_avx512bf16);
-/* AMX: vdpbf16ps runs at about half the fp32 FMA rate on Sapphire Rapids (220 vs 430 GFLOP/s on
- * 2 cores), so the bf16-mode attention stays on the fp32 kernels with rounded inputs there. */
-static const kn_impl kn_impl_amx = KN_TABLE(avx512, kn_gemm_bf16_amx, NULL);
+static const kn_impl kn_impl_amx = KN_TABLE(avx512, kn_gemm_bf16_amx, kn_attention_bf16_amx);
 #endif
 
 const kn_impl *kn_impl_get(void) {

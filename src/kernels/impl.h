@@ -127,13 +127,15 @@ typedef struct {
 KN_DECLARE_ISA(generic)
 KN_DECLARE_BF16(generic)
 KN_DECLARE_ATTENTION_BF16(generic)
-KN_DECLARE_BF16(amxemu) /* the AMX kernel on emulated tiles: for tests only */
+KN_DECLARE_BF16(amxemu) /* the AMX kernels on emulated tiles: for tests only */
+KN_DECLARE_ATTENTION_BF16(amxemu)
 #if defined(__x86_64__)
 KN_DECLARE_ISA(avx2)
 KN_DECLARE_ISA(avx512)
 KN_DECLARE_BF16(avx512bf16)
 KN_DECLARE_ATTENTION_BF16(avx512bf16)
 KN_DECLARE_BF16(amx)
+KN_DECLARE_ATTENTION_BF16(amx)
 #endif
 
 /* The table for the calling thread's ISA (cpu.c selection, kn_set_isa override). */

@@ -257,7 +257,13 @@ static void ku_attention_case(int64_t Lq, int64_t Lk, int H, int Hkv, int hd, in
  * P.V while the softmax sum stays f32. Each p_j then carries a relative error <= 2^-9, so the
  * output sum_j p_j v_j / sum_j p_j moves by at most 2^-9 max|v| = 2^-9 (v in [-1, 1]), plus the
  * f32 error (2e-6): that is the bound checked, derived, not fitted. */
-static void ku_attention_bf16_case(int64_t Lq, int64_t Lk, int H, int Hkv, int hd, int causal, int pad) {
+typedef int (*ku_attention_bf16_fn)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k,
+                                    int64_t ldk, const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads,
+                                    int n_kv_heads, int hd, float scale, int causal, int T);
+
+/* fn NULL: kn_attention in bf16 mode on the current path; else that kernel directly (2 threads). */
+static void ku_attention_bf16_run(ku_attention_bf16_fn fn, const char *what, int64_t Lq, int64_t Lk, int H, int Hkv,
+                                  int hd, int causal, int pad) {
     int64_t ldq = (int64_t)H * hd + pad, ldk = (int64_t)Hkv * hd + 2 * pad, ldv = (int64_t)Hkv * hd + 3 * pad;
     int64_t ldo = (int64_t)H * hd + pad;
     float *q = ku_rand((size_t)(Lq * ldq), 2.0f), *k = ku_rand((size_t)(Lk * ldk), 1.0f);
@@ -265,9 +271,15 @@ static void ku_attention_bf16_case(int64_t Lq, int64_t Lk, int H, int Hkv, int h
     double *ref = malloc(sizeof(double) * (size_t)(Lq * H * hd));
     for (int64_t i = 0; i < Lq * ldo; i++) o[i] = -7.0f;
     float scale = 1.0f / sqrtf((float)hd);
-    kn_set_precision(KN_PREC_BF16);
-    kn_attention(o, ldo, q, ldq, k, ldk, v, ldv, Lq, Lk, H, Hkv, hd, scale, causal);
-    kn_set_precision(KN_PREC_F32);
+    int rc;
+    if (fn) {
+        rc = fn(o, ldo, q, ldq, k, ldk, v, ldv, Lq, Lk, H, Hkv, hd, scale, causal, 2);
+    } else {
+        kn_set_precision(KN_PREC_BF16);
+        rc = kn_attention(o, ldo, q, ldq, k, ldk, v, ldv, Lq, Lk, H, Hkv, hd, scale, causal);
+        kn_set_precision(KN_PREC_F32);
+    }
+    UNIT_CHECK(rc == 0, "%s: returned %d", what, rc);
     float *qr = ku_round_bf16_copy(q, (size_t)(Lq * ldq)), *kr = ku_round_bf16_copy(k, (size_t)(Lk * ldk));
     float *vr = ku_round_bf16_copy(v, (size_t)(Lk * ldv));
     ku_attention_ref(ref, qr, ldq, kr, ldk, vr, ldv, Lq, Lk, H, Hkv, hd, scale, causal);
@@ -280,11 +292,24 @@ static void ku_attention_bf16_case(int64_t Lq, int64_t Lk, int H, int Hkv, int h
         }
         for (int64_t c = (int64_t)H * hd; c < ldo; c++) pad_ok &= o[i * ldo + c] == -7.0f;
     }
-    UNIT_CHECK(worst <= 1.0 / 512 + 2e-6,
-               "kn_attention bf16 mode Lq=%lld Lk=%lld H=%d Hkv=%d hd=%d causal=%d: max abs err %.3g", (long long)Lq,
-               (long long)Lk, H, Hkv, hd, causal, worst);
-    UNIT_CHECK(pad_ok, "kn_attention bf16 mode Lq=%lld hd=%d wrote outside the heads", (long long)Lq, hd);
+    UNIT_CHECK(worst <= 1.0 / 512 + 2e-6, "%s Lq=%lld Lk=%lld H=%d Hkv=%d hd=%d causal=%d: max abs err %.3g", what,
+               (long long)Lq, (long long)Lk, H, Hkv, hd, causal, worst);
+    UNIT_CHECK(pad_ok, "%s Lq=%lld hd=%d wrote outside the heads", what, (long long)Lq, hd);
     free(q), free(k), free(v), free(o), free(ref), free(qr), free(kr), free(vr);
+}
+
+static void ku_attention_bf16_case(int64_t Lq, int64_t Lk, int H, int Hkv, int hd, int causal, int pad) {
+    ku_attention_bf16_run(NULL, "kn_attention bf16 mode", Lq, Lk, H, Hkv, hd, causal, pad);
+}
+
+/* The AMX attention on emulated tiles (any CPU): same cases, same bound. */
+static void unit_attention_amx_emulated(void) {
+    static const int c[][7] = {{150, 150, 2, 2, 128, 0, 0}, {70, 70, 3, 3, 40, 1, 0},  {300, 300, 4, 1, 32, 1, 1},
+                               {19, 19, 2, 2, 5, 0, 2},     {7, 301, 3, 3, 40, 0, 0},  {130, 129, 6, 2, 48, 1, 3},
+                               {1, 1, 1, 1, 1, 1, 0},       {33, 65, 1, 1, 512, 0, 0}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        ku_attention_bf16_run(kn_attention_bf16_amxemu, "AMX attention (emulated tiles)", c[i][0], c[i][1], c[i][2],
+                              c[i][3], c[i][4], c[i][5], c[i][6]);
 }
 
 static void unit_attention(void) {
@@ -439,6 +464,7 @@ void unit_kernels(void) {
     ku_amx_emulated_case(64, 64, 32, ZI_F32, 1);
     ku_amx_emulated_case(5, 31, 33, ZI_F16, 0);
     ku_amx_emulated_case(300, 257, 45, ZI_BF16, 1); /* several 32-row blocks, K tail */
+    unit_attention_amx_emulated();
     kn_isa saved = kn_get_isa();
     for (int i = 0; i < KN_ISA_COUNT; i++) {
         const char *why;
