@@ -54,6 +54,15 @@ int kn_has_bf16_units(void) {
 #endif
 }
 
+const char *kn_bf16_describe(void) {
+    switch (kn_get_isa()) {
+    case KN_ISA_AMX: return "GEMM and attention on AMX tiles (TDPBF16PS)";
+    case KN_ISA_AVX512BF16: return "GEMM and attention on vdpbf16ps";
+    case KN_ISA_C: return "GEMM and attention on an exact emulation of vdpbf16ps";
+    default: return "GEMM and attention on the fp32 kernels with bf16-rounded inputs (no bf16 units)";
+    }
+}
+
 /* ---------------------------------------------------------------- weight sources */
 
 kn_wsrc kn_wsrc_of_mat(const kn_mat *W) {

@@ -66,6 +66,8 @@ const char *kn_kernel_name(void);
 /* 1 if this thread's path runs the bf16 mode's matmuls on bf16 dot-product units (faster than
  * f32), 0 if the bf16 mode would only round inputs on the f32 units. */
 int kn_has_bf16_units(void);
+/* Where the bf16 precision mode's GEMM and attention run on the calling thread's path, in words. */
+const char *kn_bf16_describe(void);
 
 /* y[M, N] = x[M, K] . W[N, K]^T (+ bias[N] if not NULL) (+ W's low-rank adapters).
  * N = W->rows, K = W->cols. */
