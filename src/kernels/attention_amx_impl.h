@@ -1,6 +1,6 @@
 /* attention_amx_impl.h - the bf16-mode flash attention on AMX tiles (TDPBF16PS): S = Q K^T and
  * O += P V as bf16 tile products with f32 accumulation, the online softmax in f32 vectors
- * (attention_softmax_impl.h). Instantiated by attention_amx.c (real tiles, AVX-512 vectors) and
+ * (attention_common_impl.h). Instantiated by attention_amx.c (real tiles, AVX-512 vectors) and
  * by attention_amx_emulated.c (tile_emulated.h, portable vectors), so the packing, tiling and
  * write-back are tested on every CPU. Same results contract as the other bf16 attention
  * (attention_bf16_impl.h): Q, K, V and P rounded to bf16 where they enter the products.
@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "../common/error.h"
-#include "attention_softmax_impl.h"
+#include "attention_common_impl.h"
 #include "impl.h"
 
 #define ATA_Q 32 /* queries per work item */
@@ -60,15 +60,6 @@ static void ata_pack_kv(uint32_t *kt, uint32_t *vt, const float *k, int64_t ldk,
         }
 }
 
-/* Per-thread scratch for one (head, query block) work item. */
-typedef struct {
-    uint16_t *qb; /* [32][hdp] bf16 queries */
-    float *s;     /* [32][FBK] scores, then probabilities (bf16-rounded) */
-    uint16_t *pb; /* [32][FBK] bf16 probabilities */
-    float *o;     /* [32][hdp] unnormalized output */
-    float mx[ATA_Q], sum[ATA_Q];
-} ata_scratch;
-
 /* The bf16 bits of a value already rounded to bf16 (exact). */
 static inline uint16_t ata_hi16(float x) {
     uint32_t u;
@@ -77,15 +68,15 @@ static inline uint16_t ata_hi16(float x) {
 }
 
 /* S[32, 32 keys at kb16*16] = Q[32, hdp] . K^T: C0/C1 rows 0-15, C2/C3 rows 16-31. */
-static void ata_scores(const ata_scratch *w, const uint32_t *ktg, int64_t kb16, int64_t hdp, float *s) {
+static void ata_scores(const uint16_t *qb, const uint32_t *ktg, int64_t kb16, int64_t hdp, float *s) {
     int64_t hd2 = hdp / 2;
     TILE_ZERO(0);
     TILE_ZERO(1);
     TILE_ZERO(2);
     TILE_ZERO(3);
     for (int64_t ch = 0; ch < hdp / 32; ch++) {
-        TILE_LOAD(4, w->qb + ch * 32, hdp * 2);                          /* Q rows 0-15, 32 dims */
-        TILE_LOAD(5, w->qb + 16 * hdp + ch * 32, hdp * 2);               /* Q rows 16-31 */
+        TILE_LOAD(4, qb + ch * 32, hdp * 2);                          /* Q rows 0-15, 32 dims */
+        TILE_LOAD(5, qb + 16 * hdp + ch * 32, hdp * 2);               /* Q rows 16-31 */
         TILE_LOAD(6, ktg + (kb16 * hd2 + ch * 16) * 16, 64);             /* 16 dim pairs x keys 0-15 */
         TILE_LOAD(7, ktg + ((kb16 + 1) * hd2 + ch * 16) * 16, 64);       /* keys 16-31 */
         TILE_DP(0, 4, 6);
@@ -100,18 +91,18 @@ static void ata_scores(const ata_scratch *w, const uint32_t *ktg, int64_t kb16, 
 }
 
 /* O[32, 32 columns at ct*16] += P[32, nk32] . V[keys k0.., columns]: C tiles round-trip O. */
-static void ata_pv(ata_scratch *w, const uint32_t *vtg, int64_t Lkp, int64_t k0, int64_t nk32, int64_t ct,
-                   int64_t hdp) {
+static void ata_pv(float *o_all, const uint16_t *pb, const uint32_t *vtg, int64_t Lkp, int64_t k0, int64_t nk32,
+                   int64_t ct, int64_t hdp) {
     int64_t Lk2 = Lkp / 2;
-    float *o = w->o + ct * 16;
+    float *o = o_all + ct * 16;
     TILE_LOAD(0, o, hdp * 4);
     TILE_LOAD(1, o + 16, hdp * 4);
     TILE_LOAD(2, o + 16 * hdp, hdp * 4);
     TILE_LOAD(3, o + 16 * hdp + 16, hdp * 4);
     for (int64_t kc = 0; kc < nk32 / 32; kc++) {
         int64_t jp = (k0 + kc * 32) / 2;
-        TILE_LOAD(4, w->pb + kc * 32, ATT_FBK * 2);              /* P rows 0-15, 32 keys */
-        TILE_LOAD(5, w->pb + 16 * ATT_FBK + kc * 32, ATT_FBK * 2); /* P rows 16-31 */
+        TILE_LOAD(4, pb + kc * 32, ATT_FBK * 2);              /* P rows 0-15, 32 keys */
+        TILE_LOAD(5, pb + 16 * ATT_FBK + kc * 32, ATT_FBK * 2); /* P rows 16-31 */
         TILE_LOAD(6, vtg + (ct * Lk2 + jp) * 16, 64);            /* 16 key pairs x columns 0-15 */
         TILE_LOAD(7, vtg + ((ct + 1) * Lk2 + jp) * 16, 64);      /* columns 16-31 */
         TILE_DP(0, 4, 6);
@@ -125,17 +116,23 @@ static void ata_pv(ata_scratch *w, const uint32_t *vtg, int64_t Lkp, int64_t k0,
     TILE_STORE(3, o + 16 * hdp + 16, hdp * 4);
 }
 
-/* One work item: queries [q0, q0+nq) (nq <= 32) of head h against kv head g. */
-static void ata_item(ata_scratch *w, float *out, int64_t ldo, const float *q, int64_t ldq, const uint32_t *kt,
-                     const uint32_t *vt, int64_t Lkp, int64_t Lk, int h, int g, int hd, int64_t hdp, float scale,
-                     int causal, int64_t q0, int64_t nq) {
-    memset(w->qb, 0, sizeof(uint16_t) * (size_t)(ATA_Q * hdp));
+/* One work item: queries [q0, q0+nq) (nq <= 32) of head h against its kv head. Scratch: buf[0]
+ * qb [32][hdp] bf16 queries, buf[1] s [32][FBK] scores then probabilities (bf16-rounded),
+ * buf[2] pb [32][FBK] bf16 probabilities, buf[3] o [32][hdp] unnormalized output. */
+static void ata_item(att_work *w, const att_call *c, int h, int64_t q0, int64_t nq) {
+    uint16_t *qb = w->buf[0], *pb = w->buf[2];
+    float *sc = w->buf[1], *o = w->buf[3];
+    const float *q = c->q;
+    const uint32_t *kt = c->kt, *vt = c->vt;
+    int64_t ldq = c->ldq, Lkp = c->Lkp, Lk = c->Lk, hdp = ((int64_t)c->hd + 31) / 32 * 32;
+    int hd = c->hd, g = h / c->group, causal = c->causal;
+    memset(qb, 0, sizeof(uint16_t) * (size_t)(ATA_Q * hdp));
     for (int64_t i = 0; i < nq; i++) {
         const float *qi = q + (q0 + i) * ldq + (int64_t)h * hd;
-        for (int e = 0; e < hd; e++) w->qb[i * hdp + e] = zi_f32_to_bf16(qi[e]);
+        for (int e = 0; e < hd; e++) qb[i * hdp + e] = zi_f32_to_bf16(qi[e]);
     }
-    memset(w->pb + nq * ATT_FBK, 0, sizeof(uint16_t) * (size_t)((ATA_Q - nq) * ATT_FBK)); /* rows past nq */
-    memset(w->o, 0, sizeof(float) * (size_t)(ATA_Q * hdp));
+    memset(pb + nq * ATT_FBK, 0, sizeof(uint16_t) * (size_t)((ATA_Q - nq) * ATT_FBK)); /* rows past nq */
+    memset(o, 0, sizeof(float) * (size_t)(ATA_Q * hdp));
     for (int64_t i = 0; i < nq; i++) w->mx[i] = -INFINITY, w->sum[i] = 0.0f;
     int64_t nkb = Lkp / 16, nct = hdp / 16;
     const uint32_t *ktg = kt + (int64_t)g * nkb * (hdp / 2) * 16;
@@ -143,37 +140,39 @@ static void ata_item(ata_scratch *w, float *out, int64_t ldo, const float *q, in
     int64_t kend = causal ? (q0 + nq < Lk ? q0 + nq : Lk) : Lk;
     for (int64_t k0 = 0; k0 < kend; k0 += ATT_FBK) {
         int64_t nk = kend - k0 < ATT_FBK ? kend - k0 : ATT_FBK, nk32 = (nk + 31) / 32 * 32;
-        for (int64_t j = 0; j < nk32; j += 32) ata_scores(w, ktg, (k0 + j) / 16, hdp, w->s + j);
+        for (int64_t j = 0; j < nk32; j += 32) ata_scores(qb, ktg, (k0 + j) / 16, hdp, sc + j);
         for (int64_t i = 0; i < nq; i++) {
             int64_t lim = causal ? q0 + i + 1 - k0 : nk;
             if (lim > nk) lim = nk;
-            float *si = w->s + i * ATT_FBK;
-            uint16_t *pi = w->pb + i * ATT_FBK;
+            float *si = sc + i * ATT_FBK;
+            uint16_t *pi = pb + i * ATT_FBK;
             if (lim <= 0) { /* query i sees none of these keys */
                 memset(pi, 0, sizeof(uint16_t) * (size_t)nk32);
                 continue;
             }
-            att_softmax_row(si, nk, lim, scale, &w->mx[i], &w->sum[i], w->o + i * hdp, hd, 1);
+            att_softmax_row(si, nk, lim, c->scale, &w->mx[i], &w->sum[i], o + i * hdp, hd, 1);
             for (int64_t j = 0; j < nk32; j++) pi[j] = j < nk ? ata_hi16(si[j]) : 0;
         }
-        for (int64_t ct = 0; ct < nct; ct += 2) ata_pv(w, vtg, Lkp, k0, nk32, ct, hdp);
+        for (int64_t ct = 0; ct < nct; ct += 2) ata_pv(o, pb, vtg, Lkp, k0, nk32, ct, hdp);
     }
     for (int64_t i = 0; i < nq; i++) {
         float inv = w->sum[i] > 0 ? 1.0f / w->sum[i] : 0.0f;
-        const float *oi = w->o + i * hdp;
-        float *dst = out + (q0 + i) * ldo + (int64_t)h * hd;
+        const float *oi = o + i * hdp;
+        float *dst = c->out + (q0 + i) * c->ldo + (int64_t)h * hd;
         for (int e = 0; e < hd; e++) dst[e] = oi[e] * inv;
     }
 }
 
+static void ata_tiles_on(void) { TILE_CONFIG(); }
+static void ata_tiles_off(void) { TILE_RELEASE(); }
+
 int KN_FN(kn_attention_bf16)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
                              const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads,
                              int hd, float scale, int causal, int T) {
-    if (Lk <= 0) { /* no keys: softmax over nothing -> 0 */
-        for (int64_t i = 0; i < Lq; i++) memset(out + i * ldo, 0, sizeof(float) * (size_t)n_heads * (size_t)hd);
+    if (Lk <= 0) {
+        att_zero_output(out, ldo, Lq, n_heads, hd);
         return 0;
     }
-    int group = n_heads / n_kv_heads;
     int64_t Lkp = (Lk + 31) / 32 * 32, hdp = ((int64_t)hd + 31) / 32 * 32;
     size_t kv_words = (size_t)n_kv_heads * (size_t)Lkp * (size_t)hdp / 2;
     uint32_t *kt = kn_scratch_get(sizeof(uint32_t) * kv_words), *vt = kn_scratch_get(sizeof(uint32_t) * kv_words);
@@ -183,46 +182,11 @@ int KN_FN(kn_attention_bf16)(float *out, int64_t ldo, const float *q, int64_t ld
         return zi_err("out of memory for attention scratch (%lld keys)", (long long)Lk);
     }
     ata_pack_kv(kt, vt, k, ldk, v, ldv, Lk, Lkp, n_kv_heads, hd, hdp, T);
-    int64_t nqb = (Lq + ATA_Q - 1) / ATA_Q;
-    int failed = 0;
-    if ((double)Lq * (double)Lk * hd * n_heads <= 1e6) T = 1;
-#pragma omp parallel num_threads(T) if (T > 1)
-    {
-        ata_scratch *w = calloc(1, sizeof *w);
-        if (w) {
-            w->qb = kn_scratch_get(sizeof(uint16_t) * ATA_Q * (size_t)hdp);
-            w->s = kn_scratch_get(sizeof(float) * ATA_Q * ATT_FBK);
-            w->pb = kn_scratch_get(sizeof(uint16_t) * ATA_Q * ATT_FBK);
-            w->o = kn_scratch_get(sizeof(float) * ATA_Q * (size_t)hdp);
-        }
-        if (!(w && w->qb && w->s && w->pb && w->o)) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        int bad;
-#pragma omp atomic read
-        bad = failed;
-        if (!bad) { /* all threads agree after the barrier */
-            TILE_CONFIG();
-#pragma omp for schedule(dynamic) collapse(2)
-            for (int h = 0; h < n_heads; h++)
-                for (int64_t qb = 0; qb < nqb; qb++) {
-                    int64_t q0 = qb * ATA_Q, nq = Lq - q0 < ATA_Q ? Lq - q0 : ATA_Q;
-                    ata_item(w, out, ldo, q, ldq, kt, vt, Lkp, Lk, h, h / group, hd, hdp, scale, causal, q0, nq);
-                }
-            TILE_RELEASE();
-        }
-        if (w) {
-            kn_scratch_put(w->qb);
-            kn_scratch_put(w->s);
-            kn_scratch_put(w->pb);
-            kn_scratch_put(w->o);
-        }
-        free(w);
-    }
+    att_call c = {out, ldo, q, ldq, kt, vt, Lk, Lkp, hd, n_heads / n_kv_heads, scale, causal, 1};
+    const size_t bytes[4] = {sizeof(uint16_t) * ATA_Q * (size_t)hdp, sizeof(float) * ATA_Q * ATT_FBK,
+                             sizeof(uint16_t) * ATA_Q * ATT_FBK, sizeof(float) * ATA_Q * (size_t)hdp};
+    int rc = att_drive(&c, Lq, n_heads, ATA_Q, bytes, ata_item, ata_tiles_on, ata_tiles_off, T);
     kn_scratch_put(kt);
     kn_scratch_put(vt);
-    if (failed) return zi_err("out of memory for attention scratch");
-    return 0;
+    return rc;
 }

@@ -1,7 +1,7 @@
 /* attention_bf16_impl.h - flash attention on bf16 dot-product units: the attention of the bf16
  * precision mode where the CPU has them. S = Q K^T and O += P V run as bf16 pair products with
  * f32 accumulation (ukr_bf16_impl.h); the running max, the exponentials and the sums stay f32
- * (attention_softmax_impl.h). Instantiated by attention_avx512bf16.c (vdpbf16ps) and by
+ * (attention_common_impl.h). Instantiated by attention_avx512bf16.c (vdpbf16ps) and by
  * attention_generic.c (exact emulation of the instruction, so this template is tested on
  * every CPU). Same tiles, work split and determinism as the fp32 template (attention_impl.h).
  *
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "../common/error.h"
-#include "attention_softmax_impl.h"
+#include "attention_common_impl.h"
 #include "impl.h"
 #include "ukr_bf16_impl.h"
 
@@ -55,29 +55,26 @@ static void atb_pack_kv(uint32_t *kt, uint32_t *vt, const float *k, int64_t ldk,
         }
 }
 
-/* Per-thread scratch for one (head, query block) work item. */
-typedef struct {
-    uint32_t *qb; /* [FBQ][hd2] query pairs */
-    float *s;     /* [FBQ][FBK] scores, then probabilities (bf16-rounded) */
-    uint32_t *pb; /* [FBQ][FBK/2] probability pairs */
-    float *o;     /* [FBQ][hd] unnormalized output */
-    float mx[ATT_FBQ], sum[ATT_FBQ];
-} atb_scratch;
-
-/* One work item: queries [q0, q0+nq) of head h against kv head g. */
-static void atb_item(atb_scratch *w, float *out, int64_t ldo, const float *q, int64_t ldq, const uint32_t *kt,
-                     const uint32_t *vt, int64_t Lkp, int64_t Lk, int h, int g, int hd, float scale, int causal,
-                     int64_t q0, int64_t nq) {
+/* One work item: queries [q0, q0+nq) of head h against its kv head. Scratch: buf[0] qb
+ * [FBQ][hd2] query pairs, buf[1] s [FBQ][FBK] scores then probabilities (bf16-rounded),
+ * buf[2] pb [FBQ][FBK/2] probability pairs, buf[3] o [FBQ][hd] unnormalized output. */
+static void atb_item(att_work *w, const att_call *c, int h, int64_t q0, int64_t nq) {
+    uint32_t *qb = w->buf[0], *pb = w->buf[2];
+    float *sc = w->buf[1], *o = w->buf[3];
+    const float *q = c->q;
+    const uint32_t *kt = c->kt, *vt = c->vt;
+    int64_t ldq = c->ldq, Lkp = c->Lkp, Lk = c->Lk;
+    int hd = c->hd, g = h / c->group, causal = c->causal;
     int64_t hd2 = (hd + 1) / 2, npan = (nq + KN_MR - 1) / KN_MR, nrows = npan * KN_MR;
     for (int64_t i = 0; i < nq; i++) {
         const float *qi = q + (q0 + i) * ldq + (int64_t)h * hd;
-        for (int64_t ep = 0; ep < hd2; ep++) w->qb[i * hd2 + ep] = mb_pair(qi[2 * ep], 2 * ep + 1 < hd ? qi[2 * ep + 1] : 0.0f);
+        for (int64_t ep = 0; ep < hd2; ep++) qb[i * hd2 + ep] = mb_pair(qi[2 * ep], 2 * ep + 1 < hd ? qi[2 * ep + 1] : 0.0f);
     }
     /* rows past nq up to the panel: zeros (read by the microkernel, results dropped) */
-    memset(w->qb + nq * hd2, 0, sizeof(uint32_t) * (size_t)((nrows - nq) * hd2));
-    for (int64_t i = nq; i < nrows; i++) memset(w->pb + i * (ATT_FBK / 2), 0, sizeof(uint32_t) * (ATT_FBK / 2));
+    memset(qb + nq * hd2, 0, sizeof(uint32_t) * (size_t)((nrows - nq) * hd2));
+    for (int64_t i = nq; i < nrows; i++) memset(pb + i * (ATT_FBK / 2), 0, sizeof(uint32_t) * (ATT_FBK / 2));
     for (int64_t i = 0; i < nq; i++) w->mx[i] = -INFINITY, w->sum[i] = 0.0f;
-    memset(w->o, 0, sizeof(float) * (size_t)(nq * hd));
+    memset(o, 0, sizeof(float) * (size_t)(nq * hd));
     int64_t njc = Lkp / KN_NR, nec = (hd + KN_NR - 1) / KN_NR, Lk2 = Lkp / 2;
     const uint32_t *ktg = kt + (int64_t)g * njc * hd2 * KN_NR; /* [Lkp/NR][hd2][NR] */
     const uint32_t *vtg = vt + (int64_t)g * nec * Lk2 * KN_NR;  /* [nec][Lk2][NR] */
@@ -88,19 +85,19 @@ static void atb_item(atb_scratch *w, float *out, int64_t ldo, const float *q, in
         for (int64_t j = 0; j < nk; j += KN_NR)
             for (int64_t p = 0; p < npan; p++) {
                 int mr = (int)(nq - p * KN_MR < KN_MR ? nq - p * KN_MR : KN_MR);
-                mb_ukr(hd2, w->qb + p * KN_MR * hd2, hd2, 1, ktg + ((k0 + j) / KN_NR) * hd2 * KN_NR,
-                       w->s + p * KN_MR * ATT_FBK + j, ATT_FBK, mr, nk - j, 0, NULL);
+                mb_ukr(hd2, qb + p * KN_MR * hd2, hd2, 1, ktg + ((k0 + j) / KN_NR) * hd2 * KN_NR,
+                       sc + p * KN_MR * ATT_FBK + j, ATT_FBK, mr, nk - j, 0, NULL);
             }
         for (int64_t i = 0; i < nq; i++) {
             int64_t lim = causal ? q0 + i + 1 - k0 : nk;
             if (lim > nk) lim = nk;
-            float *si = w->s + i * ATT_FBK;
-            uint32_t *pi = w->pb + i * (ATT_FBK / 2);
+            float *si = sc + i * ATT_FBK;
+            uint32_t *pi = pb + i * (ATT_FBK / 2);
             if (lim <= 0) { /* query i sees none of these keys */
                 memset(pi, 0, sizeof(uint32_t) * (size_t)nk2);
                 continue;
             }
-            att_softmax_row(si, nk, lim, scale, &w->mx[i], &w->sum[i], w->o + i * hd, hd, 1);
+            att_softmax_row(si, nk, lim, c->scale, &w->mx[i], &w->sum[i], o + i * hd, hd, 1);
             for (int64_t jp = 0; jp < nk2; jp++) /* rounded already: the pair is the two high halves */
                 pi[jp] = atb_hi16(si[2 * jp]) | (2 * jp + 1 < nk ? atb_hi16(si[2 * jp + 1]) << 16 : 0);
         }
@@ -108,15 +105,15 @@ static void atb_item(atb_scratch *w, float *out, int64_t ldo, const float *q, in
         for (int e = 0; e < hd; e += KN_NR)
             for (int64_t p = 0; p < npan; p++) {
                 int mr = (int)(nq - p * KN_MR < KN_MR ? nq - p * KN_MR : KN_MR);
-                mb_ukr(nk2, w->pb + p * KN_MR * (ATT_FBK / 2), ATT_FBK / 2, 1,
-                       vtg + ((e / KN_NR) * Lk2 + k0 / 2) * KN_NR, w->o + p * KN_MR * hd + e, hd, mr, hd - e, 1,
+                mb_ukr(nk2, pb + p * KN_MR * (ATT_FBK / 2), ATT_FBK / 2, 1,
+                       vtg + ((e / KN_NR) * Lk2 + k0 / 2) * KN_NR, o + p * KN_MR * hd + e, hd, mr, hd - e, 1,
                        NULL);
             }
     }
     for (int64_t i = 0; i < nq; i++) {
         float inv = w->sum[i] > 0 ? 1.0f / w->sum[i] : 0.0f;
-        const float *oi = w->o + i * hd;
-        float *dst = out + (q0 + i) * ldo + (int64_t)h * hd;
+        const float *oi = o + i * hd;
+        float *dst = c->out + (q0 + i) * c->ldo + (int64_t)h * hd;
         for (int e = 0; e < hd; e++) dst[e] = oi[e] * inv;
     }
 }
@@ -124,11 +121,10 @@ static void atb_item(atb_scratch *w, float *out, int64_t ldo, const float *q, in
 int KN_FN(kn_attention_bf16)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
                              const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads,
                              int hd, float scale, int causal, int T) {
-    if (Lk <= 0) { /* no keys: softmax over nothing -> 0 */
-        for (int64_t i = 0; i < Lq; i++) memset(out + i * ldo, 0, sizeof(float) * (size_t)n_heads * (size_t)hd);
+    if (Lk <= 0) {
+        att_zero_output(out, ldo, Lq, n_heads, hd);
         return 0;
     }
-    int group = n_heads / n_kv_heads;
     int64_t Lkp = (Lk + KN_NR - 1) / KN_NR * KN_NR;
     size_t hd2 = (size_t)(hd + 1) / 2, hdp = (size_t)(hd + KN_NR - 1) / KN_NR * KN_NR;
     uint32_t *kt = kn_scratch_get(sizeof(uint32_t) * (size_t)n_kv_heads * hd2 * (size_t)Lkp);
@@ -139,44 +135,11 @@ int KN_FN(kn_attention_bf16)(float *out, int64_t ldo, const float *q, int64_t ld
         return zi_err("out of memory for attention scratch (%lld keys)", (long long)Lk);
     }
     atb_pack_kv(kt, vt, k, ldk, v, ldv, Lk, Lkp, n_kv_heads, hd, T);
-    int64_t nqb = (Lq + ATT_FBQ - 1) / ATT_FBQ;
-    int failed = 0;
-    if ((double)Lq * (double)Lk * hd * n_heads <= 1e6) T = 1;
-#pragma omp parallel num_threads(T) if (T > 1)
-    {
-        atb_scratch *w = calloc(1, sizeof *w);
-        if (w) {
-            w->qb = kn_scratch_get(sizeof(uint32_t) * ATT_FBQ * hd2);
-            w->s = kn_scratch_get(sizeof(float) * ATT_FBQ * ATT_FBK);
-            w->pb = kn_scratch_get(sizeof(uint32_t) * ATT_FBQ * (ATT_FBK / 2));
-            w->o = kn_scratch_get(sizeof(float) * ATT_FBQ * hdp);
-        }
-        if (!(w && w->qb && w->s && w->pb && w->o)) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        int bad;
-#pragma omp atomic read
-        bad = failed;
-        if (!bad) { /* all threads agree after the barrier */
-#pragma omp for schedule(dynamic) collapse(2)
-            for (int h = 0; h < n_heads; h++)
-                for (int64_t qb = 0; qb < nqb; qb++) {
-                    int64_t q0 = qb * ATT_FBQ, nq = Lq - q0 < ATT_FBQ ? Lq - q0 : ATT_FBQ;
-                    atb_item(w, out, ldo, q, ldq, kt, vt, Lkp, Lk, h, h / group, hd, scale, causal, q0, nq);
-                }
-        }
-        if (w) {
-            kn_scratch_put(w->qb);
-            kn_scratch_put(w->s);
-            kn_scratch_put(w->pb);
-            kn_scratch_put(w->o);
-        }
-        free(w);
-    }
+    att_call c = {out, ldo, q, ldq, kt, vt, Lk, Lkp, hd, n_heads / n_kv_heads, scale, causal, 1};
+    const size_t bytes[4] = {sizeof(uint32_t) * ATT_FBQ * hd2, sizeof(float) * ATT_FBQ * ATT_FBK,
+                             sizeof(uint32_t) * ATT_FBQ * (ATT_FBK / 2), sizeof(float) * ATT_FBQ * hdp};
+    int rc = att_drive(&c, Lq, n_heads, ATT_FBQ, bytes, atb_item, NULL, NULL, T);
     kn_scratch_put(kt);
     kn_scratch_put(vt);
-    if (failed) return zi_err("out of memory for attention scratch");
-    return 0;
+    return rc;
 }

@@ -14,7 +14,7 @@
 
 #include "../common/error.h"
 #include "impl.h"
-#include "attention_softmax_impl.h"
+#include "attention_common_impl.h"
 #include "ukr_impl.h"
 
 /* K and V repacked once per call into NR-wide panels, so the microkernel's B operand is
@@ -62,26 +62,22 @@ static void att_pack_kv(float *kt, float *vp, const float *k, int64_t ldk, const
         }
 }
 
-/* Per-thread scratch for one (head, query block) work item. */
-typedef struct {
-    float *qp; /* [FBQ/MR][hd][MR] packed queries */
-    float *s;  /* [FBQ][FBK] scores, then probabilities */
-    float *o;  /* [FBQ][hd] unnormalized output */
-    float mx[ATT_FBQ], sum[ATT_FBQ];
-} att_scratch;
-
-/* One work item: queries [q0, q0+nq) of head h against kv head g. */
-static void att_item(att_scratch *w, float *out, int64_t ldo, const float *q, int64_t ldq, const float *kt,
-                     const float *vp, int64_t Lkp, int64_t Lk, int h, int g, int hd, float scale, int causal,
-                     int64_t q0, int64_t nq, int rb) {
+/* One work item: queries [q0, q0+nq) of head h against its kv head. Scratch: buf[0] qp
+ * [FBQ/MR][hd][MR] packed queries, buf[1] s [FBQ][FBK] scores then probabilities, buf[2] o
+ * [FBQ][hd] unnormalized output. */
+static void att_item(att_work *w, const att_call *c, int h, int64_t q0, int64_t nq) {
+    float *qp = w->buf[0], *sc = w->buf[1], *o = w->buf[2];
+    const float *q = c->q, *kt = c->kt, *vp = c->vt;
+    int64_t ldq = c->ldq, Lkp = c->Lkp, Lk = c->Lk;
+    int hd = c->hd, g = h / c->group, causal = c->causal, rb = c->rb;
     int64_t npan = (nq + KN_MR - 1) / KN_MR;
     for (int64_t p = 0; p < npan; p++) {
         int64_t r0 = p * KN_MR;
-        mm_pack_panel(w->qp + p * hd * KN_MR, q + (q0 + r0) * ldq + (int64_t)h * hd, ldq,
+        mm_pack_panel(qp + p * hd * KN_MR, q + (q0 + r0) * ldq + (int64_t)h * hd, ldq,
                       nq - r0 < KN_MR ? nq - r0 : KN_MR, hd, rb);
     }
     for (int64_t i = 0; i < nq; i++) w->mx[i] = -INFINITY, w->sum[i] = 0.0f;
-    memset(w->o, 0, sizeof(float) * (size_t)(nq * hd));
+    memset(o, 0, sizeof(float) * (size_t)(nq * hd));
     int64_t nec = (hd + KN_NR - 1) / KN_NR;
     const float *ktg = kt + (int64_t)g * hd * Lkp;          /* [Lkp/NR][hd][NR] */
     const float *vpg = vp + (int64_t)g * nec * Lkp * KN_NR; /* [nec][Lkp][NR] */
@@ -92,31 +88,31 @@ static void att_item(att_scratch *w, float *out, int64_t ldo, const float *q, in
         for (int64_t j = 0; j < nk; j += KN_NR)
             for (int64_t p = 0; p < npan; p++) {
                 int mr = (int)(nq - p * KN_MR < KN_MR ? nq - p * KN_MR : KN_MR);
-                mm_ukr(hd, w->qp + p * hd * KN_MR, 1, KN_MR, ktg + (k0 + j) * hd, KN_NR, w->s + p * KN_MR * ATT_FBK + j,
+                mm_ukr(hd, qp + p * hd * KN_MR, 1, KN_MR, ktg + (k0 + j) * hd, KN_NR, sc + p * KN_MR * ATT_FBK + j,
                        ATT_FBK, mr, nk - j, 0, NULL);
             }
         for (int64_t i = 0; i < nq; i++) {
             int64_t lim = causal ? q0 + i + 1 - k0 : nk;
             if (lim > nk) lim = nk;
-            float *si = w->s + i * ATT_FBK;
+            float *si = sc + i * ATT_FBK;
             if (lim <= 0) { /* query i sees none of these keys */
                 memset(si, 0, sizeof(float) * (size_t)nk);
                 continue;
             }
-            att_softmax_row(si, nk, lim, scale, &w->mx[i], &w->sum[i], w->o + i * hd, hd, rb);
+            att_softmax_row(si, nk, lim, c->scale, &w->mx[i], &w->sum[i], o + i * hd, hd, rb);
         }
         /* O[nq, hd] += P[nq, nk] . V[k0.., hd] */
         for (int e = 0; e < hd; e += KN_NR)
             for (int64_t p = 0; p < npan; p++) {
                 int mr = (int)(nq - p * KN_MR < KN_MR ? nq - p * KN_MR : KN_MR);
-                mm_ukr(nk, w->s + p * KN_MR * ATT_FBK, ATT_FBK, 1, vpg + ((e / KN_NR) * Lkp + k0) * KN_NR, KN_NR,
-                       w->o + p * KN_MR * hd + e, hd, mr, hd - e, 1, NULL);
+                mm_ukr(nk, sc + p * KN_MR * ATT_FBK, ATT_FBK, 1, vpg + ((e / KN_NR) * Lkp + k0) * KN_NR, KN_NR,
+                       o + p * KN_MR * hd + e, hd, mr, hd - e, 1, NULL);
             }
     }
     for (int64_t i = 0; i < nq; i++) {
         float inv = w->sum[i] > 0 ? 1.0f / w->sum[i] : 0.0f;
-        const float *oi = w->o + i * hd;
-        float *dst = out + (q0 + i) * ldo + (int64_t)h * hd;
+        const float *oi = o + i * hd;
+        float *dst = c->out + (q0 + i) * c->ldo + (int64_t)h * hd;
         for (int e = 0; e < hd; e++) dst[e] = oi[e] * inv;
     }
 }
@@ -124,11 +120,10 @@ static void att_item(att_scratch *w, float *out, int64_t ldo, const float *q, in
 int KN_FN(kn_attention)(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k, int64_t ldk,
                             const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, int n_kv_heads, int hd,
                             float scale, int causal, int bf16, int T) {
-    if (Lk <= 0) { /* no keys: softmax over nothing -> 0 */
-        for (int64_t i = 0; i < Lq; i++) memset(out + i * ldo, 0, sizeof(float) * (size_t)n_heads * (size_t)hd);
+    if (Lk <= 0) {
+        att_zero_output(out, ldo, Lq, n_heads, hd);
         return 0;
     }
-    int group = n_heads / n_kv_heads;
     int64_t Lkp = (Lk + KN_NR - 1) / KN_NR * KN_NR;
     size_t hdp = (size_t)(hd + KN_NR - 1) / KN_NR * KN_NR;
     float *kt = kn_scratch_get(sizeof(float) * (size_t)n_kv_heads * (size_t)hd * (size_t)Lkp);
@@ -139,42 +134,11 @@ int KN_FN(kn_attention)(float *out, int64_t ldo, const float *q, int64_t ldq, co
         return zi_err("out of memory for attention scratch (%lld keys)", (long long)Lk);
     }
     att_pack_kv(kt, vp, k, ldk, v, ldv, Lk, Lkp, n_kv_heads, hd, bf16, T);
-    int64_t nqb = (Lq + ATT_FBQ - 1) / ATT_FBQ;
-    int failed = 0;
-    if ((double)Lq * (double)Lk * hd * n_heads <= 1e6) T = 1;
-#pragma omp parallel num_threads(T) if (T > 1)
-    {
-        att_scratch *w = calloc(1, sizeof *w);
-        if (w) {
-            w->qp = kn_scratch_get(sizeof(float) * ATT_FBQ * hdp);
-            w->s = kn_scratch_get(sizeof(float) * ATT_FBQ * ATT_FBK);
-            w->o = kn_scratch_get(sizeof(float) * ATT_FBQ * hdp);
-        }
-        if (!(w && w->qp && w->s && w->o)) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        int bad;
-#pragma omp atomic read
-        bad = failed;
-        if (!bad) { /* all threads agree after the barrier */
-#pragma omp for schedule(dynamic) collapse(2)
-            for (int h = 0; h < n_heads; h++)
-                for (int64_t qb = 0; qb < nqb; qb++) {
-                    int64_t q0 = qb * ATT_FBQ, nq = Lq - q0 < ATT_FBQ ? Lq - q0 : ATT_FBQ;
-                    att_item(w, out, ldo, q, ldq, kt, vp, Lkp, Lk, h, h / group, hd, scale, causal, q0, nq, bf16);
-                }
-        }
-        if (w) {
-            kn_scratch_put(w->qp);
-            kn_scratch_put(w->s);
-            kn_scratch_put(w->o);
-        }
-        free(w);
-    }
+    att_call c = {out, ldo, q, ldq, kt, vp, Lk, Lkp, hd, n_heads / n_kv_heads, scale, causal, bf16};
+    const size_t bytes[4] = {sizeof(float) * ATT_FBQ * hdp, sizeof(float) * ATT_FBQ * ATT_FBK,
+                             sizeof(float) * ATT_FBQ * hdp, 0};
+    int rc = att_drive(&c, Lq, n_heads, ATT_FBQ, bytes, att_item, NULL, NULL, T);
     kn_scratch_put(kt);
     kn_scratch_put(vp);
-    if (failed) return zi_err("out of memory for attention scratch");
-    return 0;
+    return rc;
 }
