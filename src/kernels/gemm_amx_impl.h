@@ -17,6 +17,7 @@
 #endif
 
 #include "../common/error.h"
+#include "gemm_driver_impl.h"
 #include "impl.h"
 
 #define MA_KC 256              /* bf16 elements per K block (8 chunks of 32) */
@@ -104,18 +105,25 @@ static void ma_block(const uint16_t *ap, const uint32_t *bp, int64_t nch, float 
     }
 }
 
-typedef struct {
-    uint16_t *ap;
-    int64_t m0, ms, ms_pad; /* ms_pad: multiple of 32 */
-} ma_apack;
-
-/* packed A of K block kb, 32-row block starting at row (relative) */
-static const uint16_t *ma_apanel(const ma_apack *A, int64_t kb, int64_t row) {
-    return A->ap + (kb * A->ms_pad + row) * MA_KC;
+/* Packed x (kn_apack): per K block kb, 32-row blocks of row-major tile rows (ma_pack_a). */
+static const uint16_t *ma_apanel(const kn_apack *A, int64_t kb, int64_t row) {
+    return (const uint16_t *)A->ap + (kb * A->ms_pad + row) * MA_KC;
 }
 
-static void ma_item(float *y, int64_t ldy, const ma_apack *A, const kn_wsrc *B, int64_t K, const float *bias, int acc,
-                    int64_t n0, int64_t nc, int64_t r0, int64_t r1, uint32_t *bp, float *tmp) {
+static void ma_pack_a_block(const kn_gemm_call *c, const kn_apack *A, int64_t kb, int64_t i0) {
+    int64_t k0 = kb * MA_KC, kc = c->K - k0 < MA_KC ? c->K - k0 : MA_KC;
+    ma_pack_a((uint16_t *)ma_apanel(A, kb, i0), c->x + (A->m0 + i0) * c->ldx + k0, c->ldx,
+              A->ms - i0 < 32 ? A->ms - i0 : 32, kc);
+}
+
+static void ma_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_t nc, int64_t r0, int64_t r1,
+                    void *bpv, void *tmpv) {
+    float *y = c->y, *tmp = tmpv;
+    uint32_t *bp = bpv;
+    const float *bias = c->bias;
+    int64_t ldy = c->ldy, K = c->K;
+    const kn_wsrc *B = c->B;
+    int acc = c->acc;
     for (int64_t kb = 0; kb * MA_KC < K; kb++) {
         int64_t k0 = kb * MA_KC, kc = K - k0 < MA_KC ? K - k0 : MA_KC, nch = (kc + 31) / 32, kc2p = nch * 16;
         int mode = k0 > 0 ? 1 : acc ? 2 : 0;
@@ -130,57 +138,14 @@ static void ma_item(float *y, int64_t ldy, const ma_apack *A, const kn_wsrc *B, 
     }
 }
 
+static void ma_tiles_on(void) { TILE_CONFIG(); }
+static void ma_tiles_off(void) { TILE_RELEASE(); }
+
 int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                         const kn_wsrc *B, const float *bias, int acc, int T) {
     if (M <= 0 || N <= 0 || K <= 0) return 0;
-    if ((double)M * (double)N * (double)K < 65536.0) T = 1;
-    int64_t npan = (N + 31) / 32;
-    int64_t cpan = kn_split_chunk_panels(npan, T, MA_NC / 32);
-    int64_t nchunk = (npan + cpan - 1) / cpan;
-    int64_t msb = kn_split_superblock_rows(K, MA_KC, 2, MA_MC);
-    int failed = 0;
-    for (int64_t ms0 = 0; ms0 < M && !failed; ms0 += msb) {
-        ma_apack A = {NULL, ms0, M - ms0 < msb ? M - ms0 : msb, 0};
-        A.ms_pad = (A.ms + 31) / 32 * 32;
-        int64_t nmb = A.ms_pad / 32, nkb = (K + MA_KC - 1) / MA_KC;
-        int64_t nrr = kn_split_row_ranges(nchunk, T, A.ms, MA_ROWS, nmb);
-        A.ap = kn_scratch_get(sizeof(uint16_t) * (size_t)A.ms_pad * (size_t)(nkb * MA_KC));
-        if (!A.ap) {
-            failed = 1;
-            break;
-        }
-#pragma omp parallel num_threads(T) if (T > 1)
-        {
-#pragma omp for schedule(static) collapse(2)
-            for (int64_t kb = 0; kb < nkb; kb++)
-                for (int64_t b = 0; b < nmb; b++) {
-                    int64_t k0 = kb * MA_KC, kc = K - k0 < MA_KC ? K - k0 : MA_KC, i0 = b * 32;
-                    ma_pack_a((uint16_t *)ma_apanel(&A, kb, i0), x + (ms0 + i0) * ldx + k0, ldx,
-                              A.ms - i0 < 32 ? A.ms - i0 : 32, kc);
-                }
-            uint32_t *bp = kn_scratch_get(sizeof(uint32_t) * (MA_KC / 2) * (size_t)(cpan * 32));
-            float *tmp = kn_scratch_get(sizeof(float) * 32 * 32);
-            if (!bp || !tmp) {
-#pragma omp atomic write
-                failed = 1;
-            }
-            TILE_CONFIG();
-#pragma omp for schedule(dynamic, 1) collapse(2)
-            for (int64_t c = 0; c < nchunk; c++)
-                for (int64_t r = 0; r < nrr; r++) {
-                    int64_t n0 = c * cpan * 32, nc = N - n0 < cpan * 32 ? N - n0 : cpan * 32;
-                    int64_t r0 = nmb * r / nrr * 32, r1 = nmb * (r + 1) / nrr * 32;
-                    if (r1 > A.ms) r1 = A.ms;
-                    if (r0 >= r1 || !bp || !tmp) continue;
-                    ma_item(y, ldy, &A, B, K, bias, acc, n0, nc, r0, r1, bp, tmp);
-                }
-            TILE_RELEASE();
-            kn_scratch_put(bp);
-            kn_scratch_put(tmp);
-        }
-        kn_scratch_put(A.ap);
-    }
-    if (failed) return zi_err("out of memory for AMX GEMM scratch (M=%lld, N=%lld, K=%lld)", (long long)M,
-                              (long long)N, (long long)K);
-    return 0;
+    static const kn_gemm_plan plan = {"AMX", 32, 32, MA_KC, MA_MC, MA_NC, MA_ROWS, 2, sizeof(float) * 32 * 32,
+                                      ma_pack_a_block, ma_item, ma_tiles_on, ma_tiles_off};
+    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 1};
+    return kn_gemm_drive(&plan, &c, M, N, T);
 }

@@ -19,6 +19,7 @@
 
 #include "../common/error.h"
 #include "impl.h"
+#include "gemm_driver_impl.h"
 #include "ukr_bf16_impl.h"
 
 #define MB_KC 256                /* reduction depth per packed block (128 pairs) */
@@ -69,17 +70,26 @@ static void mb_pack_b(uint32_t *bp, const kn_wsrc *B, int64_t n0, int64_t nc, in
         }
 }
 
-typedef struct {
-    uint32_t *ap;
-    int64_t m0, ms, ms_pad;
-} mb_apack;
-
-static const uint32_t *mb_apanel(const mb_apack *A, int64_t kb, int64_t row) {
-    return A->ap + kb * (MB_KC / 2) * A->ms_pad + (row / KN_MR) * (MB_KC / 2) * KN_MR;
+/* Packed x (kn_apack): per K block kb, MR-row pair panels ap[kb*(KC/2)*ms_pad + p*(KC/2)*MR + kp*MR + i]. */
+static const uint32_t *mb_apanel(const kn_apack *A, int64_t kb, int64_t row) {
+    return (const uint32_t *)A->ap + kb * (MB_KC / 2) * A->ms_pad + (row / KN_MR) * (MB_KC / 2) * KN_MR;
 }
 
-static void mb_item(float *y, int64_t ldy, const mb_apack *A, const kn_wsrc *B, int64_t K, const float *bias, int acc,
-                    int64_t n0, int64_t nc, int64_t r0, int64_t r1, uint32_t *bp) {
+static void mb_pack_a_panel(const kn_gemm_call *c, const kn_apack *A, int64_t kb, int64_t i0) {
+    int64_t k0 = kb * MB_KC, kc = c->K - k0 < MB_KC ? c->K - k0 : MB_KC;
+    mb_pack_a((uint32_t *)mb_apanel(A, kb, i0), c->x + (A->m0 + i0) * c->ldx + k0, c->ldx,
+              A->ms - i0 < KN_MR ? A->ms - i0 : KN_MR, kc);
+}
+
+static void mb_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_t nc, int64_t r0, int64_t r1,
+                    void *bpv, void *tmp) {
+    (void)tmp;
+    float *y = c->y;
+    uint32_t *bp = bpv;
+    const float *bias = c->bias;
+    int64_t ldy = c->ldy, K = c->K;
+    const kn_wsrc *B = c->B;
+    int acc = c->acc;
     for (int64_t kb = 0; kb * MB_KC < K; kb++) {
         int64_t k0 = kb * MB_KC, kc = K - k0 < MB_KC ? K - k0 : MB_KC, kc2 = (kc + 1) / 2;
         int mode = k0 > 0 ? 1 : acc ? 2 : 0;
@@ -103,50 +113,8 @@ static void mb_item(float *y, int64_t ldy, const mb_apack *A, const kn_wsrc *B, 
 int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                         const kn_wsrc *B, const float *bias, int acc, int T) {
     if (M <= 0 || N <= 0 || K <= 0) return 0;
-    if ((double)M * (double)N * (double)K < 65536.0) T = 1;
-    int64_t npan = (N + KN_NR - 1) / KN_NR;
-    int64_t cpan = kn_split_chunk_panels(npan, T, MB_NC / KN_NR);
-    int64_t nchunk = (npan + cpan - 1) / cpan;
-    int64_t msb = kn_split_superblock_rows(K, MB_KC, 2, MB_MC);
-    int failed = 0;
-    for (int64_t ms0 = 0; ms0 < M && !failed; ms0 += msb) {
-        mb_apack A = {NULL, ms0, M - ms0 < msb ? M - ms0 : msb, 0};
-        A.ms_pad = (A.ms + KN_MR - 1) / KN_MR * KN_MR;
-        int64_t nmp = A.ms_pad / KN_MR, nkb = (K + MB_KC - 1) / MB_KC;
-        int64_t nrr = kn_split_row_ranges(nchunk, T, A.ms, MB_ROWS, nmp);
-        A.ap = kn_scratch_get(sizeof(uint32_t) * (size_t)A.ms_pad * (size_t)(nkb * (MB_KC / 2)));
-        if (!A.ap) {
-            failed = 1;
-            break;
-        }
-#pragma omp parallel num_threads(T) if (T > 1)
-        {
-#pragma omp for schedule(static) collapse(2)
-            for (int64_t kb = 0; kb < nkb; kb++)
-                for (int64_t p = 0; p < nmp; p++) {
-                    int64_t k0 = kb * MB_KC, kc = K - k0 < MB_KC ? K - k0 : MB_KC, i0 = p * KN_MR;
-                    mb_pack_a((uint32_t *)mb_apanel(&A, kb, i0), x + (ms0 + i0) * ldx + k0, ldx,
-                              A.ms - i0 < KN_MR ? A.ms - i0 : KN_MR, kc);
-                }
-            uint32_t *bp = kn_scratch_get(sizeof(uint32_t) * (MB_KC / 2) * (size_t)(cpan * KN_NR));
-            if (!bp) {
-#pragma omp atomic write
-                failed = 1;
-            }
-#pragma omp for schedule(dynamic, 1) collapse(2)
-            for (int64_t c = 0; c < nchunk; c++)
-                for (int64_t r = 0; r < nrr; r++) {
-                    int64_t n0 = c * cpan * KN_NR, nc = N - n0 < cpan * KN_NR ? N - n0 : cpan * KN_NR;
-                    int64_t r0 = nmp * r / nrr * KN_MR, r1 = nmp * (r + 1) / nrr * KN_MR;
-                    if (r1 > A.ms) r1 = A.ms;
-                    if (r0 >= r1 || !bp) continue;
-                    mb_item(y, ldy, &A, B, K, bias, acc, n0, nc, r0, r1, bp);
-                }
-            kn_scratch_put(bp);
-        }
-        kn_scratch_put(A.ap);
-    }
-    if (failed) return zi_err("out of memory for bf16 GEMM scratch (M=%lld, N=%lld, K=%lld)", (long long)M,
-                              (long long)N, (long long)K);
-    return 0;
+    static const kn_gemm_plan plan = {"bf16", KN_MR, KN_NR, MB_KC, MB_MC, MB_NC, MB_ROWS, 2, 0,
+                                      mb_pack_a_panel, mb_item, NULL, NULL};
+    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 1};
+    return kn_gemm_drive(&plan, &c, M, N, T);
 }

@@ -31,6 +31,7 @@
 
 #include "../common/error.h"
 #include "impl.h"
+#include "gemm_driver_impl.h"
 #include "ukr_impl.h"
 
 #define MM_KC 256                                     /* reduction depth per packed block */
@@ -86,22 +87,30 @@ static void mm_pack_b(float *bp, const kn_wsrc *B, int64_t n0, int64_t nc, int64
 
 /* ---------------------------------------------------------------- GEMM driver */
 
-/* Packed x for rows [m0, m0 + ms): for each K block kb (MM_KC deep, the last one shorter),
- * MR-row panels k-major: ap[kb*MM_KC*ms_pad + p*kc*MR + k*MR + i] = x[m0 + MR*p + i][kb*MM_KC + k]. */
-typedef struct {
-    float *ap;
-    int64_t m0, ms, ms_pad; /* ms_pad = panels * MR */
-} mm_apack;
+/* Packed x (kn_apack, gemm_driver_impl.h): for each K block kb (MM_KC deep, the last one
+ * shorter), MR-row panels k-major:
+ *   ap[kb*MM_KC*ms_pad + p*kc*MR + k*MR + i] = x[m0 + MR*p + i][kb*MM_KC + k]. */
+static const float *mm_apanel(const kn_apack *A, int64_t kb, int64_t kc, int64_t row) {
+    return (const float *)A->ap + kb * MM_KC * A->ms_pad + (row / KN_MR) * kc * KN_MR;
+}
 
-static const float *mm_apanel(const mm_apack *A, int64_t kb, int64_t kc, int64_t row) {
-    return A->ap + kb * MM_KC * A->ms_pad + (row / KN_MR) * kc * KN_MR;
+static void mm_pack_a(const kn_gemm_call *c, const kn_apack *A, int64_t kb, int64_t i0) {
+    int64_t k0 = kb * MM_KC, kc = c->K - k0 < MM_KC ? c->K - k0 : MM_KC;
+    mm_pack_panel((float *)mm_apanel(A, kb, kc, i0), c->x + (A->m0 + i0) * c->ldx + k0, c->ldx,
+                  A->ms - i0 < KN_MR ? A->ms - i0 : KN_MR, kc, c->rb);
 }
 
 /* One work item: output columns [n0, n0 + nc) x rows [r0, r1) (relative to A->m0, multiples of
  * MR except at the end). Packs its W slice per K block into bp, then runs the microkernel over
  * MM_MC-row groups. */
-static void mm_item(float *y, int64_t ldy, const mm_apack *A, const kn_wsrc *B, int64_t K, const float *bias,
-                    int acc, int64_t n0, int64_t nc, int64_t r0, int64_t r1, float *bp, int rb) {
+static void mm_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_t nc, int64_t r0, int64_t r1,
+                    void *bpv, void *tmp) {
+    (void)tmp;
+    float *y = c->y, *bp = bpv;
+    const float *bias = c->bias;
+    int64_t ldy = c->ldy, K = c->K;
+    const kn_wsrc *B = c->B;
+    int acc = c->acc, rb = c->rb;
     for (int64_t kb = 0; kb * MM_KC < K; kb++) {
         int64_t k0 = kb * MM_KC, kc = K - k0 < MM_KC ? K - k0 : MM_KC;
         int mode = k0 > 0 ? 1 : acc ? 2 : 0;
@@ -193,53 +202,10 @@ int KN_FN(kn_gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M
         }
         return 0;
     }
-    /* Rows in super-blocks whose packed copy stays <= ~64 MiB; within one, x is packed once
-     * (shared), then threads take (column chunk, row range) items dynamically, so a thread
-     * slowed down by other jobs doesn't hold the other one up at the end. */
-    int64_t npan = (N + KN_NR - 1) / KN_NR;
-    int64_t cpan = kn_split_chunk_panels(npan, T, MM_NC / KN_NR);
-    int64_t nchunk = (npan + cpan - 1) / cpan;
-    int64_t msb = kn_split_superblock_rows(K, MM_KC, 4, MM_MC);
-    int failed = 0;
-    for (int64_t ms0 = 0; ms0 < M && !failed; ms0 += msb) {
-        mm_apack A = {NULL, ms0, M - ms0 < msb ? M - ms0 : msb, 0};
-        A.ms_pad = (A.ms + KN_MR - 1) / KN_MR * KN_MR;
-        int64_t nmp = A.ms_pad / KN_MR, nkb = (K + MM_KC - 1) / MM_KC;
-        int64_t nrr = kn_split_row_ranges(nchunk, T, A.ms, MM_ROWS, nmp);
-        A.ap = kn_scratch_get(sizeof(float) * (size_t)A.ms_pad * (size_t)(nkb * MM_KC));
-        if (!A.ap) {
-            failed = 1;
-            break;
-        }
-#pragma omp parallel num_threads(T) if (T > 1)
-        {
-#pragma omp for schedule(static) collapse(2)
-            for (int64_t kb = 0; kb < nkb; kb++)
-                for (int64_t p = 0; p < nmp; p++) {
-                    int64_t k0 = kb * MM_KC, kc = K - k0 < MM_KC ? K - k0 : MM_KC, i0 = p * KN_MR;
-                    mm_pack_panel((float *)mm_apanel(&A, kb, kc, i0), x + (ms0 + i0) * ldx + k0, ldx,
-                                  A.ms - i0 < KN_MR ? A.ms - i0 : KN_MR, kc, bf16);
-                }
-            float *bp = kn_scratch_get(sizeof(float) * MM_KC * (size_t)(cpan * KN_NR));
-            if (!bp) {
-#pragma omp atomic write
-                failed = 1;
-            }
-#pragma omp for schedule(dynamic, 1) collapse(2)
-            for (int64_t c = 0; c < nchunk; c++)
-                for (int64_t r = 0; r < nrr; r++) {
-                    int64_t n0 = c * cpan * KN_NR, nc = N - n0 < cpan * KN_NR ? N - n0 : cpan * KN_NR;
-                    int64_t r0 = nmp * r / nrr * KN_MR, r1 = nmp * (r + 1) / nrr * KN_MR;
-                    if (r1 > A.ms) r1 = A.ms;
-                    if (r0 >= r1 || !bp) continue;
-                    mm_item(y, ldy, &A, B, K, bias, acc, n0, nc, r0, r1, bp, bf16);
-                }
-            kn_scratch_put(bp);
-        }
-        kn_scratch_put(A.ap);
-    }
-    if (failed) return zi_err("out of memory for GEMM scratch (M=%lld, N=%lld, K=%lld)", (long long)M, (long long)N, (long long)K);
-    return 0;
+    static const kn_gemm_plan plan = {"fp32", KN_MR, KN_NR, MM_KC, MM_MC, MM_NC, MM_ROWS, 4, 0,
+                                      mm_pack_a, mm_item, NULL, NULL};
+    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, bf16};
+    return kn_gemm_drive(&plan, &c, M, N, T);
 }
 
 /* ---------------------------------------------------------------- implicit GEMM (convs)
