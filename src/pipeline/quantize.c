@@ -345,10 +345,8 @@ int zi_quantize_model(const zi_quantize_params *p) {
     if (dit) {
         rc = zi_gguf_add_str(&w, "general.architecture", "lumina2");
     } else {
-        zi_qwen3 *q;
-        if (zi_qwen3_load(&q, comp)) goto done;
-        zi_qwen3_config c = *zi_qwen3_get_config(q);
-        zi_qwen3_free(q);
+        zi_qwen3_config c; /* config only: loading the encoder would read (prefetch) all its weights */
+        if (zi_qwen3_load_config(&c, comp)) goto done;
         rc = zi_gguf_add_str(&w, "general.architecture", "qwen3") || zi_gguf_add_str(&w, "general.name", "Qwen3") ||
              zi_gguf_add_u32(&w, "qwen3.block_count", (uint32_t)c.n_layers) ||
              zi_gguf_add_u32(&w, "qwen3.context_length", 40960) ||

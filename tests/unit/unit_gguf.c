@@ -380,6 +380,22 @@ static void unit_gguf_text_encoder(const char *fixtures) {
         return;
     }
     UNIT_CHECK(zi_quantize_model(&qp) != 0 && strstr(zi_last_error(), "--force"), "quantize must refuse to overwrite");
+    /* quantize reads the config alone (zi_qwen3_load_config): same as a full load, folder and GGUF */
+    for (int k = 0; k < 2; k++) {
+        char te_dir[600];
+        snprintf(te_dir, sizeof te_dir, "%s/text_encoder", model);
+        const char *src = k ? out : te_dir;
+        zi_qwen3 *q = NULL;
+        zi_qwen3_config c;
+        memset(&c, 0, sizeof c);
+        int rc = zi_qwen3_load_config(&c, src) || zi_qwen3_load(&q, src);
+        UNIT_CHECK(rc == 0 && !memcmp(&c, zi_qwen3_get_config(q), sizeof c), "zi_qwen3_load_config(%s) differs: %s", src,
+                   rc ? zi_last_error() : "");
+        if (q) zi_qwen3_free(q);
+    }
+    snprintf(path, sizeof path, "%s/no-such-encoder", gg_dir);
+    UNIT_CHECK(zi_qwen3_load_config(&(zi_qwen3_config){0}, path) != 0 && strstr(zi_last_error(), "no-such-encoder"),
+               "zi_qwen3_load_config on a missing path: '%s'", zi_last_error());
     zi_tokenizer *tok = NULL;
     if (zi_tokenizer_load(&tok, out)) {
         UNIT_CHECK(0, "tokenizer from GGUF: %s", zi_last_error());
