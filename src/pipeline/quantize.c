@@ -5,6 +5,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,11 +171,12 @@ static void drop_pages(const void *p, size_t n) {
  * non-finite value, or -1. */
 static int64_t convert_rows(const zi_tensor *t, zi_dtype type, const float *ones, int64_t r0, int64_t nr,
                             float *f, uint8_t *q, size_t row_out, int threads) {
-    int64_t cols = t->shape[t->ndim - 1], bad = -1;
+    int64_t cols = t->shape[t->ndim - 1], bad = INT64_MAX;
     size_t in_row = zi_dtype_row_bytes(t->dtype, cols);
     /* threads live in src/kernels/ elsewhere; kernels.h has no generic parallel loop, and this
-     * loop is the whole cost of `zimage quantize` (rows x weighted block search) */
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1 && nr > 1)
+     * loop is the whole cost of `zimage quantize` (rows x weighted block search). A reduction,
+     * not a named critical section: that would export a libgomp lock symbol from the library. */
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1 && nr > 1) reduction(min : bad)
     for (int64_t r = 0; r < nr; r++) {
         float *x = f + r * cols;
         uint8_t *y = q + (size_t)r * row_out;
@@ -185,8 +187,7 @@ static int64_t convert_rows(const zi_tensor *t, zi_dtype type, const float *ones
             if (!isfinite(x[i])) finite = 0;
         }
         if (!finite) {
-#pragma omp critical(zi_quantize_bad_row)
-            if (bad < 0 || r0 + r < bad) bad = r0 + r;
+            if (r0 + r < bad) bad = r0 + r;
             continue;
         }
         if (zi_dtype_is_block(type)) {
@@ -198,7 +199,7 @@ static int64_t convert_rows(const zi_tensor *t, zi_dtype type, const float *ones
             memcpy(y, x, sizeof(float) * (size_t)cols);
         }
     }
-    return bad;
+    return bad == INT64_MAX ? -1 : bad;
 }
 
 /* Convert + (quantize) one source tensor's rows, in chunks, into the writer. */
