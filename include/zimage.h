@@ -202,6 +202,8 @@ ZIMAGE_API int zimage_encode_prompt(const zimage_load_params *lp, const char *pr
  * weighted search. progress (may be NULL) gets bytes done / total and the tensor name. */
 #define ZIMAGE_QUANTIZE_FORCE 1
 #define ZIMAGE_QUANTIZE_FAST 2
+/* threads quantizing rows in parallel (default 0: all cores); the output is the same for any count */
+#define ZIMAGE_QUANTIZE_THREADS(n) ((n) << 8)
 ZIMAGE_API int zimage_quantize(const char *input, const char *output, const char *type, const char *component, int flags,
                     void (*progress)(void *user, uint64_t done, uint64_t total, const char *tensor), void *user);
 

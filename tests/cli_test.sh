@@ -58,6 +58,11 @@ expect_fail "quantize unknown type" "unknown type 'q9_9'" quantize -i "$M" -o "$
 if "$ZIMAGE" quantize -i "$M" -o "$TMP/dit2.gguf" --type q4_k 2>/dev/null \
    && "$ZIMAGE" quantize -i "$M" -o "$TMP/dit2.gguf" --type q4_k --force --fast 2>/dev/null; then ok "quantize --force (--fast) overwrites"
 else bad "quantize --force"; fi
+if "$ZIMAGE" quantize -i "$M" -o "$TMP/t1.gguf" --type q5_1 -t 1 2>/dev/null \
+   && "$ZIMAGE" quantize -i "$M" -o "$TMP/t3.gguf" --type q5_1 --threads 3 2>/dev/null \
+   && cmp -s "$TMP/t1.gguf" "$TMP/t3.gguf"; then ok "quantize -t 1 and -t 3 write the same bytes"
+else bad "quantize -t: outputs differ or failed"; fi
+expect_fail "quantize bad thread count" "unknown or incomplete option '-t'" quantize -i "$M" -o "$TMP/t4.gguf" --type q8_0 -t 0
 out=$TMP/fox-gguf.png
 if "$ZIMAGE" --transformer "$TMP/dit.gguf" --text-encoder "$TMP/te.gguf" --vae "$M/vae" \
      -p "a red fox in the snow, watercolor" -W 64 -H 64 --seed 42 -o "$out" > "$TMP/log" 2>&1 \

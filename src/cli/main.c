@@ -25,7 +25,7 @@ static void usage(FILE *f) {
             "       zimage encode -m MODEL_DIR PROMPT\n"
             "       zimage serve -m MODEL_DIR [--host 127.0.0.1] [--port 7860] [--api-key KEY] [--queue N]\n"
             "       zimage quantize -i MODEL -o OUT.gguf --type q8_0|q6_k|q5_k|q4_k|q4_0|q3_k|q2_k\n"
-            "                       [--component dit|text-encoder] [--force] [--fast]\n"
+            "                       [--component dit|text-encoder] [--force] [--fast] [-t N]\n"
             "\n"
             "Generate an image with Z-Image / Z-Image-Turbo.\n"
             "\n"
@@ -295,11 +295,14 @@ static int cmd_quantize(int argc, char **argv) {
             flags |= ZIMAGE_QUANTIZE_FORCE;
         else if (!strcmp(argv[i], "--fast"))
             flags |= ZIMAGE_QUANTIZE_FAST;
+        else if ((!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) && i + 1 < argc && atoi(argv[i + 1]) > 0 &&
+                 atoi(argv[i + 1]) < (1 << 20))
+            flags |= ZIMAGE_QUANTIZE_THREADS(atoi(argv[++i]));
         else
             return die("quantize: unknown or incomplete option '%s'", argv[i]);
     }
     if (!in || !out || !type)
-        return die("%s", "quantize: usage: zimage quantize -i MODEL -o OUT.gguf --type q8_0 [--component dit|text-encoder] [--force] [--fast]");
+        return die("%s", "quantize: usage: zimage quantize -i MODEL -o OUT.gguf --type q8_0 [--component dit|text-encoder] [--force] [--fast] [-t N]");
     int last = -1;
     if (zimage_quantize(in, out, type, comp, flags, quantize_progress, &last)) {
         fprintf(stderr, "%szimage: %s\n", last >= 0 && last < 100 ? "\n" : "", zimage_last_error());

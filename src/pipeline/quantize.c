@@ -2,6 +2,10 @@
 #include "quantize.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,13 +165,52 @@ static void drop_pages(const void *p, size_t n) {
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* Convert + (quantize) rows [r0, r0 + nr) of t into q (row_out bytes each); f: nr * cols floats
+ * of scratch. Rows are independent and each row's bytes depend only on its values, so splitting
+ * them over threads gives the same bytes as one thread. Returns the first row holding a
+ * non-finite value, or -1. */
+static int64_t convert_rows(const zi_tensor *t, zi_dtype type, const float *ones, int64_t r0, int64_t nr,
+                            float *f, uint8_t *q, size_t row_out, int threads) {
+    int64_t cols = t->shape[t->ndim - 1], bad = INT64_MAX;
+    size_t in_row = zi_dtype_row_bytes(t->dtype, cols);
+    /* threads live in src/kernels/ elsewhere; kernels.h has no generic parallel loop, and this
+     * loop is the whole cost of `zimage quantize` (rows x weighted block search). A reduction,
+     * not a named critical section: that would export a libgomp lock symbol from the library. */
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1 && nr > 1) reduction(min : bad)
+    for (int64_t r = 0; r < nr; r++) {
+        float *x = f + r * cols;
+        uint8_t *y = q + (size_t)r * row_out;
+        zi_convert_to_f32(x, (const uint8_t *)t->data + (size_t)(r0 + r) * in_row, t->dtype, (size_t)cols);
+        int finite = 1;
+        for (int64_t i = 0; i < cols; i++) {
+            if (t->scale != 0) x[i] *= t->scale; /* ComfyUI scaled fp8 */
+            if (!isfinite(x[i])) finite = 0;
+        }
+        if (!finite) {
+            if (r0 + r < bad) bad = r0 + r;
+            continue;
+        }
+        if (zi_dtype_is_block(type)) {
+            zi_quantize_rows(type, x, y, 1, cols, ones);
+        } else if (type == ZI_F16 || type == ZI_BF16) {
+            uint16_t *h = (uint16_t *)y;
+            for (int64_t i = 0; i < cols; i++) h[i] = type == ZI_F16 ? zi_f32_to_f16(x[i]) : zi_f32_to_bf16(x[i]);
+        } else {
+            memcpy(y, x, sizeof(float) * (size_t)cols);
+        }
+    }
+    return bad == INT64_MAX ? -1 : bad;
+}
+
 /* Convert + (quantize) one source tensor's rows, in chunks, into the writer. */
 static int write_part(zi_gguf_writer *w, const zi_tensor *t, zi_dtype type, const float *ones, uint64_t *done,
-                      uint64_t total, const zi_quantize_params *p, const char *name) {
+                      uint64_t total, const zi_quantize_params *p, const char *name, int threads) {
     int64_t cols = t->shape[t->ndim - 1], rows = cols ? t->numel / cols : 0;
-    int64_t chunk = cols ? (1 << 20) / cols + 1 : 1; /* ~4 MB of floats */
+    int64_t chunk = cols ? ((int64_t)threads << 20) / cols + 1 : 1; /* ~4 MB of floats per thread */
+    if (chunk > rows) chunk = rows > 0 ? rows : 1;
+    size_t row_out = zi_dtype_row_bytes(type, cols);
     float *f = zi_malloc(sizeof(float) * (size_t)(chunk * cols + 1));
-    void *q = zi_malloc(zi_dtype_row_bytes(type == ZI_F32 ? ZI_F32 : type, cols) * (size_t)chunk + 16);
+    uint8_t *q = zi_malloc(row_out * (size_t)chunk + 16);
     if (!f || !q) {
         free(f);
         free(q);
@@ -177,27 +220,12 @@ static int write_part(zi_gguf_writer *w, const zi_tensor *t, zi_dtype type, cons
     int rc = 0;
     for (int64_t r0 = 0; r0 < rows && rc == 0; r0 += chunk) {
         int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
-        zi_convert_to_f32(f, (const uint8_t *)t->data + (size_t)r0 * in_row, t->dtype, (size_t)(nr * cols));
-        if (t->scale != 0) /* ComfyUI scaled fp8 */
-            for (int64_t i = 0; i < nr * cols; i++) f[i] *= t->scale;
-        for (int64_t i = 0; i < nr * cols; i++)
-            if (!isfinite(f[i])) {
-                rc = zi_err("%s: tensor '%s' holds a non-finite value at row %lld", t->file, t->name,
-                            (long long)(r0 + i / cols));
-                break;
-            }
-        if (rc) break;
-        size_t nb;
-        if (zi_dtype_is_block(type)) {
-            nb = zi_quantize_rows(type, f, q, nr, cols, ones);
-            rc = zi_gguf_write_data(w, q, nb);
-        } else if (type == ZI_F16 || type == ZI_BF16) {
-            uint16_t *h = q;
-            for (int64_t i = 0; i < nr * cols; i++) h[i] = type == ZI_F16 ? zi_f32_to_f16(f[i]) : zi_f32_to_bf16(f[i]);
-            rc = zi_gguf_write_data(w, h, sizeof(uint16_t) * (size_t)(nr * cols));
-        } else {
-            rc = zi_gguf_write_data(w, f, sizeof(float) * (size_t)(nr * cols));
+        int64_t bad = convert_rows(t, type, ones, r0, nr, f, q, row_out, threads);
+        if (bad >= 0) {
+            rc = zi_err("%s: tensor '%s' holds a non-finite value at row %lld", t->file, t->name, (long long)bad);
+            break;
         }
+        rc = zi_gguf_write_data(w, q, row_out * (size_t)nr);
         *done += (uint64_t)nr * in_row;
         drop_pages((const uint8_t *)t->data + (size_t)r0 * in_row, (size_t)nr * in_row);
         if (p->progress) p->progress(p->progress_user, *done, total, name);
@@ -318,10 +346,8 @@ int zi_quantize_model(const zi_quantize_params *p) {
     if (dit) {
         rc = zi_gguf_add_str(&w, "general.architecture", "lumina2");
     } else {
-        zi_qwen3 *q;
-        if (zi_qwen3_load(&q, comp)) goto done;
-        zi_qwen3_config c = *zi_qwen3_get_config(q);
-        zi_qwen3_free(q);
+        zi_qwen3_config c; /* config only: loading the encoder would read (prefetch) all its weights */
+        if (zi_qwen3_load_config(&c, comp)) goto done;
         rc = zi_gguf_add_str(&w, "general.architecture", "qwen3") || zi_gguf_add_str(&w, "general.name", "Qwen3") ||
              zi_gguf_add_u32(&w, "qwen3.block_count", (uint32_t)c.n_layers) ||
              zi_gguf_add_u32(&w, "qwen3.context_length", 40960) ||
@@ -349,9 +375,15 @@ int zi_quantize_model(const zi_quantize_params *p) {
         goto done;
     }
     for (int64_t i = 0; i < max_cols; i++) ones[i] = 1.0f;
+#ifdef _OPENMP
+    int threads = p->threads > 0 ? p->threads : omp_get_max_threads();
+#else
+    int threads = 1;
+#endif
     for (int i = 0; rc == 0 && i < n; i++)
         for (int k = 0; rc == 0 && k < es[i].n_parts; k++)
-            rc = write_part(&w, es[i].part[k], es[i].type, p->fast ? NULL : ones, &done, total, p, es[i].name);
+            rc = write_part(&w, es[i].part[k], es[i].type, p->fast ? NULL : ones, &done, total, p, es[i].name,
+                            threads);
     if (rc == 0) rc = zi_gguf_write_end(&w);
 done:
     zi_gguf_writer_free(&w);
@@ -364,7 +396,7 @@ done:
 int zimage_quantize(const char *input, const char *output, const char *type, const char *component, int flags,
                     void (*progress)(void *user, uint64_t done, uint64_t total, const char *tensor), void *user) {
     zi_quantize_params p = {input,    output, ZI_Q8_0, ZI_COMPONENT_DIT, (flags & ZIMAGE_QUANTIZE_FORCE) != 0,
-                            (flags & ZIMAGE_QUANTIZE_FAST) != 0, progress, user};
+                            (flags & ZIMAGE_QUANTIZE_FAST) != 0, progress, user, flags >> 8};
     if (!input || !output) return zi_err("quantize: input and output are required");
     if (!type || zi_quantize_type_parse(type, &p.type))
         return zi_err("quantize: unknown type '%s' (q8_0, q6_k, q5_k, q4_k, q4_0, q3_k, q2_k, q4_1, q5_0, q5_1, f16, "

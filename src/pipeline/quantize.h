@@ -10,7 +10,8 @@
  *    tokenizer.ggml.* (from tokenizer/tokenizer.json next to the text encoder).
  * Matrices are quantized with ggml's weighted search under an importance matrix of ones (what
  * stable-diffusion.cpp's converter does; common/quant.h), or with `fast` ggml's plain reference
- * quantizers (llama-quantize without an importance matrix). Memory: one tensor's rows at a time. */
+ * quantizers (llama-quantize without an importance matrix). Memory: one tensor's rows at a time
+ * (~4 MB of floats per thread); rows are quantized on all threads, output independent of their count. */
 #ifndef ZI_QUANTIZE_H
 #define ZI_QUANTIZE_H
 
@@ -30,6 +31,7 @@ typedef struct {
     /* progress: bytes of source processed so far of total, current tensor name (may be NULL) */
     void (*progress)(void *user, uint64_t done, uint64_t total, const char *tensor);
     void *progress_user;
+    int threads;        /* rows quantized in parallel; <= 0: all cores (same bytes for any count) */
 } zi_quantize_params;
 
 int zi_quantize_model(const zi_quantize_params *p);

@@ -219,6 +219,30 @@ static int qwen3_layer_build(zi_qwen3_layer *L, const zi_store *s, const zi_qwen
     return 0;
 }
 
+/* config.json of a folder, else inferred from the weight shapes of the store; checked */
+static int qwen3_config_of(zi_qwen3_config *c, const zi_store *s, const char *path) {
+    struct stat st;
+    char cfg_path[4096];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && stat(cfg_path, &st) == 0) {
+        if (qwen3_config_read(c, cfg_path) != 0) return -1;
+    } else {
+        if (qwen3_config_infer(c, s) != 0) return -1;
+    }
+    return qwen3_config_check(c, path);
+}
+
+int zi_qwen3_load_config(zi_qwen3_config *c, const char *path) {
+    zi_store s;
+    if (zi_store_open(&s, path) != 0) return -1;
+    s.prefixes = qwen3_prefixes;
+    s.n_prefixes = 1;
+    int rc = qwen3_config_of(c, &s, path);
+    zi_store_close(&s);
+    if (rc) zi_err_ctx("Qwen3 text encoder");
+    return rc;
+}
+
 static int qwen3_load_impl(zi_qwen3 **out, const char *path, int all) {
     *out = NULL;
     zi_qwen3 *m = zi_calloc(1, sizeof *m);
@@ -228,15 +252,7 @@ static int qwen3_load_impl(zi_qwen3 **out, const char *path, int all) {
     m->store.prefixes = qwen3_prefixes;
     m->store.n_prefixes = 1;
 
-    struct stat st;
-    char cfg_path[4096];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && stat(cfg_path, &st) == 0) {
-        if (qwen3_config_read(&m->cfg, cfg_path) != 0) goto fail;
-    } else {
-        if (qwen3_config_infer(&m->cfg, &m->store) != 0) goto fail;
-    }
-    if (qwen3_config_check(&m->cfg, path) != 0) goto fail;
+    if (qwen3_config_of(&m->cfg, &m->store, path) != 0) goto fail;
     const zi_qwen3_config *c = &m->cfg;
 
     if (!(m->embed = zi_store_get2(&m->store, "embed_tokens.weight", c->vocab, c->hidden))) goto fail;

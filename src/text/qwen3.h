@@ -38,6 +38,9 @@ int zi_qwen3_load(zi_qwen3 **out, const char *path);
  * hook gets the final-normed hidden_states.<n_layers>. The encode output is unchanged. */
 int zi_qwen3_load_all(zi_qwen3 **out, const char *path);
 void zi_qwen3_free(zi_qwen3 *m);
+/* Only the configuration of what zi_qwen3_load would load (no weights read: the files are
+ * mapped, not prefetched). */
+int zi_qwen3_load_config(zi_qwen3_config *c, const char *path);
 
 int zi_qwen3_hidden(const zi_qwen3 *m);
 const zi_qwen3_config *zi_qwen3_get_config(const zi_qwen3 *m);

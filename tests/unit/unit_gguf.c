@@ -374,12 +374,28 @@ static void unit_gguf_text_encoder(const char *fixtures) {
     char model[512], out[512], path[600];
     snprintf(model, sizeof model, "%s/tiny-zimage", fixtures);
     snprintf(out, sizeof out, "%s/te.gguf", gg_dir);
-    zi_quantize_params qp = {model, out, ZI_F32, ZI_COMPONENT_TEXT_ENCODER, 0, 0, NULL, NULL};
+    zi_quantize_params qp = {model, out, ZI_F32, ZI_COMPONENT_TEXT_ENCODER, 0, 0, NULL, NULL, 0};
     if (zi_quantize_model(&qp)) {
         UNIT_CHECK(0, "quantize text encoder: %s", zi_last_error());
         return;
     }
     UNIT_CHECK(zi_quantize_model(&qp) != 0 && strstr(zi_last_error(), "--force"), "quantize must refuse to overwrite");
+    /* quantize reads the config alone (zi_qwen3_load_config): same as a full load, folder and GGUF */
+    for (int k = 0; k < 2; k++) {
+        char te_dir[600];
+        snprintf(te_dir, sizeof te_dir, "%s/text_encoder", model);
+        const char *src = k ? out : te_dir;
+        zi_qwen3 *q = NULL;
+        zi_qwen3_config c;
+        memset(&c, 0, sizeof c);
+        int rc = zi_qwen3_load_config(&c, src) || zi_qwen3_load(&q, src);
+        UNIT_CHECK(rc == 0 && !memcmp(&c, zi_qwen3_get_config(q), sizeof c), "zi_qwen3_load_config(%s) differs: %s", src,
+                   rc ? zi_last_error() : "");
+        if (q) zi_qwen3_free(q);
+    }
+    snprintf(path, sizeof path, "%s/no-such-encoder", gg_dir);
+    UNIT_CHECK(zi_qwen3_load_config(&(zi_qwen3_config){0}, path) != 0 && strstr(zi_last_error(), "no-such-encoder"),
+               "zi_qwen3_load_config on a missing path: '%s'", zi_last_error());
     zi_tokenizer *tok = NULL;
     if (zi_tokenizer_load(&tok, out)) {
         UNIT_CHECK(0, "tokenizer from GGUF: %s", zi_last_error());
@@ -444,7 +460,7 @@ static void unit_gguf_dit_roundtrip(const char *fixtures) {
     snprintf(model, sizeof model, "%s/tiny-zimage", fixtures);
     snprintf(src_dir, sizeof src_dir, "%s/tiny-zimage/transformer", fixtures);
     snprintf(out, sizeof out, "%s/dit-q4k.gguf", gg_dir);
-    zi_quantize_params qp = {model, out, ZI_Q4_0, ZI_COMPONENT_DIT, 0, 0, NULL, NULL};
+    zi_quantize_params qp = {model, out, ZI_Q4_0, ZI_COMPONENT_DIT, 0, 0, NULL, NULL, 0};
     zi_st_file g;
     zi_store src;
     if (zi_quantize_model(&qp) || zi_st_open(&g, out) || zi_store_open(&src, src_dir)) {
@@ -514,7 +530,7 @@ static void unit_fp8_scaled(void) {
     /* quantize folds the scale into the weight and drops the scale tensor */
     char out[600];
     snprintf(out, sizeof out, "%s/fp8.gguf", gg_dir);
-    zi_quantize_params qp = {path, out, ZI_F32, ZI_COMPONENT_DIT, 0, 0, NULL, NULL};
+    zi_quantize_params qp = {path, out, ZI_F32, ZI_COMPONENT_DIT, 0, 0, NULL, NULL, 0};
     zi_st_file g;
     if (zi_quantize_model(&qp) || zi_st_open(&g, out)) {
         UNIT_CHECK(0, "quantize fp8 file: %s", zi_last_error());
@@ -524,6 +540,105 @@ static void unit_fp8_scaled(void) {
     UNIT_CHECK(g.n_tensors == 2 && gw && gw->dtype == ZI_F32 && !memcmp(gw->data, want, sizeof want),
                "scaled fp8 -> GGUF F32: scale folded in, scale tensor dropped");
     zi_st_close(&g);
+}
+
+static uint8_t *read_whole(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *b = NULL;
+    if (f && fseek(f, 0, SEEK_END) == 0) {
+        long l = ftell(f);
+        if (l > 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)l)) && fread(b, 1, (size_t)l, f) != (size_t)l) {
+            free(b);
+            b = NULL;
+        }
+        *n = l > 0 ? (size_t)l : 0;
+    }
+    if (f) fclose(f);
+    return b;
+}
+
+/* `zimage quantize` on several threads writes the same bytes as on one, and those are the blocks
+ * zi_quantize_rows makes from the whole matrix in one call (not from the threaded path). A
+ * non-finite value is reported at its row whichever thread meets it. */
+static void unit_quantize_threads(void) {
+    enum { R = 301, C = 512 };
+    char src[512], out1[512], out3[512];
+    snprintf(src, sizeof src, "%s/mt.safetensors", gg_dir);
+    float *w = malloc(sizeof(float) * R * C), *b = malloc(sizeof(float) * C), ones[C];
+    uint16_t *wb = malloc(sizeof(uint16_t) * R * C);
+    uint8_t *ref = malloc(sizeof(float) * R * C);
+    if (!w || !b || !wb || !ref) {
+        UNIT_CHECK(0, "out of memory");
+        goto done;
+    }
+    uint64_t s = 7;
+    for (int i = 0; i < R * C; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        w[i] = ((float)(s >> 40) / 16777216.0f - 0.5f) * (i % 97 == 0 ? 9.0f : 1.0f); /* some outliers */
+        wb[i] = zi_f32_to_bf16(w[i]);
+    }
+    for (int i = 0; i < C; i++) b[i] = (float)i, ones[i] = 1.0f;
+    static const struct { zi_dtype t; int fast; } cases[] = {
+        {ZI_Q8_0, 0}, {ZI_Q4_K, 0}, {ZI_Q6_K, 0}, {ZI_Q2_K, 1}, {ZI_Q5_1, 0}, {ZI_F16, 0}};
+    for (int k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
+        zi_dtype t = cases[k].t;
+        zi_st_writer sw;
+        zi_st_writer_init(&sw);
+        zi_st_writer_add(&sw, "layers.0.feed_forward.w1.weight", ZI_BF16, 2, (int64_t[]){R, C}, wb);
+        zi_st_writer_add(&sw, "layers.0.feed_forward.w1.bias", ZI_F32, 1, (int64_t[]){C}, b);
+        int rc = zi_st_writer_write(&sw, src);
+        zi_st_writer_free(&sw);
+        snprintf(out1, sizeof out1, "%s/mt1-%d.gguf", gg_dir, k);
+        snprintf(out3, sizeof out3, "%s/mt3-%d.gguf", gg_dir, k);
+        zi_quantize_params p1 = {src, out1, t, ZI_COMPONENT_DIT, 1, cases[k].fast, NULL, NULL, 1};
+        zi_quantize_params p3 = p1;
+        p3.output = out3;
+        p3.threads = 3;
+        if (rc || zi_quantize_model(&p1) || zi_quantize_model(&p3)) {
+            UNIT_CHECK(0, "quantize %s on 1 / 3 threads: %s", zi_dtype_name(t), zi_last_error());
+            continue;
+        }
+        size_t n1 = 0, n3 = 0;
+        uint8_t *f1 = read_whole(out1, &n1), *f3 = read_whole(out3, &n3);
+        UNIT_CHECK(f1 && f3 && n1 == n3 && !memcmp(f1, f3, n1), "quantize %s: 3 threads wrote other bytes than 1 (%zu vs %zu)",
+                   zi_dtype_name(t), n1, n3);
+        free(f1);
+        free(f3);
+        zi_st_file g;
+        if (zi_st_open(&g, out3)) {
+            UNIT_CHECK(0, "read back %s: %s", out3, zi_last_error());
+            continue;
+        }
+        const zi_tensor *q = zi_st_find(&g, "layers.0.feed_forward.w1.weight");
+        size_t nb;
+        for (int i = 0; i < R * C; i++) w[i] = zi_bf16_to_f32(wb[i]);
+        if (t == ZI_F16) {
+            uint16_t *h = (uint16_t *)ref;
+            for (int i = 0; i < R * C; i++) h[i] = zi_f32_to_f16(w[i]);
+            nb = sizeof(uint16_t) * R * C;
+        } else {
+            nb = zi_quantize_rows(t, w, ref, R, C, cases[k].fast ? NULL : ones);
+        }
+        UNIT_CHECK(q && q->dtype == t && q->nbytes == nb && !memcmp(q->data, ref, nb),
+                   "quantize %s: threaded file differs from zi_quantize_rows on the whole matrix", zi_dtype_name(t));
+        zi_st_close(&g);
+    }
+    /* NaN in row 250 (and inf in row 251): the error names row 250 */
+    wb[250 * C + 17] = 0x7fc0;
+    wb[251 * C + 3] = 0x7f80;
+    zi_st_writer sw;
+    zi_st_writer_init(&sw);
+    zi_st_writer_add(&sw, "layers.0.feed_forward.w1.weight", ZI_BF16, 2, (int64_t[]){R, C}, wb);
+    int rc = zi_st_writer_write(&sw, src);
+    zi_st_writer_free(&sw);
+    zi_quantize_params pn = {src, out3, ZI_Q4_K, ZI_COMPONENT_DIT, 1, 0, NULL, NULL, 3};
+    UNIT_CHECK(rc == 0 && zi_quantize_model(&pn) != 0 && strstr(zi_last_error(), "non-finite value at row 250"),
+               "quantize NaN: want an error at row 250, got '%s'", zi_last_error());
+done:
+    free(w);
+    free(b);
+    free(wb);
+    free(ref);
 }
 
 void unit_gguf(const char *fixtures) {
@@ -538,6 +653,7 @@ void unit_gguf(const char *fixtures) {
     unit_gguf_text_encoder(fixtures);
     unit_gguf_dit_roundtrip(fixtures);
     unit_fp8_scaled();
+    unit_quantize_threads();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", gg_dir);
     if (system(cmd) != 0) UNIT_CHECK(0, "cleanup failed");
