@@ -112,7 +112,7 @@ static int req_parse_checked(req_ctx *r, srv_api api, const char *body, size_t l
         const char *m = zimage_last_error();
         const char *param = !strncmp(m, "strength", 8) ? (api == SRV_API_OPENAI_EDIT ? "strength" : "denoising_strength")
                                                        : NULL;
-        *res = reply_error(r, 400, "invalid_request_error", param, "%s", m);
+        *res = reply_error(r, 400, "invalid_request_error", param, "%s%s%s", param ? param : "", param ? ": " : "", m);
         srv_request_free(q);
         return -1;
     }

@@ -188,12 +188,12 @@ static int req_images(json_t *o, srv_api api, srv_request *r, srv_error *e) {
     if (r->n_init) {
         int w = srv_request_out_width(r), h = srv_request_out_height(r);
         if (w < 16 || h < 16)
-            return req_fail(e, key, "the image is %dx%d: too small (at least 16x16)", r->init[0].width,
+            return req_fail(e, key, "%s: the image is %dx%d: too small (at least 16x16)", key, r->init[0].width,
                             r->init[0].height);
         if (w > SRV_MAX_SIDE || h > SRV_MAX_SIDE)
             return req_fail(e, key,
-                            "the image is %dx%d: made at its own size that is over %d per side; give %s",
-                            r->init[0].width, r->init[0].height, SRV_MAX_SIDE, edit ? "size" : "width and height");
+                            "%s: the image is %dx%d, over %d per side (rounded down to 16) at its own size; give %s",
+                            key, r->init[0].width, r->init[0].height, SRV_MAX_SIDE, edit ? "size" : "width and height");
     }
     return 0;
 }
