@@ -267,6 +267,18 @@ def png_header_only(w, h):
     return b"\x89PNG\r\n\x1a\n" + chunk
 
 
+def form(fields, files=(), boundary="zimage-test-boundary-7f3a"):
+    """multipart/form-data body + Content-Type header, as OpenAI clients send /v1/images/edits."""
+    out = b""
+    for k, v in fields:
+        out += ("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n" % (boundary, k, v)).encode()
+    for k, fn, data in files:
+        out += ("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n" % (boundary, k, fn)).encode() + data + b"\r\n"
+    out += ("--%s--\r\n" % boundary).encode()
+    return out, {"Content-Type": "multipart/form-data; boundary=" + boundary}
+
+
 def cli_img(name, *args):
     out = os.path.join(TMP, name)
     subprocess.run([ZIMAGE, "-m", MODEL, "-t", "1", "-o", out, *args], check=True, capture_output=True)
@@ -345,6 +357,34 @@ def test_img2img(port):
         data, im = png_of(j["data"][0]["b64_json"])
         check(data == want and im.size == (32, 48), "edits PNG differs from the CLI's")
         ok("POST /v1/images/edits (JSON, JPEG image): same PNG bytes as the CLI")
+    # the same as multipart/form-data, the way OpenAI clients send it (numbers as text)
+    with open(os.path.join(IC, "init_64x64.jpg"), "rb") as f:
+        jpg = f.read()
+    body, hdr = form([("prompt", "x"), ("size", "32x48"), ("seed", "3"), ("steps", "4"), ("model", "tiny-zimage"),
+                      ("response_format", "b64_json")], [("image", "photo.jpg", jpg)])
+    st, _, d = request(port, "POST", "/v1/images/edits", body, hdr)
+    j = jbody(d)
+    if check(st == 200 and j and len(j["data"]) == 1, "multipart edits: %s %s" % (st, d[:300])):
+        check(png_of(j["data"][0]["b64_json"])[0] == want, "multipart edits PNG differs from the CLI's")
+        ok("POST /v1/images/edits (multipart/form-data): same PNG bytes as the CLI")
+
+    # an OpenAI mask (transparent = edit) == the CLI's white-on-black mask of the same pixels
+    want = cli_img("cli-inpaint0.png", "-p", "x", "--init-img", os.path.join(IC, "init_64x64.png"), "--mask",
+                   os.path.join(IC, "mask_disc_64x64.png"), "--seed", "5", "--steps", "4")
+    disc = Image.open(os.path.join(IC, "mask_disc_64x64.png")).convert("L")
+    rgba = Image.open(os.path.join(IC, "init_64x64.png")).convert("RGBA")
+    rgba.putalpha(disc.point(lambda v: 255 - v))
+    buf = io.BytesIO()
+    rgba.save(buf, "PNG")
+    with open(os.path.join(IC, "init_64x64.png"), "rb") as f:
+        init_png = f.read()
+    body, hdr = form([("prompt", "x"), ("seed", "5"), ("steps", "4"), ("n", "1")],
+                     [("image[]", "init.png", init_png), ("mask", "mask.png", buf.getvalue())])
+    st, _, d = request(port, "POST", "/v1/images/edits", body, hdr)
+    j = jbody(d)
+    if check(st == 200 and j and len(j["data"]) == 1, "multipart edits with mask: %s %s" % (st, d[:300])):
+        check(png_of(j["data"][0]["b64_json"])[0] == want, "OpenAI alpha mask result differs from the CLI's")
+        ok("edits with an OpenAI alpha mask (transparent = edit) == CLI --mask with the same pixels white")
 
 
 def wait_preview(port, jid, limit=60):
@@ -578,8 +618,33 @@ def hostile_cases():
                               ("size bad", {"prompt": "x", "image": good, "size": "10x10"}, "size"),
                               ("n 5", {"prompt": "x", "image": good, "n": 5}, "n")):
         add("edits " + name, "POST", E, body, 400, param)
-    add("edits multipart", "POST", E, "--b\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nx\r\n--b--\r\n",
-        415, None, {"Content-Type": "multipart/form-data; boundary=b"})
+    mp_body, mp_hdr = form([("prompt", "x")])
+    add("edits multipart without image", "POST", E, mp_body, 400, "image", mp_hdr)
+    gpng = base64.b64decode(good)
+    for name, (body, hdr), param in (
+            ("image not an image", form([("prompt", "x")], [("image", "a.png", b"GIF89a....")]), "image[0]"),
+            ("image empty file", form([("prompt", "x")], [("image", "a.png", b"")]), "image[0]"),
+            ("n not a number", form([("prompt", "x"), ("n", "two")], [("image", "a.png", gpng)]), "n"),
+            ("n 9", form([("prompt", "x"), ("n", "9")], [("image", "a.png", gpng)]), "n"),
+            ("strength 0", form([("prompt", "x"), ("strength", "0")], [("image", "a.png", gpng)]), "strength"),
+            ("prompt missing", form([("size", "64x64")], [("image", "a.png", gpng)]), "prompt"),
+            ("mask without image", form([("prompt", "x")], [("mask", "m.png", gpng)]), "image"),
+            ("mask size mismatch", form([("prompt", "x")], [("image", "a.png", gpng),
+                                                           ("mask", "m.png", png_bytes(32, 32, (0, 0, 0, 0), "RGBA"))]),
+             "mask"),
+            ("2 images for n 1", form([("prompt", "x")], [("image[]", "a.png", gpng), ("image[]", "b.png", gpng)]),
+             "image"),
+            ("40 fields", form([("f%d" % i, "x") for i in range(40)]), None),
+            ("prompt not UTF-8", (b"--bnd42\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\n\xff\xfe\r\n"
+                                  b"--bnd42--\r\n", {"Content-Type": "multipart/form-data; boundary=bnd42"}), "prompt"),
+            ("not terminated", (b"--bnd42\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nxxxxx",
+                                {"Content-Type": "multipart/form-data; boundary=bnd42"}), None),
+            ("no boundary", (b"--b\r\n\r\n", {"Content-Type": "multipart/form-data"}), None),
+            ("garbage", (b"\x00" * 1000, {"Content-Type": "multipart/form-data; boundary=bnd42"}), None),
+            ("one-letter boundary", (b"--b\r\n\r\n--b--\r\n", {"Content-Type": "multipart/form-data; boundary=b"}), None)):
+        add("edits multipart " + name, "POST", E, body, 400, param, hdr)
+    add("multipart to img2img", "POST", I, mp_body, 415, None, mp_hdr)
+    add("multipart to jobs", "POST", J, mp_body, 415, None, mp_hdr)
     # routes and methods
     for p in ("/v2", "/sdapi/v1/unknown", "/v1/jobs/xyz", "/v1/jobs/job-000000000000", "/v1/jobs/job-zzzzzzzzzzzz",
               "/../etc/passwd", "/v1/images", "/v1/images/generations/x", "/health/", "/favicon.ico",

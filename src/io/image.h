@@ -12,7 +12,9 @@
  * file name; anything else is an error naming the path and the formats accepted. */
 int zi_image_read(const char *path, uint8_t **rgb, int *w, int *h);
 /* The same from the bytes data[0..n) of a PNG or JPEG file; `name` names it in errors;
- * sides above max_side (0: ZI_PNG_MAX_SIDE) are refused before pixels are allocated. */
-int zi_image_decode(const uint8_t *data, size_t n, const char *name, int max_side, uint8_t **rgb, int *w, int *h);
+ * sides above max_side (0: ZI_PNG_MAX_SIDE) are refused before pixels are allocated.
+ * flags: ZI_PNG_ALPHA_MASK (png.h; PNG only). */
+int zi_image_decode(const uint8_t *data, size_t n, const char *name, int max_side, int flags, uint8_t **rgb, int *w,
+                    int *h);
 
 #endif

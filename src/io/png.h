@@ -38,6 +38,9 @@ int zi_png_read(const char *path, uint8_t **rgb, int *w, int *h);
 /* The same from an open stream (closed here, in every case); `path` names it in errors,
  * sides above max_side (1..ZI_PNG_MAX_SIDE, else ZI_PNG_MAX_SIDE) are refused before any
  * pixel buffer is allocated. */
-int zi_png_read_stream(FILE *fp, const char *path, int max_side, uint8_t **rgb, int *w, int *h);
+int zi_png_read_stream(FILE *fp, const char *path, int max_side, int flags, uint8_t **rgb, int *w, int *h);
+/* flags: instead of the colors, give gray 255 - alpha (transparent = white: an OpenAI edit
+ * mask in zimage's white = repaint convention). */
+#define ZI_PNG_ALPHA_MASK 1
 
 #endif

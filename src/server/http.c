@@ -4,7 +4,8 @@
  *   GET  /health                 liveness + queue state (no API key needed)
  *   GET  /v1/models              OpenAI model list
  *   POST /v1/images/generations  OpenAI images API (synchronous)
- *   POST /v1/images/edits        OpenAI image edits, JSON body (image/mask as base64)
+ *   POST /v1/images/edits        OpenAI image edits: multipart/form-data (files image, image[],
+ *                                mask) as OpenAI clients send, or JSON with base64 strings
  *   POST /sdapi/v1/txt2img       A1111 API (synchronous)
  *   POST /sdapi/v1/img2img       A1111 img2img / inpainting (init_images, mask)
  *   GET  /sdapi/v1/progress      A1111 progress of the running job + current_image (preview)
@@ -31,6 +32,7 @@
 #include <time.h>
 
 #include "base64.h"
+#include "multipart.h"
 
 /* ---- responses ---- */
 
@@ -97,13 +99,22 @@ static int req_parse_checked(req_ctx *r, srv_api api, const char *body, size_t l
                              enum MHD_Result *res) {
     srv_error e;
     const char *ct = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type");
+    int rc;
     if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
-        *res = reply_error(r, 415, "invalid_request_error", NULL,
-                           "multipart/form-data is not supported: send a JSON body with the images as base64 "
-                           "strings (Content-Type: application/json)");
-        return -1;
+        if (api != SRV_API_OPENAI_EDIT) {
+            *res = reply_error(r, 415, "invalid_request_error", NULL,
+                               "multipart/form-data is only taken by /v1/images/edits: send JSON here");
+            return -1;
+        }
+        json_t *o = NULL;
+        memset(&e, 0, sizeof e);
+        rc = srv_multipart_to_json(r->c, body, len, &o, &e);
+        if (!rc) rc = srv_request_parse_json(api, o, q, &e);
+        json_decref(o);
+    } else {
+        rc = srv_request_parse(api, body, len, q, &e);
     }
-    if (srv_request_parse(api, body, len, q, &e)) {
+    if (rc) {
         *res = reply_error(r, 400, "invalid_request_error", e.param, "%s", e.message);
         return -1;
     }

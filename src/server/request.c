@@ -104,8 +104,24 @@ static int req_size(json_t *o, srv_request *r, srv_error *e) {
     return 0;
 }
 
-/* One image: a base64 string, optionally a data URL, of a PNG or JPEG -> RGB. */
-static int req_image(json_t *v, const char *field, zimage_image *out, srv_error *e) {
+/* Does this PNG have transparency (an alpha channel, or a tRNS chunk before the image data)? */
+static int req_png_has_alpha(const uint8_t *b, size_t n) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 33 || memcmp(b, sig, 8) || memcmp(b + 12, "IHDR", 4)) return 0;
+    if (b[25] == 4 || b[25] == 6) return 1; /* gray + alpha, RGBA */
+    for (size_t pos = 8; pos + 8 <= n;) {
+        size_t len = (size_t)b[pos] << 24 | (size_t)b[pos + 1] << 16 | (size_t)b[pos + 2] << 8 | b[pos + 3];
+        if (!memcmp(b + pos + 4, "tRNS", 4)) return 1;
+        if (!memcmp(b + pos + 4, "IDAT", 4) || len > n - pos - 8) return 0;
+        pos += 12 + len;
+    }
+    return 0;
+}
+
+/* One image: a base64 string, optionally a data URL, of a PNG or JPEG -> RGB.
+ * alpha_mask: a PNG with transparency is read as an OpenAI edit mask (transparent = repaint,
+ * i.e. white in zimage's convention); without transparency its colors are used (white = repaint). */
+static int req_image(json_t *v, const char *field, int alpha_mask, zimage_image *out, srv_error *e) {
     if (!json_is_string(v)) return req_fail(e, field, "%s must be a base64 string (PNG or JPEG)", field);
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
@@ -120,7 +136,8 @@ static int req_image(json_t *v, const char *field, zimage_image *out, srv_error 
     uint8_t *bytes;
     size_t len;
     if (srv_base64_decode(s, n, &bytes, &len)) return req_fail(e, field, "%s is not valid base64", field);
-    int rc = zimage_image_decode(bytes, len, SRV_MAX_INIT_SIDE, out);
+    int flags = alpha_mask && req_png_has_alpha(bytes, len) ? ZIMAGE_DECODE_ALPHA_MASK : 0;
+    int rc = zimage_image_decode(bytes, len, SRV_MAX_INIT_SIDE, flags, out);
     free(bytes);
     if (rc) {
         const char *m = zimage_last_error();
@@ -149,7 +166,7 @@ static int req_images(json_t *o, srv_api api, srv_request *r, srv_error *e) {
         if (api == SRV_API_OPENAI_EDIT || api == SRV_API_A1111_IMG)
             return req_fail(e, key, "%s is required (%sbase64 PNG or JPEG)", key, edit ? "" : "a list of ");
     } else if (edit && json_is_string(v)) {
-        if (req_image(v, key, &r->init[0], e)) return -1;
+        if (req_image(v, key, 0, &r->init[0], e)) return -1;
         r->n_init = 1;
     } else {
         if (!json_is_array(v)) return req_fail(e, key, "%s must be a list of base64 strings", key);
@@ -160,7 +177,7 @@ static int req_images(json_t *o, srv_api api, srv_request *r, srv_error *e) {
                             n, r->n);
         for (size_t i = 0; i < n; i++) {
             snprintf(field, sizeof field, "%s[%zu]", key, i);
-            if (req_image(json_array_get(v, i), field, &r->init[i], e)) return -1;
+            if (req_image(json_array_get(v, i), field, 0, &r->init[i], e)) return -1;
             r->n_init = (int)i + 1;
             if (r->init[i].width != r->init[0].width || r->init[i].height != r->init[0].height)
                 return req_fail(e, field, "%s is %dx%d but %s[0] is %dx%d: the images must have one size", field,
@@ -170,7 +187,7 @@ static int req_images(json_t *o, srv_api api, srv_request *r, srv_error *e) {
     json_t *m = json_object_get(o, "mask");
     if (m && !json_is_null(m) && !(json_is_string(m) && json_string_length(m) == 0)) {
         if (!r->n_init) return req_fail(e, "mask", "mask needs %s (inpainting repaints an image)", key);
-        if (req_image(m, "mask", &r->mask, e)) return -1;
+        if (req_image(m, "mask", edit, &r->mask, e)) return -1;
         if (r->mask.width != r->init[0].width || r->mask.height != r->init[0].height)
             return req_fail(e, "mask", "mask is %dx%d but the image is %dx%d: they must have the same size",
                             r->mask.width, r->mask.height, r->init[0].width, r->init[0].height);
@@ -201,14 +218,22 @@ static int req_images(json_t *o, srv_api api, srv_request *r, srv_error *e) {
 int srv_request_parse(srv_api api, const char *body, size_t len, srv_request *r, srv_error *err) {
     memset(r, 0, sizeof *r);
     memset(err, 0, sizeof *err);
+    json_error_t je;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) return req_fail(err, "", "invalid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+    int rc = srv_request_parse_json(api, o, r, err);
+    json_decref(o);
+    return rc;
+}
+
+int srv_request_parse_json(srv_api api, json_t *o, srv_request *r, srv_error *err) {
+    memset(r, 0, sizeof *r);
+    memset(err, 0, sizeof *err);
     r->guidance = -1;
     r->seed = -1;
     r->n = 1;
     r->strength = -1;
     r->preview_every = -1;
-    json_error_t je;
-    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!o) return req_fail(err, "", "invalid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
     int rc = -1;
     long long v;
     if (!json_is_object(o)) {
@@ -277,7 +302,6 @@ int srv_request_parse(srv_api api, const char *body, size_t len, srv_request *r,
     if (api != SRV_API_OPENAI && api != SRV_API_A1111 && req_images(o, api, r, err)) goto done;
     rc = 0;
 done:
-    json_decref(o);
     if (rc) srv_request_free(r);
     return rc;
 }

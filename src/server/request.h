@@ -62,6 +62,9 @@ typedef struct {
 /* Parse body[0..len) (need not be NUL-terminated). 0, or -1 with *err filled (r is then
  * already freed). */
 int srv_request_parse(srv_api api, const char *body, size_t len, srv_request *r, srv_error *err);
+/* The same from a parsed JSON value (borrowed; multipart.c builds one from form fields). */
+struct json_t;
+int srv_request_parse_json(srv_api api, struct json_t *o, srv_request *r, srv_error *err);
 void srv_request_free(srv_request *r);
 
 /* Width and height of the images the request makes: the given ones, else the init
