@@ -401,28 +401,29 @@ def wait_preview(port, jid, limit=60):
 
 
 def test_previews(port):
-    # previews by default (every step): a running job shows its latest preview, 1/8 of the image side
-    a = jbody(request(port, "POST", "/v1/jobs", {"prompt": "slow", "width": 64, "height": 48, "steps": 100, "seed": 1})[2])
+    # previews by default (every step): a running job shows its latest preview, 1/8 of the image side.
+    # The job is long (256x192, 100 steps: seconds) and cancelled once its preview was seen.
+    a = jbody(request(port, "POST", "/v1/jobs", {"prompt": "slow", "width": 256, "height": 192, "steps": 100, "seed": 1})[2])
     j = wait_preview(port, a["id"])
     if check(j is not None and j["state"] == "running" and "preview" in j, "job preview: %s" % j):
         _, im = png_of(j["preview"]["image"])
-        check(im.size == (8, 6) and j["preview"]["step"] >= 1 and j["preview"]["index"] == 0,
+        check(im.size == (32, 24) and j["preview"]["step"] >= 1 and j["preview"]["index"] == 0,
               "preview %s step %s" % (im.size, j["preview"]))
         p = jbody(request(port, "GET", "/sdapi/v1/progress")[2])
         check(p["state"]["job"] == a["id"] and p["current_image"], "progress current_image: %s" % str(p)[:200])
         if p["current_image"]:
-            check(png_of(p["current_image"])[1].size == (8, 6), "current_image size")
+            check(png_of(p["current_image"])[1].size == (32, 24), "current_image size")
         p = jbody(request(port, "GET", "/sdapi/v1/progress?skip_current_image=true")[2])
         check(p["current_image"] is None, "skip_current_image: %s" % str(p)[:200])
     request(port, "DELETE", "/v1/jobs/" + a["id"])
     st, ja = wait_job(port, a["id"])
     check(st == 200 and ja["state"] == "cancelled" and "preview" not in ja, "cancelled job keeps no preview: %s" % ja)
     request(port, "DELETE", "/v1/jobs/" + a["id"])
-    ok("previews: GET /v1/jobs/ID preview (8x6 PNG for 64x48), /sdapi/v1/progress current_image, skip_current_image")
+    ok("previews: GET /v1/jobs/ID preview (32x24 PNG for 256x192), /sdapi/v1/progress current_image, skip_current_image")
 
     # preview_every 0: none. Steps run in order, so once step 3 is reported a preview of an
     # earlier step would exist if previews were on.
-    a = jbody(request(port, "POST", "/v1/jobs", {"prompt": "slow", "width": 16, "height": 16, "steps": 100,
+    a = jbody(request(port, "POST", "/v1/jobs", {"prompt": "slow", "width": 256, "height": 256, "steps": 100,
                                                  "preview_every": 0})[2])
     t0 = time.monotonic()
     j = None
@@ -892,12 +893,13 @@ def test_cli_args():
 
     for args, pat in ((["--port", "70000", "-m", MODEL], "between 0 and 65535"), (["--queue", "0", "-m", MODEL], "--queue"),
                       (["--host", "not-an-ip", "-m", MODEL, "--port", "0"], "not an IPv4"),
-                      (["--bogus"], "unknown option"), (["--precision", "f64", "-m", MODEL], "not one of"), ([], "no model given"), (["-m", "/nonexistent"], "nonexistent")):
+                      (["--bogus"], "unknown option"), (["--precision", "f64", "-m", MODEL], "not one of"), ([], "no model given"), (["-m", "/nonexistent"], "nonexistent"),
+                      (["--preview-every", "101", "-m", MODEL], "between 0 and 100")):
         r = run(*args)
         check(r.returncode != 0 and pat in r.stderr, "serve %s: rc %d, %s" % (args, r.returncode, r.stderr))
     r = run("--help")
     check(r.returncode == 0 and "--api-key" in r.stdout, "serve --help")
-    ok("serve option errors (7) and --help")
+    ok("serve option errors (8) and --help")
 
 
 def timed(fn, *a):
