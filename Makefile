@@ -102,7 +102,8 @@ $(BUILD)/zimage: $(CLI_OBJ) $(STATIC)
 
 $(BUILD)/src/server/page.o: src/server/page.html
 
-$(BUILD)/zimage-server-unit: $(BUILD)/tests/server/server_unit.o $(BUILD)/src/server/base64.o $(BUILD)/src/server/request.o
+$(BUILD)/zimage-server-unit: $(BUILD)/tests/server/server_unit.o $(BUILD)/src/server/base64.o $(BUILD)/src/server/request.o \
+                             $(BUILD)/src/server/jobs.o $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/zimage-golden: $(GOLDEN_OBJ) $(STATIC)

@@ -175,6 +175,12 @@ ZIMAGE_API int zimage_generate(zimage_model *m, const zimage_params *p, zimage_i
 ZIMAGE_API void zimage_image_free(zimage_image *img);
 /* Read a PNG or JPEG (by content) into img->rgb/width/height (other fields zeroed). */
 ZIMAGE_API int zimage_image_load(const char *path, zimage_image *img);
+/* The same from the bytes of a PNG or JPEG file in memory (e.g. an upload). Sides above
+ * max_side are refused before any pixel buffer is allocated (0: the library's limit, 16384).
+ * flags: ZIMAGE_DECODE_ALPHA_MASK gives gray 255 - alpha instead of the colors (a PNG whose
+ * transparent pixels mark what to repaint, as OpenAI edit masks do -> white = repaint). */
+#define ZIMAGE_DECODE_ALPHA_MASK 1
+ZIMAGE_API int zimage_image_decode(const void *data, size_t len, int max_side, int flags, zimage_image *img);
 
 /* PNG with A1111-style "parameters" text plus Software/prompt metadata. */
 ZIMAGE_API int zimage_save_png(const zimage_image *img, const char *path, const zimage_params *p, const char *model_name);

@@ -99,6 +99,20 @@ def main():
         WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "error").text != "")
         check("width" in driver.find_element(By.ID, "error").text, "server error shown on the page: %r" %
               driver.find_element(By.ID, "error").text)
+        # a long generation shows the live preview (current_image, 1/8 side) until Cancel
+        for k, v in (("width", "512"), ("height", "512"), ("steps", "100")):
+            el = driver.find_element(By.ID, k)
+            el.clear()
+            el.send_keys(v)
+        driver.find_element(By.ID, "generate").click()
+        WebDriverWait(driver, 60).until(lambda d: d.execute_script(
+            "const i = document.getElementById('preview'); return i.style.display === 'block' && i.complete && "
+            "i.naturalWidth > 0;"))
+        pw = driver.execute_script("return document.getElementById('preview').naturalWidth;")
+        check(pw == 64, "live preview shown at %d px (512 / 8)" % pw)
+        driver.find_element(By.ID, "cancel").click()
+        WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "generate").is_enabled())
+        check(not driver.find_element(By.ID, "preview").is_displayed(), "preview hidden after the generation ends")
         logs = driver.get_log("browser")
         # the 400 of the deliberate bad request is logged by Chromium as a failed resource load
         severe = [e for e in logs if e["level"] == "SEVERE" and "status of 400" not in e["message"]]

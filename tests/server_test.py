@@ -17,11 +17,13 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 
 from PIL import Image
 
@@ -237,9 +239,206 @@ def test_happy(port):
         check(st == 404 and jbody(d)["error"]["type"] == "not_found", "deleted job is gone: %s" % st)
         ok("jobs API: POST -> poll -> result -> DELETE -> 404")
 
-    st, _, d = request(port, "POST", "/sdapi/v1/img2img", {"prompt": "x", "init_images": []})
-    check(st == 501 and "img2img" in jbody(d)["error"]["message"], "img2img 501: %s %s" % (st, d))
-    ok("img2img answers 501 until it exists")
+
+# ---------------------------------------------------------------------------------------------
+IC = os.path.join(FIX, "imgcond")
+
+
+def b64file(name):
+    with open(os.path.join(IC, name), "rb") as f:
+        return base64.b64encode(f.read()).decode()
+
+
+def png_bytes(w, h, color=(200, 30, 30), mode="RGB"):
+    buf = io.BytesIO()
+    Image.new(mode, (w, h), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def png_header_only(w, h):
+    """A PNG signature + a valid IHDR claiming w x h, then nothing: the reader must refuse the size
+    before it allocates anything (or fail on the missing data), never try w*h*4 bytes."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk
+
+
+def form(fields, files=(), boundary="zimage-test-boundary-7f3a"):
+    """multipart/form-data body + Content-Type header, as OpenAI clients send /v1/images/edits."""
+    out = b""
+    for k, v in fields:
+        out += ("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n" % (boundary, k, v)).encode()
+    for k, fn, data in files:
+        out += ("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n" % (boundary, k, fn)).encode() + data + b"\r\n"
+    out += ("--%s--\r\n" % boundary).encode()
+    return out, {"Content-Type": "multipart/form-data; boundary=" + boundary}
+
+
+def cli_img(name, *args):
+    out = os.path.join(TMP, name)
+    subprocess.run([ZIMAGE, "-m", MODEL, "-t", "1", "-o", out, *args], check=True, capture_output=True)
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def test_img2img(port):
+    # A1111 img2img == the CLI's --init-img PNG, byte for byte (pixels + metadata)
+    prompt = "a red fox in the snow, watercolor"
+    want = cli_img("cli-i2i.png", "-p", prompt, "--init-img", os.path.join(IC, "init_64x64.png"), "--strength", "0.6",
+                   "--seed", "42", "--steps", "8")
+    st, _, d = request(port, "POST", "/sdapi/v1/img2img",
+                       {"prompt": prompt, "init_images": [b64file("init_64x64.png")], "denoising_strength": 0.6,
+                        "seed": 42, "steps": 8, "mask_blur": 4, "resize_mode": 0, "include_init_images": False})
+    j = jbody(d)
+    if check(st == 200 and j and len(j["images"]) == 1, "img2img: %s %s" % (st, d[:300])):
+        data, im = png_of(j["images"][0])
+        check(im.size == (64, 64), "img2img size %s" % (im.size,))
+        check(data == want, "img2img PNG differs from the CLI's (%d vs %d bytes)" % (len(data), len(want)))
+        info = json.loads(j["info"])
+        check(info["denoising_strength"] == 0.6 and info["inpainting"] is False and info["width"] == 64,
+              "img2img info %s" % info)
+        check(j["parameters"]["denoising_strength"] == 0.6 and j["parameters"]["init_images"] is None,
+              "img2img parameters %s" % j["parameters"])
+        ok("POST /sdapi/v1/img2img: same PNG bytes as the CLI's --init-img (%d bytes)" % len(data))
+
+    # inpainting (data URL prefix, mask, mask_blur) == the CLI's --mask --mask-blur
+    want = cli_img("cli-inpaint.png", "-p", prompt, "--init-img", os.path.join(IC, "init_64x64.png"), "--mask",
+                   os.path.join(IC, "mask_disc_64x64.png"), "--mask-blur", "4", "--seed", "5", "--steps", "4")
+    body = {"prompt": prompt, "init_images": ["data:image/png;base64," + b64file("init_64x64.png")],
+            "mask": "data:image/png;base64," + b64file("mask_disc_64x64.png"), "mask_blur": 4, "seed": 5, "steps": 4}
+    st, _, d = request(port, "POST", "/sdapi/v1/img2img", body)
+    j = jbody(d)
+    if check(st == 200 and j and len(j["images"]) == 1, "inpaint: %s %s" % (st, d[:300])):
+        data, _ = png_of(j["images"][0])
+        check(data == want, "inpaint PNG differs from the CLI's (%d vs %d bytes)" % (len(data), len(want)))
+        info = json.loads(j["info"])
+        check(info["inpainting"] is True and info["denoising_strength"] == 1.0 and info["mask_blur"] == 4,
+              "inpaint info %s" % info)
+        ok("POST /sdapi/v1/img2img with mask: same PNG bytes as the CLI's --mask --mask-blur")
+
+    # the jobs API takes the same fields and gives the same image
+    st, _, d = request(port, "POST", "/v1/jobs", body)
+    jj = jbody(d)
+    if check(st == 202, "jobs with init image: %s %s" % (st, d[:300])):
+        st, j2 = wait_job(port, jj["id"])
+        if check(st == 200 and j2["state"] == "done", "inpaint job: %s %s" % (st, j2)):
+            data, _ = png_of(j2["result"]["images"][0])
+            check(data == want and j2["result"]["inpainting"] is True, "jobs inpaint image differs from the CLI's")
+        request(port, "DELETE", "/v1/jobs/" + jj["id"])
+        ok("POST /v1/jobs with init_images + mask: same PNG as the CLI")
+
+    # a batch of 2 with one init image per image: image 1 == CLI (second image, seed 8)
+    want = cli_img("cli-i2i-b.png", "-p", "a lighthouse", "--init-img", os.path.join(IC, "init_64x64_jpg_decoded.png"),
+                   "-W", "32", "-H", "32", "--strength", "0.75", "--seed", "8", "--steps", "4")
+    st, _, d = request(port, "POST", "/sdapi/v1/img2img",
+                       {"prompt": "a lighthouse", "init_images": [b64file("init_64x64.png"),
+                                                                  b64file("init_64x64_jpg_decoded.png")],
+                        "width": 32, "height": 32, "denoising_strength": 0.75, "seed": 7, "steps": 4, "batch_size": 2})
+    j = jbody(d)
+    if check(st == 200 and j and len(j["images"]) == 2, "img2img batch: %s %s" % (st, d[:300])):
+        check(png_of(j["images"][1])[0] == want, "img2img batch image 1 differs from the CLI's")
+        check(png_of(j["images"][0])[1].size == (32, 32) and json.loads(j["info"])["all_seeds"] == [7, 8],
+              "img2img batch size/seeds")
+        ok("img2img batch: init_images[i] for image i, resized to width x height, = CLI")
+
+    # OpenAI edits (JSON): a JPEG, size given == the CLI's -W -H with the default strength
+    want = cli_img("cli-edit.png", "-p", "x", "--init-img", os.path.join(IC, "init_64x64.jpg"), "-W", "32", "-H", "48",
+                   "--seed", "3", "--steps", "4")
+    st, _, d = request(port, "POST", "/v1/images/edits",
+                       {"prompt": "x", "image": b64file("init_64x64.jpg"), "size": "32x48", "seed": 3, "steps": 4,
+                        "model": "tiny-zimage", "response_format": "b64_json"})
+    j = jbody(d)
+    if check(st == 200 and j and len(j["data"]) == 1, "edits: %s %s" % (st, d[:300])):
+        data, im = png_of(j["data"][0]["b64_json"])
+        check(data == want and im.size == (32, 48), "edits PNG differs from the CLI's")
+        ok("POST /v1/images/edits (JSON, JPEG image): same PNG bytes as the CLI")
+    # the same as multipart/form-data, the way OpenAI clients send it (numbers as text)
+    with open(os.path.join(IC, "init_64x64.jpg"), "rb") as f:
+        jpg = f.read()
+    body, hdr = form([("prompt", "x"), ("size", "32x48"), ("seed", "3"), ("steps", "4"), ("model", "tiny-zimage"),
+                      ("response_format", "b64_json")], [("image", "photo.jpg", jpg)])
+    st, _, d = request(port, "POST", "/v1/images/edits", body, hdr)
+    j = jbody(d)
+    if check(st == 200 and j and len(j["data"]) == 1, "multipart edits: %s %s" % (st, d[:300])):
+        check(png_of(j["data"][0]["b64_json"])[0] == want, "multipart edits PNG differs from the CLI's")
+        ok("POST /v1/images/edits (multipart/form-data): same PNG bytes as the CLI")
+
+    # an OpenAI mask (transparent = edit) == the CLI's white-on-black mask of the same pixels
+    want = cli_img("cli-inpaint0.png", "-p", "x", "--init-img", os.path.join(IC, "init_64x64.png"), "--mask",
+                   os.path.join(IC, "mask_disc_64x64.png"), "--seed", "5", "--steps", "4")
+    disc = Image.open(os.path.join(IC, "mask_disc_64x64.png")).convert("L")
+    rgba = Image.open(os.path.join(IC, "init_64x64.png")).convert("RGBA")
+    rgba.putalpha(disc.point(lambda v: 255 - v))
+    buf = io.BytesIO()
+    rgba.save(buf, "PNG")
+    with open(os.path.join(IC, "init_64x64.png"), "rb") as f:
+        init_png = f.read()
+    body, hdr = form([("prompt", "x"), ("seed", "5"), ("steps", "4"), ("n", "1")],
+                     [("image[]", "init.png", init_png), ("mask", "mask.png", buf.getvalue())])
+    st, _, d = request(port, "POST", "/v1/images/edits", body, hdr)
+    j = jbody(d)
+    if check(st == 200 and j and len(j["data"]) == 1, "multipart edits with mask: %s %s" % (st, d[:300])):
+        check(png_of(j["data"][0]["b64_json"])[0] == want, "OpenAI alpha mask result differs from the CLI's")
+        ok("edits with an OpenAI alpha mask (transparent = edit) == CLI --mask with the same pixels white")
+
+
+def wait_preview(port, jid, limit=60):
+    """Poll the job until it reports a preview (bounded); the job must be long enough to still run."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        st, j = wait_job(port, jid, states=("running", "done", "failed", "cancelled"))
+        if st != 200 or j["state"] != "running":
+            return j
+        if "preview" in j:
+            return j
+        time.sleep(0.02)
+    return None
+
+
+def test_previews(port):
+    # previews by default (every step): a running job shows its latest preview, 1/8 of the image side.
+    # The job is long (256x192, 100 steps: seconds) and cancelled once its preview was seen.
+    a = jbody(request(port, "POST", "/v1/jobs", {"prompt": "slow", "width": 256, "height": 192, "steps": 100, "seed": 1})[2])
+    j = wait_preview(port, a["id"])
+    if check(j is not None and j["state"] == "running" and "preview" in j, "job preview: %s" % j):
+        _, im = png_of(j["preview"]["image"])
+        check(im.size == (32, 24) and j["preview"]["step"] >= 1 and j["preview"]["index"] == 0,
+              "preview %s step %s" % (im.size, j["preview"]))
+        p = jbody(request(port, "GET", "/sdapi/v1/progress")[2])
+        check(p["state"]["job"] == a["id"] and p["current_image"], "progress current_image: %s" % str(p)[:200])
+        if p["current_image"]:
+            check(png_of(p["current_image"])[1].size == (32, 24), "current_image size")
+        p = jbody(request(port, "GET", "/sdapi/v1/progress?skip_current_image=true")[2])
+        check(p["current_image"] is None, "skip_current_image: %s" % str(p)[:200])
+    request(port, "DELETE", "/v1/jobs/" + a["id"])
+    st, ja = wait_job(port, a["id"])
+    check(st == 200 and ja["state"] == "cancelled" and "preview" not in ja, "cancelled job keeps no preview: %s" % ja)
+    request(port, "DELETE", "/v1/jobs/" + a["id"])
+    ok("previews: GET /v1/jobs/ID preview (32x24 PNG for 256x192), /sdapi/v1/progress current_image, skip_current_image")
+
+    # preview_every 0: none. Steps run in order, so once step 3 is reported a preview of an
+    # earlier step would exist if previews were on.
+    a = jbody(request(port, "POST", "/v1/jobs", {"prompt": "slow", "width": 256, "height": 256, "steps": 100,
+                                                 "preview_every": 0})[2])
+    t0 = time.monotonic()
+    j = None
+    while time.monotonic() - t0 < 60:
+        st, j = wait_job(port, a["id"], states=("running", "done", "failed", "cancelled"))
+        if st != 200 or j["state"] != "running" or j["step"] >= 3:
+            break
+        time.sleep(0.02)
+    p = jbody(request(port, "GET", "/sdapi/v1/progress")[2])
+    check(j and j["state"] == "running" and j["step"] >= 3 and "preview" not in j and p["current_image"] is None,
+          "preview_every 0: %s %s" % (j, str(p)[:200]))
+    request(port, "DELETE", "/v1/jobs/" + a["id"])
+    wait_job(port, a["id"])
+    request(port, "DELETE", "/v1/jobs/" + a["id"])
+    ok("preview_every 0: no preview while running")
 
 
 def test_long_wait(port):
@@ -366,6 +565,87 @@ def hostile_cases():
     add("openai response_format url", "POST", G, {"prompt": "x", "response_format": "url"}, 400, "response_format")
     add("prompt too long", "POST", G, {"prompt": "x" * 20000}, 400, "prompt")
     add("jobs prompt too long", "POST", J, {"prompt": "y" * 16385}, 400, "prompt")
+    # img2img / edits / jobs image fields: every bad image is a 400 naming its field
+    I, E = "/sdapi/v1/img2img", "/v1/images/edits"
+    good = b64file("init_64x64.png")
+    mask = b64file("mask_disc_64x64.png")
+    big_png = png_bytes(2064, 16)
+    for name, body, param in (
+            ("missing", {"prompt": "x"}, "init_images"), ("null", {"init_images": None}, "init_images"),
+            ("a string", {"init_images": good}, "init_images"), ("empty list", {"init_images": []}, "init_images"),
+            ("a number", {"init_images": [5]}, "init_images[0]"), ("bad base64", {"init_images": ["!!!!"]}, "init_images[0]"),
+            ("base64 with a space", {"init_images": [good[:40] + " " + good[40:]]}, "init_images[0]"),
+            ("empty string", {"init_images": [""]}, "init_images[0]"),
+            ("not an image", {"init_images": [b64(b"hello, world")]}, "init_images[0]"),
+            ("GIF", {"init_images": [b64(b"GIF89a" + b"\0" * 40)]}, "init_images[0]"),
+            ("truncated PNG", {"init_images": [b64(base64.b64decode(good)[:300])]}, "init_images[0]"),
+            ("truncated JPEG", {"init_images": [b64(base64.b64decode(b64file("init_64x64.jpg"))[:500])]}, "init_images[0]"),
+            ("PNG claiming 100000x100000", {"init_images": [b64(png_header_only(100000, 100000))]}, "init_images[0]"),
+            ("PNG claiming 5000x16", {"init_images": [b64(png_header_only(5000, 16))]}, "init_images[0]"),
+            ("image 2064 wide at its own size", {"init_images": [b64(big_png)]}, "init_images"),
+            ("image too small", {"init_images": [b64(png_bytes(8, 8))]}, "init_images"),
+            ("data URL without base64", {"init_images": ["data:image/png," + good]}, "init_images[0]"),
+            ("data URL without comma", {"init_images": ["data:image/png;base64" + good]}, "init_images[0]"),
+            ("too many images", {"init_images": [good] * 5}, "init_images"),
+            ("2 images for 1", {"init_images": [good] * 2}, "init_images"),
+            ("images of two sizes", {"init_images": [good, b64file("init_64x48.png")], "batch_size": 2}, "init_images[1]"),
+            ("mask size mismatch", {"init_images": [good], "mask": b64file("mask_rect_64x48.png")}, "mask"),
+            ("mask bad base64", {"init_images": [good], "mask": "@@@@"}, "mask"),
+            ("mask not an image", {"init_images": [good], "mask": b64(b"\x89PNG\r\n\x1a\nxxxx")}, "mask"),
+            ("mask a number", {"init_images": [good], "mask": 1}, "mask"),
+            ("strength 0", {"init_images": [good], "denoising_strength": 0}, "denoising_strength"),
+            ("strength -0.5", {"init_images": [good], "denoising_strength": -0.5}, "denoising_strength"),
+            ("strength 1.5", {"init_images": [good], "denoising_strength": 1.5}, "denoising_strength"),
+            ("strength a string", {"init_images": [good], "denoising_strength": "0.5"}, "denoising_strength"),
+            ("mask_blur -1", {"init_images": [good], "mask": mask, "mask_blur": -1}, "mask_blur"),
+            ("mask_blur 65", {"init_images": [good], "mask": mask, "mask_blur": 65}, "mask_blur"),
+            ("mask_blur a string", {"init_images": [good], "mask_blur": "4"}, "mask_blur"),
+            ("preview_every -1", {"init_images": [good], "preview_every": -1}, "preview_every"),
+            ("preview_every 101", {"init_images": [good], "preview_every": 101}, "preview_every")):
+        add("img2img " + name, "POST", I, dict(body, prompt="x"), 400, param)
+    add("jobs mask without init image", "POST", J, {"prompt": "x", "mask": mask}, 400, "mask")
+    add("jobs bad init image", "POST", J, {"prompt": "x", "init_images": ["AAAA"]}, 400, "init_images[0]")
+    add("jobs strength 2", "POST", J, {"prompt": "x", "init_images": [good], "denoising_strength": 2}, 400,
+        "denoising_strength")
+    add("txt2img preview_every string", "POST", T, {"prompt": "x", "preview_every": "2"}, 400, "preview_every")
+    for name, body, param in (("image missing", {"prompt": "x"}, "image"),
+                              ("prompt missing", {"image": good}, "prompt"),
+                              ("image a number", {"prompt": "x", "image": 3}, "image"),
+                              ("image not an image", {"prompt": "x", "image": b64(b"not a png")}, "image"),
+                              ("image list bad", {"prompt": "x", "image": [good, "!"]}, "image"),
+                              ("strength 2", {"prompt": "x", "image": good, "strength": 2}, "strength"),
+                              ("mask mismatch", {"prompt": "x", "image": good, "mask": b64file("mask_rect_64x48.png")},
+                               "mask"),
+                              ("size bad", {"prompt": "x", "image": good, "size": "10x10"}, "size"),
+                              ("n 5", {"prompt": "x", "image": good, "n": 5}, "n")):
+        add("edits " + name, "POST", E, body, 400, param)
+    mp_body, mp_hdr = form([("prompt", "x")])
+    add("edits multipart without image", "POST", E, mp_body, 400, "image", mp_hdr)
+    gpng = base64.b64decode(good)
+    for name, (body, hdr), param in (
+            ("image not an image", form([("prompt", "x")], [("image", "a.png", b"GIF89a....")]), "image[0]"),
+            ("image empty file", form([("prompt", "x")], [("image", "a.png", b"")]), "image[0]"),
+            ("n not a number", form([("prompt", "x"), ("n", "two")], [("image", "a.png", gpng)]), "n"),
+            ("n 9", form([("prompt", "x"), ("n", "9")], [("image", "a.png", gpng)]), "n"),
+            ("strength 0", form([("prompt", "x"), ("strength", "0")], [("image", "a.png", gpng)]), "strength"),
+            ("prompt missing", form([("size", "64x64")], [("image", "a.png", gpng)]), "prompt"),
+            ("mask without image", form([("prompt", "x")], [("mask", "m.png", gpng)]), "image"),
+            ("mask size mismatch", form([("prompt", "x")], [("image", "a.png", gpng),
+                                                           ("mask", "m.png", png_bytes(32, 32, (0, 0, 0, 0), "RGBA"))]),
+             "mask"),
+            ("2 images for n 1", form([("prompt", "x")], [("image[]", "a.png", gpng), ("image[]", "b.png", gpng)]),
+             "image"),
+            ("40 fields", form([("f%d" % i, "x") for i in range(40)]), None),
+            ("prompt not UTF-8", (b"--bnd42\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\n\xff\xfe\r\n"
+                                  b"--bnd42--\r\n", {"Content-Type": "multipart/form-data; boundary=bnd42"}), "prompt"),
+            ("not terminated", (b"--bnd42\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nxxxxx",
+                                {"Content-Type": "multipart/form-data; boundary=bnd42"}), None),
+            ("no boundary", (b"--b\r\n\r\n", {"Content-Type": "multipart/form-data"}), None),
+            ("garbage", (b"\x00" * 1000, {"Content-Type": "multipart/form-data; boundary=bnd42"}), None),
+            ("one-letter boundary", (b"--b\r\n\r\n--b--\r\n", {"Content-Type": "multipart/form-data; boundary=b"}), None)):
+        add("edits multipart " + name, "POST", E, body, 400, param, hdr)
+    add("multipart to img2img", "POST", I, mp_body, 415, None, mp_hdr)
+    add("multipart to jobs", "POST", J, mp_body, 415, None, mp_hdr)
     # routes and methods
     for p in ("/v2", "/sdapi/v1/unknown", "/v1/jobs/xyz", "/v1/jobs/job-000000000000", "/v1/jobs/job-zzzzzzzzzzzz",
               "/../etc/passwd", "/v1/images", "/v1/images/generations/x", "/health/", "/favicon.ico",
@@ -374,7 +654,8 @@ def hostile_cases():
         add("GET " + p, "GET", p, None, want)
     for m, p in (("PUT", G), ("PATCH", T), ("DELETE", "/health"), ("GET", G), ("GET", T), ("GET", "/sdapi/v1/interrupt"),
                  ("POST", "/sdapi/v1/progress"), ("POST", "/v1/models"), ("DELETE", J), ("PUT", "/"),
-                 ("OPTIONS", G), ("TRACE", "/"), ("POST", "/"), ("GET", "/sdapi/v1/img2img"), ("PUT", "/v1/jobs/job-000000000000")):
+                 ("OPTIONS", G), ("TRACE", "/"), ("POST", "/"), ("GET", "/sdapi/v1/img2img"), ("PUT", "/v1/jobs/job-000000000000"),
+                 ("GET", "/v1/images/edits")):
         add("%s %s" % (m, p), m, p, None if m in ("GET", "DELETE", "OPTIONS", "TRACE") else "{}", 405)
     add("FOO method", "FOO", "/", None, (405, 400, 501))
     # bodies over the limit (Content-Length known), sent whole
@@ -568,6 +849,15 @@ def test_api_key():
         check(request(port, "GET", "/health")[0] == 200 and request(port, "GET", "/")[0] == 200,
               "health and page need no key")
         ok("API key: 401 without/with a wrong key (8 variants), 200 with it; /health and / open")
+        # the default body limit (16 MiB) takes an incompressible 1024x1024 PNG in base64 (~4.2 MB): it is
+        # read and decoded (the answer is about the strength, not 413)
+        noise = io.BytesIO()
+        Image.frombytes("RGB", (1024, 1024), os.urandom(1024 * 1024 * 3)).save(noise, "PNG", compress_level=1)
+        body = {"prompt": "x", "init_images": [b64(noise.getvalue())], "denoising_strength": 2}
+        st, _, d = request(port, "POST", "/sdapi/v1/img2img", body, headers={"Authorization": "Bearer s3cret-key"})
+        check(st == 400 and jbody(d)["error"]["param"] == "denoising_strength",
+              "1024x1024 noise PNG (%d bytes of base64): %s %s" % (len(body["init_images"][0]), st, d[:200]))
+        ok("default --max-body takes a 1024x1024 noise PNG as base64 (%.1f MB)" % (len(body["init_images"][0]) / 1e6))
     finally:
         rc, err = srv.stop()
         check(rc == 0, "api-key server exit %s: %s" % (rc, err[-2000:]))
@@ -603,12 +893,13 @@ def test_cli_args():
 
     for args, pat in ((["--port", "70000", "-m", MODEL], "between 0 and 65535"), (["--queue", "0", "-m", MODEL], "--queue"),
                       (["--host", "not-an-ip", "-m", MODEL, "--port", "0"], "not an IPv4"),
-                      (["--bogus"], "unknown option"), (["--precision", "f64", "-m", MODEL], "not one of"), ([], "no model given"), (["-m", "/nonexistent"], "nonexistent")):
+                      (["--bogus"], "unknown option"), (["--precision", "f64", "-m", MODEL], "not one of"), ([], "no model given"), (["-m", "/nonexistent"], "nonexistent"),
+                      (["--preview-every", "101", "-m", MODEL], "between 0 and 100")):
         r = run(*args)
         check(r.returncode != 0 and pat in r.stderr, "serve %s: rc %d, %s" % (args, r.returncode, r.stderr))
     r = run("--help")
     check(r.returncode == 0 and "--api-key" in r.stdout, "serve --help")
-    ok("serve option errors (7) and --help")
+    ok("serve option errors (8) and --help")
 
 
 def timed(fn, *a):
@@ -623,6 +914,8 @@ def main():
     srv = Server("--queue", "2", "--timeout", str(TIMEOUT), "--max-body", str(MAX_BODY))
     try:
         timed(test_happy, srv.port)
+        timed(test_img2img, srv.port)
+        timed(test_previews, srv.port)
         timed(test_long_wait, srv.port)
         timed(test_progress_cancel, srv.port)
         timed(test_hostile, srv.port)

@@ -25,6 +25,7 @@ typedef struct {
     jmp_buf jb;
     char msg[JMSG_LENGTH_MAX];
     int n_warnings;
+    int max_side; /* larger sides are refused before pixels are allocated */
 } jpeg_err;
 
 static void jpeg_cb_exit(j_common_ptr cinfo) {
@@ -45,12 +46,19 @@ int zi_jpeg_read(const char *path, uint8_t **rgb_out, int *w_out, int *h_out) {
     *w_out = *h_out = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) return zi_err("%s: cannot open JPEG: %s", path, strerror(errno));
+    return zi_jpeg_read_stream(fp, path, ZI_PNG_MAX_SIDE, rgb_out, w_out, h_out);
+}
+
+int zi_jpeg_read_stream(FILE *fp, const char *path, int max_side, uint8_t **rgb_out, int *w_out, int *h_out) {
+    *rgb_out = NULL;
+    *w_out = *h_out = 0;
     struct jpeg_decompress_struct cinfo;
     jpeg_err *e = zi_calloc(1, sizeof *e); /* on the heap: changed between setjmp and longjmp */
     if (!e) {
         fclose(fp);
         return zi_err_ctx("%s", path);
     }
+    e->max_side = max_side < 1 || max_side > ZI_PNG_MAX_SIDE ? ZI_PNG_MAX_SIDE : max_side;
     uint8_t *volatile px = NULL;
     cinfo.err = jpeg_std_error(&e->pub);
     e->pub.error_exit = jpeg_cb_exit;
@@ -66,10 +74,10 @@ int zi_jpeg_read(const char *path, uint8_t **rgb_out, int *w_out, int *h_out) {
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, fp);
     jpeg_read_header(&cinfo, TRUE);
-    if (cinfo.image_width < 1 || cinfo.image_height < 1 || cinfo.image_width > ZI_PNG_MAX_SIDE ||
-        cinfo.image_height > ZI_PNG_MAX_SIDE) {
+    if (cinfo.image_width < 1 || cinfo.image_height < 1 || cinfo.image_width > (JDIMENSION)e->max_side ||
+        cinfo.image_height > (JDIMENSION)e->max_side) {
         snprintf(e->msg, sizeof e->msg, "image size %ux%u is out of range (1..%d per side)", cinfo.image_width,
-                 cinfo.image_height, ZI_PNG_MAX_SIDE);
+                 cinfo.image_height, e->max_side);
         longjmp(e->jb, 1);
     }
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {

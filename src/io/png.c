@@ -26,6 +26,8 @@ typedef struct {
     char msg[256];
     FILE *fp;
     int truncated; /* the read callback hit end of file */
+    int max_side;  /* larger sides are refused before pixels are allocated */
+    int flags;     /* ZI_PNG_ALPHA_MASK */
 } png_ctx;
 
 static void png_cb_error(png_structp png, png_const_charp msg) {
@@ -273,6 +275,12 @@ int zi_png_read(const char *path, uint8_t **rgb_out, int *w_out, int *h_out) {
     *w_out = *h_out = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) return zi_err("%s: cannot open PNG: %s", path, strerror(errno));
+    return zi_png_read_stream(fp, path, ZI_PNG_MAX_SIDE, 0, rgb_out, w_out, h_out);
+}
+
+int zi_png_read_stream(FILE *fp, const char *path, int max_side, int flags, uint8_t **rgb_out, int *w_out, int *h_out) {
+    *rgb_out = NULL;
+    *w_out = *h_out = 0;
     unsigned char sig[8];
     size_t n_sig = fread(sig, 1, sizeof sig, fp);
     if (n_sig < sizeof sig || png_sig_cmp(sig, 0, sizeof sig) != 0) {
@@ -288,6 +296,8 @@ int zi_png_read(const char *path, uint8_t **rgb_out, int *w_out, int *h_out) {
         return zi_err_ctx("%s", path);
     }
     ctx->fp = fp;
+    ctx->max_side = max_side < 1 || max_side > ZI_PNG_MAX_SIDE ? ZI_PNG_MAX_SIDE : max_side;
+    ctx->flags = flags;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, ctx, png_cb_error, png_cb_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
@@ -314,9 +324,9 @@ int zi_png_read(const char *path, uint8_t **rgb_out, int *w_out, int *h_out) {
     png_read_info(png, info);
 
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if (w < 1 || h < 1 || w > ZI_PNG_MAX_SIDE || h > ZI_PNG_MAX_SIDE) {
+    if (w < 1 || h < 1 || w > (png_uint_32)ctx->max_side || h > (png_uint_32)ctx->max_side) {
         snprintf(ctx->msg, sizeof ctx->msg, "image size %lux%lu is out of range (1..%d per side)", (unsigned long)w,
-                 (unsigned long)h, ZI_PNG_MAX_SIDE);
+                 (unsigned long)h, ctx->max_side);
         png_longjmp(png, 1);
     }
     int color = png_get_color_type(png, info);
@@ -339,14 +349,16 @@ int zi_png_read(const char *path, uint8_t **rgb_out, int *w_out, int *h_out) {
     png_read_end(png, NULL); /* checks the rest of the file up to IEND */
     png_destroy_read_struct(&png, &info, NULL);
     fclose(fp);
+    const int alpha_mask = ctx->flags & ZI_PNG_ALPHA_MASK;
     free(ctx);
     free(rows);
 
-    /* RGBA -> RGB, alpha composited onto black; in place (dst index <= src index). */
+    /* RGBA -> RGB, alpha composited onto black (or gray 255 - alpha); in place (dst index <= src index). */
     uint8_t *p = px;
     for (size_t i = 0, n = (size_t)w * h; i < n; i++) {
         unsigned a = p[4 * i + 3];
-        for (int c = 0; c < 3; c++) p[3 * i + c] = (uint8_t)((p[4 * i + c] * a + 127) / 255);
+        for (int c = 0; c < 3; c++)
+            p[3 * i + c] = alpha_mask ? (uint8_t)(255 - a) : (uint8_t)((p[4 * i + c] * a + 127) / 255);
     }
     uint8_t *shrunk = realloc(p, (size_t)w * h * 3);
     *rgb_out = shrunk ? shrunk : p;

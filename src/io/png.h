@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Largest width or height either function accepts. */
 #define ZI_PNG_MAX_SIDE 16384
@@ -34,5 +35,12 @@ int zi_png_encode(const uint8_t *rgb, int w, int h, const char *const *text_kv, 
  * (c' = round(c * a / 255), no gamma handling). Sides above ZI_PNG_MAX_SIDE,
  * non-PNG, corrupt and truncated files give -1 with a clear error. */
 int zi_png_read(const char *path, uint8_t **rgb, int *w, int *h);
+/* The same from an open stream (closed here, in every case); `path` names it in errors,
+ * sides above max_side (1..ZI_PNG_MAX_SIDE, else ZI_PNG_MAX_SIDE) are refused before any
+ * pixel buffer is allocated. */
+int zi_png_read_stream(FILE *fp, const char *path, int max_side, int flags, uint8_t **rgb, int *w, int *h);
+/* flags: instead of the colors, give gray 255 - alpha (transparent = white: an OpenAI edit
+ * mask in zimage's white = repaint convention). */
+#define ZI_PNG_ALPHA_MASK 1
 
 #endif

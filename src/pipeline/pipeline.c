@@ -659,6 +659,14 @@ int zimage_image_load(const char *path, zimage_image *img) {
     return zi_image_read(path, &img->rgb, &img->width, &img->height);
 }
 
+int zimage_image_decode(const void *data, size_t len, int max_side, int flags, zimage_image *img) {
+    memset(img, 0, sizeof *img);
+    if (!data && len) return zi_err("no image data given");
+    if (flags & ~ZIMAGE_DECODE_ALPHA_MASK) return zi_err("zimage_image_decode: unknown flags 0x%x", (unsigned)flags);
+    return zi_image_decode(data, len, "image", max_side, flags & ZIMAGE_DECODE_ALPHA_MASK ? ZI_PNG_ALPHA_MASK : 0,
+                           &img->rgb, &img->width, &img->height);
+}
+
 /* The PNG of an image with its metadata (A1111-style "parameters" plus one text chunk per
  * setting) written to `path` (path != NULL) or into a new buffer *out / *len. */
 static int png_with_metadata(const zimage_image *img, const zimage_params *user_p, const char *model_name,

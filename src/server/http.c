@@ -4,13 +4,15 @@
  *   GET  /health                 liveness + queue state (no API key needed)
  *   GET  /v1/models              OpenAI model list
  *   POST /v1/images/generations  OpenAI images API (synchronous)
+ *   POST /v1/images/edits        OpenAI image edits: multipart/form-data (files image, image[],
+ *                                mask) as OpenAI clients send, or JSON with base64 strings
  *   POST /sdapi/v1/txt2img       A1111 API (synchronous)
- *   POST /sdapi/v1/img2img       501 until img2img exists (h_img2img is the hook)
- *   GET  /sdapi/v1/progress      A1111 progress of the running job
+ *   POST /sdapi/v1/img2img       A1111 img2img / inpainting (init_images, mask)
+ *   GET  /sdapi/v1/progress      A1111 progress of the running job + current_image (preview)
  *   POST /sdapi/v1/interrupt     cancel the running job
  *   GET  /sdapi/v1/sd-models, /sdapi/v1/samplers   what A1111 front ends ask first
  *   POST /v1/jobs                queue a job (A1111 body) -> id
- *   GET  /v1/jobs/{id}           state, progress, result;  DELETE cancels / forgets
+ *   GET  /v1/jobs/{id}           state, progress, preview, result;  DELETE cancels / forgets
  *
  * Each request: the first callback picks the route and rejects what it can before the
  * body is read (404, 405, 401, 413 by Content-Length); the body is collected up to
@@ -30,6 +32,7 @@
 #include <time.h>
 
 #include "base64.h"
+#include "multipart.h"
 
 /* ---- responses ---- */
 
@@ -91,29 +94,36 @@ static enum MHD_Result reply_busy(req_ctx *r, int stopping) {
 
 /* ---- generation requests ---- */
 
-/* zimage_params for one image of the request (prompt pointers borrowed). */
-static zimage_params req_params(const srv_request *q) {
-    zimage_params p = zimage_params_default();
-    p.prompt = q->prompt;
-    p.negative_prompt = q->negative_prompt;
-    p.width = q->width;
-    p.height = q->height;
-    p.steps = q->steps;
-    if (q->guidance >= 0) p.guidance = (float)q->guidance;
-    return p;
-}
-
 /* Parse + model-level checks (sizes against RoPE/memory limits). 0 or an error reply. */
 static int req_parse_checked(req_ctx *r, srv_api api, const char *body, size_t len, srv_request *q,
                              enum MHD_Result *res) {
     srv_error e;
-    if (srv_request_parse(api, body, len, q, &e)) {
+    const char *ct = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type");
+    int rc;
+    if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+        if (api != SRV_API_OPENAI_EDIT) {
+            *res = reply_error(r, 415, "invalid_request_error", NULL,
+                               "multipart/form-data is only taken by /v1/images/edits: send JSON here");
+            return -1;
+        }
+        json_t *o = NULL;
+        memset(&e, 0, sizeof e);
+        rc = srv_multipart_to_json(r->c, body, len, &o, &e);
+        if (!rc) rc = srv_request_parse_json(api, o, q, &e);
+        json_decref(o);
+    } else {
+        rc = srv_request_parse(api, body, len, q, &e);
+    }
+    if (rc) {
         *res = reply_error(r, 400, "invalid_request_error", e.param, "%s", e.message);
         return -1;
     }
-    zimage_params p = req_params(q);
+    zimage_params p = srv_request_params(q, 0); /* init images share one size: one check covers all */
     if (zimage_validate(r->h->jobs->model, &p)) {
-        *res = reply_error(r, 400, "invalid_request_error", NULL, "%s", zimage_last_error());
+        const char *m = zimage_last_error();
+        const char *param = !strncmp(m, "strength", 8) ? (api == SRV_API_OPENAI_EDIT ? "strength" : "denoising_strength")
+                                                       : NULL;
+        *res = reply_error(r, 400, "invalid_request_error", param, "%s%s%s", param ? param : "", param ? ": " : "", m);
         srv_request_free(q);
         return -1;
     }
@@ -169,13 +179,19 @@ static json_t *job_seeds(const srv_job *j) {
     return a;
 }
 
-static int out_width(const srv_job *j) { return j->req.width ? j->req.width : 1024; }
-static int out_height(const srv_job *j) { return j->req.height ? j->req.height : 1024; }
+static int out_width(const srv_job *j) { return srv_request_out_width(&j->req); }
+static int out_height(const srv_job *j) { return srv_request_out_height(&j->req); }
 
-static enum MHD_Result h_openai_generate(req_ctx *r, const char *body, size_t len) {
+/* Strength the library uses for the job (its default when the request gave none), 0 without an init image. */
+static double job_strength(const srv_job *j) {
+    if (!j->req.n_init) return 0;
+    return j->req.strength > 0 ? j->req.strength : j->req.mask.rgb ? 1.0 : 0.6;
+}
+
+static enum MHD_Result h_openai(req_ctx *r, srv_api api, const char *body, size_t len) {
     srv_request q;
     enum MHD_Result res;
-    if (req_parse_checked(r, SRV_API_OPENAI, body, len, &q, &res)) return res;
+    if (req_parse_checked(r, api, body, len, &q, &res)) return res;
     srv_job *j = run_sync(r, &q, &res);
     if (!j) return res;
     if (!job_failed_reply(r, j, &res)) {
@@ -192,6 +208,14 @@ static enum MHD_Result h_openai_generate(req_ctx *r, const char *body, size_t le
     return res;
 }
 
+static enum MHD_Result h_openai_generate(req_ctx *r, const char *body, size_t len) {
+    return h_openai(r, SRV_API_OPENAI, body, len);
+}
+
+static enum MHD_Result h_openai_edit(req_ctx *r, const char *body, size_t len) {
+    return h_openai(r, SRV_API_OPENAI_EDIT, body, len);
+}
+
 /* A1111 "info": a JSON object serialized into a string, as the A1111 API does. */
 static char *a1111_info(const srv_job *j, int interrupted) {
     json_t *info = json_pack("{s:s, s:s, s:I, s:o, s:i, s:i, s:i, s:f, s:s, s:s, s:b, s:f}", "prompt", j->req.prompt,
@@ -200,15 +224,20 @@ static char *a1111_info(const srv_job *j, int interrupted) {
                              out_width(j), "height", out_height(j), "steps", j->steps_used, "cfg_scale",
                              (double)j->guidance_used, "sampler_name", "Euler (flow matching)", "job", j->id,
                              "interrupted", interrupted, "generation_seconds", j->seconds);
+    if (info && j->req.n_init) {
+        json_object_set_new(info, "denoising_strength", json_real(job_strength(j)));
+        json_object_set_new(info, "mask_blur", json_real(j->req.mask.rgb ? j->req.mask_blur : 0));
+        json_object_set_new(info, "inpainting", json_boolean(j->req.mask.rgb != NULL));
+    }
     char *s = info ? json_dumps(info, JSON_COMPACT) : NULL;
     json_decref(info);
     return s;
 }
 
-static enum MHD_Result h_a1111_txt2img(req_ctx *r, const char *body, size_t len) {
+static enum MHD_Result h_a1111(req_ctx *r, srv_api api, const char *body, size_t len) {
     srv_request q;
     enum MHD_Result res;
-    if (req_parse_checked(r, SRV_API_A1111, body, len, &q, &res)) return res;
+    if (req_parse_checked(r, api, body, len, &q, &res)) return res;
     srv_job *j = run_sync(r, &q, &res);
     if (!j) return res;
     /* A1111 answers an interrupted request with the images made so far */
@@ -220,6 +249,11 @@ static enum MHD_Result h_a1111_txt2img(req_ctx *r, const char *body, size_t len)
                                    out_height(j), "steps", j->steps_used, "cfg_scale", (double)j->guidance_used,
                                    "seed", (json_int_t)j->req.seed, "batch_size", j->req.n);
         json_t *images = job_images_b64(j);
+        if (params && j->req.n_init) {
+            json_object_set_new(params, "denoising_strength", json_real(job_strength(j)));
+            json_object_set_new(params, "mask_blur", json_real(j->req.mask.rgb ? j->req.mask_blur : 0));
+            json_object_set_new(params, "init_images", json_null()); /* not echoed back (size) */
+        }
         if (!info || !params || !images) {
             json_decref(params);
             json_decref(images);
@@ -233,12 +267,23 @@ static enum MHD_Result h_a1111_txt2img(req_ctx *r, const char *body, size_t len)
     return res;
 }
 
-/* Hook for img2img: replace this handler when the library has an img2img entry point
- * (decode init_images[0] with srv_base64_decode, denoising_strength -> params). */
+static enum MHD_Result h_a1111_txt2img(req_ctx *r, const char *body, size_t len) {
+    return h_a1111(r, SRV_API_A1111, body, len);
+}
+
 static enum MHD_Result h_a1111_img2img(req_ctx *r, const char *body, size_t len) {
-    (void)body;
-    (void)len;
-    return reply_error(r, 501, "not_implemented", NULL, "img2img is not available in this build of zimage yet");
+    return h_a1111(r, SRV_API_A1111_IMG, body, len);
+}
+
+/* base64 of the job's latest preview, or NULL (none yet, or out of memory). q->mu held. */
+static char *job_preview_b64(const srv_job *j) {
+    return j->preview_png ? srv_base64_encode(j->preview_png, j->preview_len) : NULL;
+}
+
+/* A query flag such as ?skip_current_image=true. */
+static int query_flag(req_ctx *r, const char *name) {
+    const char *v = MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, name);
+    return v && (!strcasecmp(v, "true") || !strcmp(v, "1"));
 }
 
 static enum MHD_Result h_progress(req_ctx *r, const char *body, size_t len) {
@@ -250,6 +295,8 @@ static enum MHD_Result h_progress(req_ctx *r, const char *body, size_t len) {
     srv_job *j = q->running;
     int step = 0, steps = 0, image = 0, interrupted = 0, count = q->queued + (j != NULL);
     char id[40] = "";
+    char *preview = NULL;
+    if (j && !query_flag(r, "skip_current_image")) preview = job_preview_b64(j);
     if (j) {
         srv_job_progress(j, now, &progress, &eta);
         step = j->step;
@@ -259,11 +306,12 @@ static enum MHD_Result h_progress(req_ctx *r, const char *body, size_t len) {
         snprintf(id, sizeof id, "%s", j->id);
     }
     pthread_mutex_unlock(&q->mu);
-    /* current_image stays null until the library can produce previews */
-    json_t *o = json_pack("{s:f, s:f, s:{s:b, s:b, s:s, s:i, s:i, s:i, s:i}, s:n, s:n}", "progress", progress,
+    /* current_image: the latest preview of the running job (base64 PNG, as A1111), else null */
+    json_t *o = json_pack("{s:f, s:f, s:{s:b, s:b, s:s, s:i, s:i, s:i, s:i}, s:s?, s:n}", "progress", progress,
                           "eta_relative", eta > 0 ? eta : 0.0, "state", "skipped", 0, "interrupted", interrupted,
                           "job", id, "job_count", count, "job_no", image, "sampling_step", step, "sampling_steps",
-                          steps, "current_image", "textinfo");
+                          steps, "current_image", preview, "textinfo");
+    free(preview);
     return reply_json(r, 200, o);
 }
 
@@ -332,6 +380,8 @@ static json_t *job_json(srv_jobs *q, srv_job *j) {
     srv_job_progress(j, srv_now(), &progress, &eta);
     srv_job_state st = j->state;
     int image = j->image, step = j->step, steps = j->steps, pos = 0;
+    int pstep = j->preview_step, pimage = j->preview_image;
+    char *preview = st == SRV_JOB_RUNNING ? job_preview_b64(j) : NULL;
     for (srv_job *k = q->head; k; k = k->next) {
         if (k == j) break;
         pos++;
@@ -339,7 +389,14 @@ static json_t *job_json(srv_jobs *q, srv_job *j) {
     pthread_mutex_unlock(&q->mu);
     json_t *o = json_pack("{s:s, s:s, s:f, s:i, s:i, s:i, s:i}", "id", j->id, "state", srv_job_state_name(st),
                           "progress", progress, "image", image, "images", j->req.n, "step", step, "steps", steps);
-    if (!o) return NULL;
+    if (!o) {
+        free(preview);
+        return NULL;
+    }
+    if (preview) { /* latest preview of the running job: base64 PNG, 1/8 of the image's side */
+        json_object_set_new(o, "preview", json_pack("{s:s, s:i, s:i}", "image", preview, "step", pstep, "index", pimage));
+        free(preview);
+    }
     if (eta >= 0) json_object_set_new(o, "eta_seconds", json_real(eta));
     if (st == SRV_JOB_QUEUED) json_object_set_new(o, "queue_position", json_integer(pos));
     if (st == SRV_JOB_FAILED || st == SRV_JOB_CANCELLED) json_object_set_new(o, "error", json_string(j->error));
@@ -348,6 +405,10 @@ static json_t *job_json(srv_jobs *q, srv_job *j) {
                                 job_seeds(j), "width", out_width(j), "height", out_height(j), "steps", j->steps_used,
                                 "guidance", (double)j->guidance_used, "prompt", j->req.prompt, "negative_prompt",
                                 j->req.negative_prompt, "generation_seconds", j->seconds);
+        if (res && j->req.n_init) {
+            json_object_set_new(res, "denoising_strength", json_real(job_strength(j)));
+            json_object_set_new(res, "inpainting", json_boolean(j->req.mask.rgb != NULL));
+        }
         if (res) json_object_set_new(o, "result", res);
     }
     return o;
@@ -356,7 +417,7 @@ static json_t *job_json(srv_jobs *q, srv_job *j) {
 static enum MHD_Result h_jobs_create(req_ctx *r, const char *body, size_t len) {
     srv_request q;
     enum MHD_Result res;
-    if (req_parse_checked(r, SRV_API_A1111, body, len, &q, &res)) return res;
+    if (req_parse_checked(r, SRV_API_JOBS, body, len, &q, &res)) return res;
     srv_job *j;
     srv_submit_result s = srv_jobs_submit(r->h->jobs, &q, 1, &j);
     if (s != SRV_SUBMIT_OK) {
@@ -423,6 +484,7 @@ static const route routes[] = {
     {"/health", "GET", h_health, 0},
     {"/v1/models", "GET", h_models, 1},
     {"/v1/images/generations", "POST", h_openai_generate, 1},
+    {"/v1/images/edits", "POST", h_openai_edit, 1},
     {"/sdapi/v1/txt2img", "POST", h_a1111_txt2img, 1},
     {"/sdapi/v1/img2img", "POST", h_a1111_img2img, 1},
     {"/sdapi/v1/progress", "GET", h_progress, 1},

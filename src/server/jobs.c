@@ -28,6 +28,7 @@ static int job_final(const srv_job *j) { return j->state >= SRV_JOB_DONE; }
 
 static void job_free(srv_job *j) {
     srv_request_free(&j->req);
+    free(j->preview_png);
     for (int i = 0; i < SRV_MAX_IMAGES; i++) free(j->png[i]);
     free(j);
 }
@@ -75,22 +76,64 @@ static int job_on_progress(void *user, zimage_stage st, int step, int total, dou
     return stop;
 }
 
+/* zimage_generate's preview callback: keep the PNG of the latest preview (small: 1/8 of the
+ * image's side; encoding it costs well under a millisecond next to a DiT step). */
+static int job_on_preview(void *user, int step, int total, const zimage_image *img) {
+    (void)total;
+    void **ctx = user;
+    srv_jobs *q = ctx[0];
+    srv_job *j = ctx[1];
+    uint8_t *png = NULL;
+    size_t len = 0;
+    int ok = zimage_png_encode(img, NULL, "preview", &png, &len) == 0; /* a failed preview is no error */
+    pthread_mutex_lock(&q->mu);
+    if (ok) {
+        free(j->preview_png);
+        j->preview_png = png;
+        j->preview_len = len;
+        j->preview_step = step;
+        j->preview_image = j->image;
+    }
+    int stop = j->cancel || q->stopping;
+    pthread_mutex_unlock(&q->mu);
+    return stop;
+}
+
+zimage_params srv_request_params(const srv_request *r, int i) {
+    zimage_params p = zimage_params_default();
+    p.prompt = r->prompt;
+    p.negative_prompt = r->negative_prompt;
+    p.width = r->width;
+    p.height = r->height;
+    p.steps = r->steps;
+    if (r->guidance >= 0) p.guidance = (float)r->guidance;
+    if (r->n_init) {
+        p.init_image = &r->init[r->n_init == 1 ? 0 : i];
+        if (r->mask.rgb) {
+            p.mask = &r->mask;
+            p.mask_blur = (float)r->mask_blur;
+        }
+        if (r->strength > 0) p.strength = r->strength;
+    }
+    return p;
+}
+
 /* Generate the job's images one after another (seeds base, base+1, ...). Runs without q->mu. */
 static srv_job_state job_run(srv_jobs *q, srv_job *j, char *err, size_t errcap) {
     void *ctx[2] = {q, j};
     uint64_t base = j->req.seed < 0 ? ZIMAGE_SEED_RANDOM : (uint64_t)j->req.seed;
+    int every = j->req.preview_every >= 0 ? j->req.preview_every : q->preview_every;
     for (int i = 0; i < j->req.n; i++) {
-        zimage_params p = zimage_params_default();
-        p.prompt = j->req.prompt;
-        p.negative_prompt = j->req.negative_prompt;
-        p.width = j->req.width;
-        p.height = j->req.height;
-        p.steps = j->req.steps;
-        if (j->req.guidance >= 0) p.guidance = (float)j->req.guidance;
+        zimage_params p = srv_request_params(&j->req, i);
         p.seed = base == ZIMAGE_SEED_RANDOM ? base : base + (uint64_t)i;
         p.progress = job_on_progress;
         p.progress_user = ctx;
         p.cancel = &j->cancel;
+        if (every > 0) {
+            p.preview = job_on_preview;
+            p.preview_user = ctx;
+            p.preview_every = every;
+        }
         pthread_mutex_lock(&q->mu);
         j->image = i;
         j->step = 0;
@@ -148,6 +191,9 @@ static void *jobs_worker(void *arg) {
         pthread_mutex_lock(&q->mu);
         snprintf(j->error, sizeof j->error, "%s", st == SRV_JOB_CANCELLED ? "cancelled" : err);
         j->state = st;
+        free(j->preview_png); /* the images are there now */
+        j->preview_png = NULL;
+        j->preview_len = 0;
         j->finished = srv_now();
         q->running = NULL;
         q->n_finished++;
@@ -158,11 +204,12 @@ static void *jobs_worker(void *arg) {
     return NULL;
 }
 
-int srv_jobs_start(srv_jobs *q, zimage_model *m, const char *model_name, int cap) {
+int srv_jobs_start(srv_jobs *q, zimage_model *m, const char *model_name, int cap, int preview_every) {
     memset(q, 0, sizeof *q);
     q->model = m;
     q->model_name = model_name;
     q->cap = cap;
+    q->preview_every = preview_every;
     uint32_t r = 0;
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (uint32_t)time(NULL);
     q->next_id = (uint64_t)r << 16; /* ids differ between server runs */

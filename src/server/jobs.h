@@ -40,6 +40,11 @@ typedef struct srv_job {
     float guidance_used;
     double seconds;          /* generation time of the images (zimage_timings.total, summed) */
     char error[256];
+    /* latest preview of the running job (PNG of the linear latent->RGB projection, 1/8 size);
+     * replaced under q->mu by the worker, dropped when the job ends */
+    uint8_t *preview_png;
+    size_t preview_len;
+    int preview_step, preview_image;
     struct srv_job *next;    /* queue link */
 } srv_job;
 
@@ -58,10 +63,12 @@ typedef struct {
     int worker_started;
     uint64_t next_id;
     long n_finished;
+    int preview_every;       /* previews of requests that do not say (0: none) */
 } srv_jobs;
 
-/* Start the worker. cap: most jobs waiting (not counting the running one), 1..SRV_MAX_QUEUE. */
-int srv_jobs_start(srv_jobs *q, zimage_model *m, const char *model_name, int cap);
+/* Start the worker. cap: most jobs waiting (not counting the running one), 1..SRV_MAX_QUEUE.
+ * preview_every: preview the running job every N steps unless its request says (0: never). */
+int srv_jobs_start(srv_jobs *q, zimage_model *m, const char *model_name, int cap, int preview_every);
 /* Refuse new jobs, cancel the running and queued ones, join the worker. Handlers
  * waiting on jobs wake up; the queue stays usable for lookups until srv_jobs_free. */
 void srv_jobs_stop(srv_jobs *q);
@@ -86,6 +93,10 @@ int srv_jobs_interrupt(srv_jobs *q);
 
 /* Is the server shutting down? */
 int srv_jobs_stopping(srv_jobs *q);
+
+/* The job's image parameters for image i (init image, mask, strength, blur; prompt pointers
+ * borrowed from j->req). No callbacks, seed or previews: see job_run. */
+zimage_params srv_request_params(const srv_request *r, int i);
 
 /* Progress of job j in 0..1 and the estimated seconds left (-1: unknown). Call with q->mu held. */
 void srv_job_progress(const srv_job *j, double now, double *progress, double *eta);

@@ -1,4 +1,5 @@
-/* request.c - JSON -> srv_request with a precise 400 message per bad field. */
+/* request.c - JSON -> srv_request with a precise 400 message per bad field; base64
+ * images decoded (zimage_image_decode) and checked against each other here. */
 #include "request.h"
 
 #include <jansson.h>
@@ -7,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base64.h"
 
 static int req_fail(srv_error *e, const char *param, const char *fmt, ...) {
     va_list ap;
@@ -101,22 +104,144 @@ static int req_size(json_t *o, srv_request *r, srv_error *e) {
     return 0;
 }
 
+/* Does this PNG have transparency (an alpha channel, or a tRNS chunk before the image data)? */
+static int req_png_has_alpha(const uint8_t *b, size_t n) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 33 || memcmp(b, sig, 8) || memcmp(b + 12, "IHDR", 4)) return 0;
+    if (b[25] == 4 || b[25] == 6) return 1; /* gray + alpha, RGBA */
+    for (size_t pos = 8; pos + 8 <= n;) {
+        size_t len = (size_t)b[pos] << 24 | (size_t)b[pos + 1] << 16 | (size_t)b[pos + 2] << 8 | b[pos + 3];
+        if (!memcmp(b + pos + 4, "tRNS", 4)) return 1;
+        if (!memcmp(b + pos + 4, "IDAT", 4) || len > n - pos - 8) return 0;
+        pos += 12 + len;
+    }
+    return 0;
+}
+
+/* One image: a base64 string, optionally a data URL, of a PNG or JPEG -> RGB.
+ * alpha_mask: a PNG with transparency is read as an OpenAI edit mask (transparent = repaint,
+ * i.e. white in zimage's convention); without transparency its colors are used (white = repaint). */
+static int req_image(json_t *v, const char *field, int alpha_mask, zimage_image *out, srv_error *e) {
+    if (!json_is_string(v)) return req_fail(e, field, "%s must be a base64 string (PNG or JPEG)", field);
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n >= 5 && !strncmp(s, "data:", 5)) { /* data:image/png;base64,.... */
+        const char *comma = memchr(s, ',', n);
+        if (!comma || comma - s < 12 || memcmp(comma - 7, ";base64", 7))
+            return req_fail(e, field, "%s: a data URL must be data:image/...;base64,DATA", field);
+        n -= (size_t)(comma + 1 - s);
+        s = comma + 1;
+    }
+    if (n == 0) return req_fail(e, field, "%s is empty (expected a base64 PNG or JPEG)", field);
+    uint8_t *bytes;
+    size_t len;
+    if (srv_base64_decode(s, n, &bytes, &len)) return req_fail(e, field, "%s is not valid base64", field);
+    int flags = alpha_mask && req_png_has_alpha(bytes, len) ? ZIMAGE_DECODE_ALPHA_MASK : 0;
+    int rc = zimage_image_decode(bytes, len, SRV_MAX_INIT_SIDE, flags, out);
+    free(bytes);
+    if (rc) {
+        const char *m = zimage_last_error();
+        if (!strncmp(m, "image: ", 7)) m += 7;
+        return req_fail(e, field, "%s: %s", field, m);
+    }
+    return 0;
+}
+
+/* Output side for a given side (0: the init image's, rounded down to 16). */
+static int req_out_side(int given, const srv_request *r, int init_side) {
+    if (given) return given;
+    return r->n_init ? init_side / 16 * 16 : 1024;
+}
+
+int srv_request_out_width(const srv_request *r) { return req_out_side(r->width, r, r->init[0].width); }
+int srv_request_out_height(const srv_request *r) { return req_out_side(r->height, r, r->init[0].height); }
+
+/* init_images / image, mask, strength, mask_blur (after r->n, width and height are known). */
+static int req_images(json_t *o, srv_api api, srv_request *r, srv_error *e) {
+    int edit = api == SRV_API_OPENAI_EDIT;
+    const char *key = edit ? "image" : "init_images", *skey = edit ? "strength" : "denoising_strength";
+    char field[64];
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        if (api == SRV_API_OPENAI_EDIT || api == SRV_API_A1111_IMG)
+            return req_fail(e, key, "%s is required (%sbase64 PNG or JPEG)", key, edit ? "" : "a list of ");
+    } else if (edit && json_is_string(v)) {
+        if (req_image(v, key, 0, &r->init[0], e)) return -1;
+        r->n_init = 1;
+    } else {
+        if (!json_is_array(v)) return req_fail(e, key, "%s must be a list of base64 strings", key);
+        size_t n = json_array_size(v);
+        if (n == 0) return req_fail(e, key, "%s is empty: give one image", key);
+        if (n > 1 && n != (size_t)r->n)
+            return req_fail(e, key, "%s has %zu images: give 1 (used for every image) or one per image made (%d)", key,
+                            n, r->n);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(field, sizeof field, "%s[%zu]", key, i);
+            if (req_image(json_array_get(v, i), field, 0, &r->init[i], e)) return -1;
+            r->n_init = (int)i + 1;
+            if (r->init[i].width != r->init[0].width || r->init[i].height != r->init[0].height)
+                return req_fail(e, field, "%s is %dx%d but %s[0] is %dx%d: the images must have one size", field,
+                                r->init[i].width, r->init[i].height, key, r->init[0].width, r->init[0].height);
+        }
+    }
+    json_t *m = json_object_get(o, "mask");
+    if (m && !json_is_null(m) && !(json_is_string(m) && json_string_length(m) == 0)) {
+        if (!r->n_init) return req_fail(e, "mask", "mask needs %s (inpainting repaints an image)", key);
+        if (req_image(m, "mask", edit, &r->mask, e)) return -1;
+        if (r->mask.width != r->init[0].width || r->mask.height != r->init[0].height)
+            return req_fail(e, "mask", "mask is %dx%d but the image is %dx%d: they must have the same size",
+                            r->mask.width, r->mask.height, r->init[0].width, r->init[0].height);
+    }
+    json_t *s = json_object_get(o, skey);
+    if (s && !json_is_null(s)) {
+        if (!json_is_number(s)) return req_fail(e, skey, "%s must be a number in (0, 1]", skey);
+        double x = json_number_value(s);
+        if (!(x > 0 && x <= 1)) return req_fail(e, skey, "%s = %g is out of range: it must be in (0, 1]", skey, x);
+        if (r->n_init) r->strength = x; /* A1111 txt2img bodies carry it for hires fix: ignored */
+    }
+    double blur = 0;
+    if (req_number(o, "mask_blur", 0, SRV_MAX_MASK_BLUR, &blur, e)) return -1;
+    if (r->mask.rgb) r->mask_blur = blur; /* A1111 clients send mask_blur: 4 without a mask */
+    if (r->n_init) {
+        int w = srv_request_out_width(r), h = srv_request_out_height(r);
+        if (w < 16 || h < 16)
+            return req_fail(e, key, "%s: the image is %dx%d: too small (at least 16x16)", key, r->init[0].width,
+                            r->init[0].height);
+        if (w > SRV_MAX_SIDE || h > SRV_MAX_SIDE)
+            return req_fail(e, key,
+                            "%s: the image is %dx%d, over %d per side (rounded down to 16) at its own size; give %s",
+                            key, r->init[0].width, r->init[0].height, SRV_MAX_SIDE, edit ? "size" : "width and height");
+    }
+    return 0;
+}
+
 int srv_request_parse(srv_api api, const char *body, size_t len, srv_request *r, srv_error *err) {
+    memset(r, 0, sizeof *r);
+    memset(err, 0, sizeof *err);
+    json_error_t je;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) return req_fail(err, "", "invalid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+    int rc = srv_request_parse_json(api, o, r, err);
+    json_decref(o);
+    return rc;
+}
+
+int srv_request_parse_json(srv_api api, json_t *o, srv_request *r, srv_error *err) {
     memset(r, 0, sizeof *r);
     memset(err, 0, sizeof *err);
     r->guidance = -1;
     r->seed = -1;
     r->n = 1;
-    json_error_t je;
-    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!o) return req_fail(err, "", "invalid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+    r->strength = -1;
+    r->preview_every = -1;
     int rc = -1;
     long long v;
     if (!json_is_object(o)) {
         req_fail(err, "", "the request body must be a JSON object");
         goto done;
     }
-    if (req_string(o, "prompt", api == SRV_API_OPENAI, &r->prompt, err)) goto done;
+    int openai = api == SRV_API_OPENAI || api == SRV_API_OPENAI_EDIT;
+    if (req_string(o, "prompt", openai, &r->prompt, err)) goto done;
     if (!r->prompt && !(r->prompt = strdup(""))) goto done; /* A1111: prompt defaults to "" */
     if (req_string(o, "negative_prompt", 0, &r->negative_prompt, err)) goto done;
     if (!r->negative_prompt && !(r->negative_prompt = strdup(""))) goto done;
@@ -126,7 +251,7 @@ int srv_request_parse(srv_api api, const char *body, size_t len, srv_request *r,
     v = -1;
     if (req_int(o, "seed", -1, SRV_SEED_MAX, &v, err)) goto done;
     r->seed = v;
-    if (api == SRV_API_OPENAI) {
+    if (openai) {
         if (req_size(o, r, err)) goto done;
         v = 1;
         if (req_int(o, "n", 1, SRV_MAX_IMAGES, &v, err)) goto done;
@@ -170,10 +295,13 @@ int srv_request_parse(srv_api api, const char *body, size_t len, srv_request *r,
             goto done;
         }
         r->n = (int)(batch * iters);
+        v = -1;
+        if (req_int(o, "preview_every", 0, SRV_MAX_PREVIEW_EVERY, &v, err)) goto done;
+        r->preview_every = (int)v;
     }
+    if (api != SRV_API_OPENAI && api != SRV_API_A1111 && req_images(o, api, r, err)) goto done;
     rc = 0;
 done:
-    json_decref(o);
     if (rc) srv_request_free(r);
     return rc;
 }
@@ -182,4 +310,7 @@ void srv_request_free(srv_request *r) {
     free(r->prompt);
     free(r->negative_prompt);
     r->prompt = r->negative_prompt = NULL;
+    for (int i = 0; i < SRV_MAX_IMAGES; i++) zimage_image_free(&r->init[i]);
+    zimage_image_free(&r->mask);
+    r->n_init = 0;
 }

@@ -23,7 +23,8 @@ static void serve_usage(FILE *f) {
     fprintf(f,
             "usage: zimage serve -m MODEL_DIR [options]\n"
             "\n"
-            "HTTP server: OpenAI images API, A1111 txt2img API, a jobs API and a web page at /.\n"
+            "HTTP server: OpenAI images API (generations, edits), A1111 API (txt2img, img2img), a jobs API\n"
+            "and a web page at /.\n"
             "The model is loaded once; requests are queued and generated one at a time.\n"
             "\n"
             "  -m, --model DIR          diffusers model folder (or --transformer/--text-encoder/--tokenizer/--vae)\n"
@@ -32,7 +33,11 @@ static void serve_usage(FILE *f) {
             "      --api-key KEY        require 'Authorization: Bearer KEY' (default: $ZIMAGE_API_KEY if set)\n"
             "      --queue N            jobs that may wait behind the running one (default 4, at most %d);\n"
             "                           a full queue answers 503 with Retry-After\n"
-            "      --max-body BYTES     request body limit (default 1048576)\n"
+            "      --max-body BYTES     request body limit (default 16777216: an incompressible 1024x1024 PNG\n"
+            "                           is ~4.2 MB in base64, so an init image and a mask fit twice over)\n"
+            "      --preview-every N    previews of the running job every N steps for /sdapi/v1/progress\n"
+            "                           current_image and GET /v1/jobs/ID (default 1; 0: none); a request\n"
+            "                           may set its own with \"preview_every\"\n"
             "      --timeout S          drop clients idle for S seconds (default 30)\n"
             "      --max-connections N  simultaneous connections (default 64)\n"
             "      --precision P        auto|f32|bf16, as for the CLI (zimage --help)\n"
@@ -57,7 +62,8 @@ static int serve_int(const char *opt, const char *s, long lo, long hi, long *out
 int zimage_serve_main(int argc, char **argv) {
     zimage_load_params lp = zimage_load_params_default();
     const char *host = "127.0.0.1", *api_key = getenv("ZIMAGE_API_KEY");
-    long port = 7860, queue = 4, max_body = 1 << 20, timeout = 30, max_conn = 64, v;
+    long port = 7860, queue = 4, max_body = 16L << 20, timeout = 30, max_conn = 64, v;
+    long preview_every = 1;
     int verbose = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -103,6 +109,9 @@ int zimage_serve_main(int argc, char **argv) {
         } else if (!strcmp(a, "--max-body")) {
             NEED();
             if (serve_int(a, val, 1024, 1L << 30, &max_body)) return 2;
+        } else if (!strcmp(a, "--preview-every")) {
+            NEED();
+            if (serve_int(a, val, 0, SRV_MAX_PREVIEW_EVERY, &preview_every)) return 2;
         } else if (!strcmp(a, "--timeout")) {
             NEED();
             if (serve_int(a, val, 1, 3600, &timeout)) return 2;
@@ -161,7 +170,7 @@ int zimage_serve_main(int argc, char **argv) {
     const char *name = basename(namebuf);
 
     srv_jobs jobs;
-    if (srv_jobs_start(&jobs, m, name, (int)queue)) {
+    if (srv_jobs_start(&jobs, m, name, (int)queue, (int)preview_every)) {
         fprintf(stderr, "zimage serve: cannot start the worker thread\n");
         zimage_free(m);
         return 1;

@@ -1,14 +1,18 @@
 /* server_unit.c - unit tests of the server's pure parts: base64 (RFC 4648 vectors, round
- * trips, invalid input) and request parsing (defaults, dialects, field errors). The HTTP
+ * trips, invalid input), request parsing (defaults, dialects, field errors) and image fields
+ * (base64 PNGs made here with zimage_png_encode, data URLs, sizes, strength, mask). The HTTP
  * behaviour is tested end to end by tests/server_test.py. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../src/server/base64.h"
+#include "../../src/server/jobs.h"
 #include "../../src/server/request.h"
 
 static int pass, fail;
+/* CHECK that also returns the condition, to skip what depends on it. */
+#define CHECK_OK(c, ...) ((c) ? (pass++, 1) : (fail++, printf("  FAIL %s:%d: ", __FILE__, __LINE__), printf(__VA_ARGS__), printf("\n"), 0))
 #define CHECK(c, ...)                                  \
     do {                                               \
         if (c) {                                       \
@@ -104,9 +108,110 @@ static void test_request(void) {
     }
 }
 
+/* base64 of a w x h PNG (gray level v), made by the library's encoder. */
+static char *png_b64(int w, int h, uint8_t v) {
+    zimage_image img = {0};
+    img.width = w;
+    img.height = h;
+    img.rgb = malloc((size_t)w * h * 3);
+    if (!img.rgb) return NULL;
+    memset(img.rgb, v, (size_t)w * h * 3);
+    uint8_t *png = NULL;
+    size_t len = 0;
+    char *b = NULL;
+    if (zimage_png_encode(&img, NULL, NULL, &png, &len) == 0) b = srv_base64_encode(png, len);
+    free(png);
+    free(img.rgb);
+    return b;
+}
+
+static void test_images(void) {
+    char *a = png_b64(40, 24, 200), *m = png_b64(40, 24, 255), *m2 = png_b64(24, 24, 255), *tiny = png_b64(8, 8, 1);
+    if (!a || !m || !m2 || !tiny) {
+        CHECK(0, "test PNGs");
+        goto out;
+    }
+    char json[4096];
+    srv_request r;
+    srv_error e;
+    snprintf(json, sizeof json, "{\"init_images\":[\"%s\"]}", a);
+    CHECK(parse(SRV_API_A1111_IMG, json, &r, &e) == 0 && r.n_init == 1 && r.init[0].width == 40 &&
+              r.init[0].height == 24 && r.init[0].rgb[0] == 200 && r.strength < 0 && !r.mask.rgb &&
+              srv_request_out_width(&r) == 32 && srv_request_out_height(&r) == 16,
+          "img2img init image: %s", e.message);
+    srv_request_free(&r);
+    CHECK(r.init[0].rgb == NULL && r.n_init == 0, "free clears the images");
+    snprintf(json, sizeof json,
+             "{\"init_images\":[\"data:image/png;base64,%s\"],\"mask\":\"%s\",\"denoising_strength\":0.25,"
+             "\"mask_blur\":3,\"batch_size\":2,\"width\":64,\"height\":32}",
+             a, m);
+    if (CHECK_OK(parse(SRV_API_JOBS, json, &r, &e) == 0, "jobs with data URL + mask: %s", e.message)) {
+        CHECK(r.n_init == 1 && r.mask.rgb && r.mask.rgb[0] == 255 && r.strength == 0.25 && r.mask_blur == 3 && r.n == 2 &&
+                  srv_request_out_width(&r) == 64,
+              "jobs image fields");
+        zimage_params p = srv_request_params(&r, 1);
+        CHECK(p.init_image == &r.init[0] && p.mask == &r.mask && p.mask_blur == 3.0f && p.strength == 0.25 &&
+                  p.width == 64 && p.height == 32,
+              "params of image 1 use the one init image");
+        srv_request_free(&r);
+    }
+    snprintf(json, sizeof json, "{\"init_images\":[\"%s\"],\"mask_blur\":4,\"denoising_strength\":0.5}", a);
+    CHECK(parse(SRV_API_A1111_IMG, json, &r, &e) == 0 && r.mask_blur == 0 && r.strength == 0.5,
+          "mask_blur without a mask is ignored (A1111 clients always send it)");
+    srv_request_free(&r);
+    CHECK(parse(SRV_API_A1111, "{\"init_images\":5,\"mask\":7}", &r, &e) == 0 && r.n_init == 0,
+          "txt2img ignores image fields");
+    srv_request_free(&r);
+    CHECK(parse(SRV_API_JOBS, "{\"denoising_strength\":0.3}", &r, &e) == 0 && r.strength < 0,
+          "jobs: strength without an image is ignored");
+    srv_request_free(&r);
+    snprintf(json, sizeof json, "{\"prompt\":\"p\",\"image\":\"%s\",\"strength\":1,\"size\":\"32x32\"}", a);
+    CHECK(parse(SRV_API_OPENAI_EDIT, json, &r, &e) == 0 && r.n_init == 1 && r.strength == 1 && r.width == 32,
+          "edits: image as a string: %s", e.message);
+    srv_request_free(&r);
+
+    struct {
+        srv_api api;
+        const char *fmt, *param;
+    } bad[] = {
+        {SRV_API_A1111_IMG, "{}", "init_images"},
+        {SRV_API_A1111_IMG, "{\"init_images\":[]}", "init_images"},
+        {SRV_API_A1111_IMG, "{\"init_images\":\"%s\"}", "init_images"},
+        {SRV_API_A1111_IMG, "{\"init_images\":[\"%s\",\"%s\"]}", "init_images"},
+        {SRV_API_A1111_IMG, "{\"init_images\":[\"AAA\"]}", "init_images[0]"},
+        {SRV_API_A1111_IMG, "{\"init_images\":[\"data:image/png;base64\"]}", "init_images[0]"},
+        {SRV_API_A1111_IMG, "{\"init_images\":[\"data:,%s\"]}", "init_images[0]"},
+        {SRV_API_A1111_IMG, "{\"init_images\":[\"%s\"],\"denoising_strength\":0}", "denoising_strength"},
+        {SRV_API_A1111_IMG, "{\"init_images\":[\"%s\"],\"denoising_strength\":1.0001}", "denoising_strength"},
+        {SRV_API_A1111_IMG, "{\"init_images\":[\"%s\"],\"mask_blur\":100}", "mask_blur"},
+        {SRV_API_JOBS, "{\"mask\":\"%s\"}", "mask"},
+        {SRV_API_OPENAI_EDIT, "{\"prompt\":\"p\"}", "image"},
+        {SRV_API_OPENAI_EDIT, "{\"prompt\":\"p\",\"image\":\"%s\",\"strength\":-1}", "strength"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(json, sizeof json, bad[i].fmt, a, a);
+        memset(&e, 0, sizeof e);
+        int rc = parse(bad[i].api, json, &r, &e);
+        CHECK(rc == -1 && !strcmp(e.param, bad[i].param) && strstr(e.message, bad[i].param) && r.init[0].rgb == NULL,
+              "bad %zu: rc %d param '%s' message '%s'", i, rc, e.param, e.message);
+    }
+    snprintf(json, sizeof json, "{\"init_images\":[\"%s\"],\"mask\":\"%s\"}", a, m2);
+    CHECK(parse(SRV_API_A1111_IMG, json, &r, &e) == -1 && !strcmp(e.param, "mask") && strstr(e.message, "24x24"),
+          "mask size mismatch: %s", e.message);
+    snprintf(json, sizeof json, "{\"init_images\":[\"%s\"]}", tiny);
+    CHECK(parse(SRV_API_A1111_IMG, json, &r, &e) == -1 && !strcmp(e.param, "init_images") && strstr(e.message, "small"),
+          "8x8 init image: %s", e.message);
+out:
+    free(a);
+    free(m);
+    free(m2);
+    free(tiny);
+}
+
 int main(void) {
     test_base64();
     test_request();
+    test_images();
     printf("server unit: %d passed, %d failed\n", pass, fail);
     return fail != 0;
 }
