@@ -127,6 +127,9 @@ $(BUILD)/%: $(BUILD)/bench/%.o $(STATIC)
 $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(STATIC)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
+# the server's request parser and base64 are not in the library
+$(BUILD)/fuzz_request: $(BUILD)/src/server/request.o $(BUILD)/src/server/base64.o
+
 # build with FUZZ=1 (scripts/fuzz.sh does)
 fuzzers: $(FUZZERS)
 

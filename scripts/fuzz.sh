@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fuzz.sh TARGET SECONDS [libFuzzer options...] - coverage-guided fuzzing of one parser.
 #
-# TARGET: safetensors | config | tokenizer_json | prompt | png (tests/fuzz/fuzz_TARGET.c).
+# TARGET: safetensors | config | tokenizer_json | prompt | png | gguf | jpeg | lora | request
+# (tests/fuzz/fuzz_TARGET.c).
 # Builds build-fuzz/fuzz_TARGET (clang, libFuzzer + ASan/UBSan), starts from the seed
 # corpus tests/fuzz/corpus/TARGET (never modified: new inputs go to
 # build-fuzz/corpus/TARGET) and runs for SECONDS. Crashes are written to

@@ -4,6 +4,7 @@
  * per weight merge all contributions row by row in float32 and round once. */
 #include "lora.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include "../common/error.h"
 #include "../io/safetensors.h"
 #include "../kernels/kernels.h"
+
+#define LORA_MAX_RANK 65536 /* low-rank factors and LoKr decompositions (full-rank LoRAs of the real DiT: 3840) */
 
 enum { PART_A, PART_B, PART_ALPHA, PART_W1, PART_W1A, PART_W1B, PART_W2, PART_W2A, PART_W2B, N_PARTS };
 
@@ -181,6 +184,7 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
         }
         alpha = al[0];
         free(al);
+        if (!isfinite(alpha)) return zi_err("%s: %s.alpha is not a finite number", path, g->orig);
     }
     if (g->part[PART_A] || g->part[PART_B]) {
         int64_t ar, ac, br, bc;
@@ -189,12 +193,18 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
         if (shape2(g->part[PART_A], &ar, &ac) || ac != cols) return bad_shape(path, g, "down/A", g->part[PART_A], -1, cols);
         if (shape2(g->part[PART_B], &br, &bc) || br != rows || bc != ar)
             return bad_shape(path, g, "up/B", g->part[PART_B], rows, ar);
+        if (ar < 1 || ar > LORA_MAX_RANK)
+            return zi_err("%s: %s: rank %lld is out of range (1 to %d)", path, g->orig, (long long)ar, LORA_MAX_RANK);
         float *A = f32_copy(g->part[PART_A]), *B = f32_copy(g->part[PART_B]);
         if (!A || !B) {
             free(A), free(B);
             return -1;
         }
         float scale = user_scale * (has_alpha ? alpha / (float)ar : 1.0f);
+        if (!isfinite(scale)) {
+            free(A), free(B);
+            return zi_err("%s: %s: scale x alpha / rank is not a finite number", path, g->orig);
+        }
         int64_t sub = rows / n_tg;
         for (int k = 0; k < n_tg; k++) {
             contrib c = {0};
@@ -216,57 +226,62 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
         free(A), free(B);
         return 0;
     }
-    /* LoKr */
-    float *w1 = NULL, *w2 = NULL;
-    int64_t p, q, s, t, rank = 0, r1, r2;
-    if (g->part[PART_W1]) {
-        if (shape2(g->part[PART_W1], &p, &q)) return bad_shape(path, g, "lokr_w1", g->part[PART_W1], -1, -1);
-        w1 = f32_copy(g->part[PART_W1]);
-    } else if (g->part[PART_W1A] && g->part[PART_W1B]) {
-        if (shape2(g->part[PART_W1A], &p, &r1) || shape2(g->part[PART_W1B], &r2, &q) || r1 != r2)
-            return bad_shape(path, g, "lokr_w1_a/b", g->part[PART_W1B], -1, -1);
-        float *a = f32_copy(g->part[PART_W1A]), *b = f32_copy(g->part[PART_W1B]);
-        w1 = a && b ? matmul_small(a, b, (int)p, (int)r1, (int)q) : NULL;
-        free(a), free(b);
-        rank = r1;
+    /* LoKr: every factor's shape first (sides within the weight's, ranks >= 1), then the products */
+    const zi_tensor *W1 = g->part[PART_W1], *W1A = g->part[PART_W1A], *W1B = g->part[PART_W1B];
+    const zi_tensor *W2 = g->part[PART_W2], *W2A = g->part[PART_W2A], *W2B = g->part[PART_W2B];
+    int64_t p, q, s, t, r1 = 0, r2 = 0, k;
+    if (W1) {
+        if (shape2(W1, &p, &q)) return bad_shape(path, g, "lokr_w1", W1, -1, -1);
+    } else if (W1A && W1B) {
+        if (shape2(W1A, &p, &r1) || shape2(W1B, &k, &q) || r1 != k) return bad_shape(path, g, "lokr_w1_a/b", W1B, -1, -1);
     } else {
         return zi_err("%s: %s: LoKr module needs lokr_w1 or lokr_w1_a + lokr_w1_b", path, g->orig);
     }
-    if (g->part[PART_W2]) {
-        if (shape2(g->part[PART_W2], &s, &t)) return bad_shape(path, g, "lokr_w2", g->part[PART_W2], -1, -1);
-        w2 = f32_copy(g->part[PART_W2]);
-    } else if (g->part[PART_W2A] && g->part[PART_W2B]) {
-        if (shape2(g->part[PART_W2A], &s, &r1) || shape2(g->part[PART_W2B], &r2, &t) || r1 != r2) {
-            free(w1);
-            return bad_shape(path, g, "lokr_w2_a/b", g->part[PART_W2B], -1, -1);
-        }
-        float *a = f32_copy(g->part[PART_W2A]), *b = f32_copy(g->part[PART_W2B]);
-        w2 = a && b ? matmul_small(a, b, (int)s, (int)r1, (int)t) : NULL;
-        free(a), free(b);
-        rank = r1; /* the w2 rank wins, as in LyCORIS / ComfyUI / diffusers */
+    if (W2) {
+        if (shape2(W2, &s, &t)) return bad_shape(path, g, "lokr_w2", W2, -1, -1);
+    } else if (W2A && W2B) {
+        if (shape2(W2A, &s, &r2) || shape2(W2B, &k, &t) || r2 != k) return bad_shape(path, g, "lokr_w2_a/b", W2B, -1, -1);
     } else {
-        free(w1);
         return zi_err("%s: %s: LoKr module needs lokr_w2 or lokr_w2_a + lokr_w2_b", path, g->orig);
+    }
+    /* sides checked one by one before the products: a zero-sized factor may have any other side */
+    if (p < 1 || q < 1 || s < 1 || t < 1 || p > rows || s > rows || q > cols || t > cols || p * s != rows ||
+        q * t != cols)
+        return zi_err("%s: %s: kron(lokr_w1 [%lld, %lld], lokr_w2 [%lld, %lld]) does not give the model's weight "
+                      "[%lld, %lld] (a LoKr for another model?)",
+                      path, g->orig, (long long)p, (long long)q, (long long)s, (long long)t, (long long)rows,
+                      (long long)cols);
+    if ((!W1 && (r1 < 1 || r1 > LORA_MAX_RANK)) || (!W2 && (r2 < 1 || r2 > LORA_MAX_RANK)))
+        return zi_err("%s: %s: LoKr factor rank %lld is out of range (1 to %d)", path, g->orig,
+                      (long long)(!W1 && (r1 < 1 || r1 > LORA_MAX_RANK) ? r1 : r2), LORA_MAX_RANK);
+    if (n_tg != 1)
+        return zi_err("%s: %s: LoKr on a fused qkv weight is not supported (a Kronecker delta does not split into "
+                      "q/k/v)", path, g->orig);
+    int64_t rank = !W2 ? r2 : !W1 ? r1 : 0; /* the w2 rank wins, as in LyCORIS / ComfyUI / diffusers */
+    float scale = user_scale * (has_alpha && rank ? alpha / (float)rank : 1.0f);
+    if (!isfinite(scale)) return zi_err("%s: %s: scale x alpha / rank is not a finite number", path, g->orig);
+    float *w1 = NULL, *w2 = NULL;
+    if (W1) {
+        w1 = f32_copy(W1);
+    } else {
+        float *a = f32_copy(W1A), *b = f32_copy(W1B);
+        w1 = a && b ? matmul_small(a, b, (int)p, (int)r1, (int)q) : NULL;
+        free(a), free(b);
+    }
+    if (W2) {
+        w2 = f32_copy(W2);
+    } else {
+        float *a = f32_copy(W2A), *b = f32_copy(W2B);
+        w2 = a && b ? matmul_small(a, b, (int)s, (int)r2, (int)t) : NULL;
+        free(a), free(b);
     }
     if (!w1 || !w2) {
         free(w1), free(w2);
         return -1;
     }
-    if (p * s != rows || q * t != cols) {
-        free(w1), free(w2);
-        return zi_err("%s: %s: kron(lokr_w1 [%lld, %lld], lokr_w2 [%lld, %lld]) is [%lld, %lld], the model's weight is "
-                      "[%lld, %lld] (a LoKr for another model?)",
-                      path, g->orig, (long long)p, (long long)q, (long long)s, (long long)t, (long long)(p * s),
-                      (long long)(q * t), (long long)rows, (long long)cols);
-    }
-    if (n_tg != 1) {
-        free(w1), free(w2);
-        return zi_err("%s: %s: LoKr on a fused qkv weight is not supported (a Kronecker delta does not split into "
-                      "q/k/v)", path, g->orig);
-    }
     contrib c = {0};
     c.kron = 1;
-    c.scale = user_scale * (has_alpha && rank ? alpha / (float)rank : 1.0f);
+    c.scale = scale;
     c.p = (int)p, c.q = (int)q, c.s = (int)s, c.t = (int)t;
     c.w1 = zi_malloc_aligned(sizeof(float) * (size_t)(p * q));
     c.w2 = zi_malloc_aligned(sizeof(float) * (size_t)(s * t));
@@ -467,6 +482,10 @@ int zi_lora_apply(zi_dit *dit, const zimage_lora *loras, int n, int lenient, int
                 }
             }
             char key[160];
+            if ((size_t)(name + cut - mod) >= sizeof key) { /* longer than any DiT module name: no match */
+                list_add(bad, sizeof bad, &n_bad, t->name);
+                continue;
+            }
             norm_name(key, sizeof key, mod, (size_t)(name + cut - mod));
             if (is_te) {
                 list_add(te, sizeof te, &n_te, t->name);
@@ -478,6 +497,11 @@ int zi_lora_apply(zi_dit *dit, const zimage_lora *loras, int n, int lenient, int
                 snprintf(groups[n_g].key, sizeof groups[n_g].key, "%s", key);
                 groups[n_g].orig = t->name;
                 n_g++;
+            }
+            if (groups[gi].part[part]) { /* e.g. lora_A and lora_down, or two prefixes, of one module */
+                zi_err("%s: tensors '%s' and '%s' are the same factor of one module", loras[li].path,
+                       groups[gi].part[part]->name, t->name);
+                goto out;
             }
             groups[gi].part[part] = t;
         }

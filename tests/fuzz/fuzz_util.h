@@ -47,8 +47,9 @@ static inline const char *fuzz_write(const char *name, const uint8_t *data, size
     return path;
 }
 
-/* A refused input must leave a message. */
+/* A refused input must leave a message (printed when FUZZ_VERBOSE is set: which seeds load). */
 static inline void fuzz_expect_message(const char *what) {
+    if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "fuzz: %s refused: %s\n", what, zi_last_error());
     if (!zi_last_error()[0]) {
         fprintf(stderr, "fuzz: %s refused an input without an error message\n", what);
         abort();

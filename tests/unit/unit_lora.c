@@ -143,6 +143,79 @@ static int write_lora(const char *path, const char *const *names, int n, int64_t
     return rc;
 }
 
+/* One adapter file of explicitly shaped F32 tensors (data: enough zeros for the largest). */
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[2];
+} lora_spec;
+
+static int write_spec(const char *path, const lora_spec *t, int n, float alpha) {
+    static float zeros[256 * 64];
+    zeros[0] = alpha; /* alpha tensors ([] shape) read element 0 */
+    zi_st_writer w;
+    zi_st_writer_init(&w);
+    for (int i = 0; i < n; i++) zi_st_writer_add(&w, t[i].name, ZI_F32, t[i].ndim, t[i].shape, zeros);
+    int rc = zi_st_writer_write(&w, path);
+    zi_st_writer_free(&w);
+    return rc;
+}
+
+/* Hostile factor shapes and values found while fuzzing (tests/fuzz/fuzz_lora.c, FUZZING.md):
+ * each is refused with a message (no division by rank 0, no int64 overflow, no silent NaN). */
+static void unit_lora_hostile(zi_dit *d, const char *tmp) {
+    zimage_lora l = {tmp, 1.0f};
+    const lora_spec rank0[] = {{"layers.0.attention.to_q.lora_A.weight", 2, {0, 64}},
+                               {"layers.0.attention.to_q.lora_B.weight", 2, {64, 0}},
+                               {"layers.0.attention.to_q.alpha", 0, {0, 0}}};
+    write_spec(tmp, rank0, 3, 1.0f);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "rank 0"), "rank 0: %s",
+               zi_last_error());
+    /* LoKr sides of 2^59 next to a zero side: p * s would overflow int64 */
+    const lora_spec huge[] = {{"layers.0.attention.to_q.lokr_w1", 2, {(int64_t)1 << 59, 0}},
+                              {"layers.0.attention.to_q.lokr_w2", 2, {(int64_t)1 << 59, 0}}};
+    write_spec(tmp, huge, 2, 0);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "kron("), "huge: %s",
+               zi_last_error());
+    const lora_spec lokr0[] = {{"layers.0.attention.to_q.lokr_w1", 2, {8, 8}},
+                               {"layers.0.attention.to_q.lokr_w2_a", 2, {8, 0}},
+                               {"layers.0.attention.to_q.lokr_w2_b", 2, {0, 8}}};
+    write_spec(tmp, lokr0, 3, 0);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "rank 0"),
+               "lokr rank 0: %s", zi_last_error());
+    const lora_spec ok[] = {{"layers.0.attention.to_q.lora_A.weight", 2, {4, 64}},
+                            {"layers.0.attention.to_q.lora_B.weight", 2, {64, 4}},
+                            {"layers.0.attention.to_q.alpha", 0, {0, 0}}};
+    write_spec(tmp, ok, 3, INFINITY);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "finite"), "alpha: %s",
+               zi_last_error());
+    write_spec(tmp, ok, 3, 3e38f); /* finite alpha, but 100 x alpha / 4 is not */
+    l.scale = 100;
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "finite"), "scale: %s",
+               zi_last_error());
+    l.scale = 1;
+    /* two tensors for one factor: lora_A and lora_down, or two prefixes (before: the last one silently won) */
+    const lora_spec dup[] = {{"layers.0.attention.to_q.lora_A.weight", 2, {4, 64}},
+                             {"layers.0.attention.to_q.lora_down.weight", 2, {4, 64}},
+                             {"layers.0.attention.to_q.lora_B.weight", 2, {64, 4}}};
+    write_spec(tmp, dup, 3, 0);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "same factor"),
+               "duplicate: %s", zi_last_error());
+    const lora_spec dup2[] = {{"transformer.layers.0.attention.to_q.lora_A.weight", 2, {4, 64}},
+                              {"diffusion_model.layers.0.attention.to_q.lora_A.weight", 2, {4, 64}},
+                              {"layers.0.attention.to_q.lora_B.weight", 2, {64, 4}}};
+    write_spec(tmp, dup2, 3, 0);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "same factor"),
+               "duplicate prefixes: %s", zi_last_error());
+    /* a module name longer than the grouping key: unmatched, not truncated into another module */
+    char longname[400];
+    snprintf(longname, sizeof longname, "layers.0.attention.to_q.%0300d.lora_A.weight", 0);
+    const lora_spec lng[] = {{longname, 2, {4, 64}}};
+    write_spec(tmp, lng, 1, 0);
+    UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "match no weight"),
+               "long name: %s", zi_last_error());
+}
+
 static void unit_lora_errors(const char *fixtures) {
     zi_dit *d = load(fixtures, "tiny-zimage");
     if (!d) return;
@@ -182,6 +255,7 @@ static void unit_lora_errors(const char *fixtures) {
     write_lora(tmp, te, 2, 64, 64);
     UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "text-encoder"),
                "te: %s", zi_last_error());
+    unit_lora_hostile(d, tmp);
     l.path = "/nonexistent/l.safetensors";
     UNIT_CHECK(zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL) != 0 && strstr(zi_last_error(), "LoRA"), "missing: %s",
                zi_last_error());
