@@ -2,6 +2,7 @@
 #include "error.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,13 +35,36 @@ void zi_err_clear(void) { zi_errbuf[0] = 0; }
 
 #define ZI_MAX_ALLOC ((size_t)1 << 40) /* 1 TiB: anything above is a bug or bad input */
 
+/* Fault injection (tests): the one piece of mutable process-wide state, inert unless a test
+ * arms it; relaxed atomics, so it costs one uncontended add per allocation. */
+static atomic_long zi_alloc_seq, zi_alloc_fail_at;
+
+void zi_alloc_fail_nth(long n) {
+    atomic_store(&zi_alloc_fail_at, n);
+    atomic_store(&zi_alloc_seq, 0);
+}
+
+long zi_alloc_count(void) { return atomic_load(&zi_alloc_seq); }
+
+int zi_alloc_fault(void) {
+    long k = atomic_fetch_add_explicit(&zi_alloc_seq, 1, memory_order_relaxed) + 1;
+    return k == atomic_load_explicit(&zi_alloc_fail_at, memory_order_relaxed);
+}
+
+int zi_err_oom(size_t n, const char *what) {
+    const char *w = what ? what : "", *sep = what ? " for " : "";
+    if (n >= ((size_t)1 << 20))
+        return zi_err("out of memory allocating %.1f MiB%s%s", (double)n / (1 << 20), sep, w);
+    return zi_err("out of memory allocating %zu bytes%s%s", n, sep, w);
+}
+
 void *zi_malloc(size_t n) {
     if (n > ZI_MAX_ALLOC) {
         zi_err("allocation of %zu bytes refused (absurd size)", n);
         return NULL;
     }
-    void *p = malloc(n ? n : 1);
-    if (!p) zi_err("out of memory allocating %zu bytes", n);
+    void *p = zi_alloc_fault() ? NULL : malloc(n ? n : 1);
+    if (!p) zi_err_oom(n, NULL);
     return p;
 }
 
@@ -49,8 +73,8 @@ void *zi_calloc(size_t count, size_t size) {
         zi_err("allocation of %zu x %zu bytes refused (absurd size)", count, size);
         return NULL;
     }
-    void *p = calloc(count ? count : 1, size ? size : 1);
-    if (!p) zi_err("out of memory allocating %zu bytes", count * size);
+    void *p = zi_alloc_fault() ? NULL : calloc(count ? count : 1, size ? size : 1);
+    if (!p) zi_err_oom(count * size, NULL);
     return p;
 }
 
@@ -61,8 +85,8 @@ void *zi_malloc_aligned(size_t n) {
     }
     void *p = NULL;
     size_t rounded = (n + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
-        zi_err("out of memory allocating %zu bytes", n);
+    if (zi_alloc_fault() || posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
+        zi_err_oom(n, NULL);
         return NULL;
     }
     return p;

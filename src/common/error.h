@@ -29,5 +29,16 @@ void *zi_calloc(size_t count, size_t size);
 void *zi_malloc_aligned(size_t n);
 void zi_free_aligned(void *p);
 char *zi_strdup(const char *s);
+/* The message of a failed allocation of n bytes ("out of memory allocating 12.0 MiB ..."). Returns -1. */
+int zi_err_oom(size_t n, const char *what);
+
+/* Fault injection, for tests only (tests/unit/unit_oom.c). Every checked allocation above and
+ * every new buffer of the kernels' scratch pool takes a number (1, 2, ... since the last
+ * zi_alloc_fail_nth call, all threads together); zi_alloc_fail_nth(n) makes allocation number
+ * n fail as if out of memory (n <= 0: none fails). zi_alloc_count: numbers taken so far.
+ * zi_alloc_fault: take the next number; 1 if that allocation must fail (allocators call it). */
+void zi_alloc_fail_nth(long n);
+long zi_alloc_count(void);
+int zi_alloc_fault(void);
 
 #endif

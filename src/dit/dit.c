@@ -479,25 +479,27 @@ static void dit_rows_add_gated(float *x, const float *y, int64_t L, int64_t D, c
         for (int64_t j = 0; j < D; j++) x[i * D + j] += (g ? g[j] : 1.0f) * y[i * D + j];
 }
 
-/* Attention sub-block: out = Wo . attn(rope(norm_q(Wq h)), rope(norm_k(Wk h)), Wv h). */
-static void dit_attention(const zi_dit *m, const zi_dit_block *b, const float *h, int64_t L, const float *cos,
+/* Attention sub-block: out = Wo . attn(rope(norm_q(Wq h)), rope(norm_k(Wk h)), Wv h).
+ * 0, or -1 (out of memory). */
+static int dit_attention(const zi_dit *m, const zi_dit_block *b, const float *h, int64_t L, const float *cos,
                           const float *sin, dit_scratch *s, float *out) {
     const zi_dit_config *c = &m->cfg;
     int64_t D = c->dim;
     int H = c->n_heads, hd = c->head_dim;
-    kn_linear(s->q, h, L, &b->wq, NULL);                   // [L, D] x [D, D]^T
-    kn_linear(s->k, h, L, &b->wk, NULL);
-    kn_linear(s->v, h, L, &b->wv, NULL);
+    if (kn_linear(s->q, h, L, &b->wq, NULL) ||             // [L, D] x [D, D]^T
+        kn_linear(s->k, h, L, &b->wk, NULL) || kn_linear(s->v, h, L, &b->wv, NULL))
+        return -1;
     kn_rmsnorm(s->q, s->q, L * H, hd, b->norm_q, c->norm_eps); // per head [L*H, hd]
     kn_rmsnorm(s->k, s->k, L * H, hd, b->norm_k, c->norm_eps);
     kn_rope_interleaved(s->q, L, H, hd, D, cos, sin);
     kn_rope_interleaved(s->k, L, H, hd, D, cos, sin);
-    kn_attention(s->att, D, s->q, D, s->k, D, s->v, D, L, L, H, H, hd, 1.0f / sqrtf((float)hd), 0);
-    kn_linear(out, s->att, L, &b->wo, NULL);               // [L, D] x [D, D]^T
+    if (kn_attention(s->att, D, s->q, D, s->k, D, s->v, D, L, L, H, H, hd, 1.0f / sqrtf((float)hd), 0)) return -1;
+    return kn_linear(out, s->att, L, &b->wo, NULL);        // [L, D] x [D, D]^T
 }
 
-/* One transformer block on x [L, D] in place. mod: [4D] adaLN output or NULL. */
-static void dit_block_forward(const zi_dit *m, const zi_dit_block *b, float *x, int64_t L, const float *cos,
+/* One transformer block on x [L, D] in place. mod: [4D] adaLN output or NULL.
+ * 0, or -1 (out of memory). */
+static int dit_block_forward(const zi_dit *m, const zi_dit_block *b, float *x, int64_t L, const float *cos,
                               const float *sin, const float *mod, dit_scratch *s) {
     const zi_dit_config *c = &m->cfg;
     int64_t D = c->dim, F = c->ffn_dim;
@@ -516,7 +518,7 @@ static void dit_block_forward(const zi_dit *m, const zi_dit_block *b, float *x, 
     /* x += gate_msa * norm2(Attn(norm1(x) * scale_msa)) */
     kn_rmsnorm(s->h, x, L, D, b->attn_norm1, eps);
     if (mod) dit_rows_mul(s->h, L, D, scale_msa);
-    dit_attention(m, b, s->h, L, cos, sin, s, s->h); /* out reuses h (h is dead after q/k/v) */
+    if (dit_attention(m, b, s->h, L, cos, sin, s, s->h)) return -1; /* out reuses h (dead after q/k/v) */
     kn_rmsnorm(s->h, s->h, L, D, b->attn_norm2, eps);
     dit_rows_add_gated(x, s->h, L, D, gate_msa);
 
@@ -527,13 +529,15 @@ static void dit_block_forward(const zi_dit *m, const zi_dit_block *b, float *x, 
     int64_t n_chunks = (L + s->chunk - 1) / s->chunk, rows = (L + n_chunks - 1) / n_chunks;
     for (int64_t r0 = 0; r0 < L; r0 += rows) {
         int64_t nr = L - r0 < rows ? L - r0 : rows;
-        kn_linear(s->gate, s->h + r0 * D, nr, &b->w1, NULL); // [nr, D] x [F, D]^T
-        kn_linear(s->up, s->h + r0 * D, nr, &b->w3, NULL);
+        if (kn_linear(s->gate, s->h + r0 * D, nr, &b->w1, NULL) || // [nr, D] x [F, D]^T
+            kn_linear(s->up, s->h + r0 * D, nr, &b->w3, NULL))
+            return -1;
         kn_swiglu(s->gate, s->up, nr * F);
-        kn_linear(s->att + r0 * D, s->gate, nr, &b->w2, NULL); // [nr, F] x [D, F]^T
+        if (kn_linear(s->att + r0 * D, s->gate, nr, &b->w2, NULL)) return -1; // [nr, F] x [D, F]^T
     }
     kn_rmsnorm(s->att, s->att, L, D, b->ffn_norm2, eps);
     dit_rows_add_gated(x, s->att, L, D, gate_mlp);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -576,9 +580,9 @@ int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float
     }
     zi_dit_timestep_freq(t * c->t_scale, NULL, tfreq);
     if (dump) dump(du, "t_freq", tfreq, 1, 256);
-    kn_linear(th, tfreq, 1, &m->t_w1, m->t_b1);
+    if (kn_linear(th, tfreq, 1, &m->t_w1, m->t_b1)) goto oom;
     kn_silu(th, c->t_hidden);
-    kn_linear(adaln, th, 1, &m->t_w2, m->t_b2);
+    if (kn_linear(adaln, th, 1, &m->t_w2, m->t_b2)) goto oom;
     if (dump) dump(du, "adaln_input", adaln, 1, c->adaln_dim);
 
     /* 2. image: patchify (channel fastest within (ph, pw)), embed, pad with x_pad_token */
@@ -589,7 +593,7 @@ int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float
                     for (int64_t ch = 0; ch < C; ch++)
                         tok[(ht * Wt + wt) * P + (ph * p + pw) * C + ch] =
                             x[(ch * h + (p * ht + ph)) * w + (p * wt + pw)];
-    kn_linear(X, tok, Limg, &m->x_w, m->x_b); // [Limg, 64] x [D, 64]^T
+    if (kn_linear(X, tok, Limg, &m->x_w, m->x_b)) goto oom; // [Limg, 64] x [D, 64]^T
     for (int64_t i = Limg; i < Limg_pad; i++) memcpy(X + i * D, m->x_pad, sizeof(float) * (size_t)D);
 
     /* 3. positions and RoPE tables for [image ; caption] */
@@ -602,22 +606,28 @@ int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float
     /* 4. noise refiner on the image tokens, modulated by c */
     for (int i = 0; i < c->n_refiner; i++) {
         const zi_dit_block *b = &m->noise_refiner[i];
-        kn_linear(mod, adaln, 1, &b->ada_w, b->ada_b); // [1, 256] x [4D, 256]^T, no SiLU
-        dit_block_forward(m, b, X, Limg_pad, cos_img, sin_img, mod, &s);
         char nm[64];
         snprintf(nm, sizeof nm, "noise_refiner.%d", i);
+        if (kn_linear(mod, adaln, 1, &b->ada_w, b->ada_b) || // [1, 256] x [4D, 256]^T, no SiLU
+            dit_block_forward(m, b, X, Limg_pad, cos_img, sin_img, mod, &s)) {
+            zi_err_ctx("DiT %s", nm);
+            goto done;
+        }
         if (dump) dump(du, nm, X, Limg_pad, D);
     }
 
     /* 5. caption: RMSNorm, embed, pad with cap_pad_token; context refiner (unmodulated) */
     kn_rmsnorm(capn, cap, Lc, c->cap_feat_dim, m->cap_norm, c->norm_eps);
-    kn_linear(Cp, capn, Lc, &m->cap_w, m->cap_b); // [Lc, 2560] x [D, 2560]^T
+    if (kn_linear(Cp, capn, Lc, &m->cap_w, m->cap_b)) goto oom; // [Lc, 2560] x [D, 2560]^T
     for (int64_t i = Lc; i < Lc_pad; i++) memcpy(Cp + i * D, m->cap_pad, sizeof(float) * (size_t)D);
     if (dump) dump(du, "cap_embedded", Cp, Lc_pad, D);
     for (int i = 0; i < c->n_refiner; i++) {
-        dit_block_forward(m, &m->context_refiner[i], Cp, Lc_pad, cos_cap, sin_cap, NULL, &s);
         char nm[64];
         snprintf(nm, sizeof nm, "context_refiner.%d", i);
+        if (dit_block_forward(m, &m->context_refiner[i], Cp, Lc_pad, cos_cap, sin_cap, NULL, &s)) {
+            zi_err_ctx("DiT %s", nm);
+            goto done;
+        }
         if (dump) dump(du, nm, Cp, Lc_pad, D);
     }
 
@@ -625,20 +635,22 @@ int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float
     if (dump) dump(du, "unified", U, L, D);
     for (int i = 0; i < c->n_layers; i++) {
         const zi_dit_block *b = &m->layers[i];
-        kn_linear(mod, adaln, 1, &b->ada_w, b->ada_b);
-        dit_block_forward(m, b, U, L, cos, sin, mod, &s);
         char nm[64];
         snprintf(nm, sizeof nm, "layers.%d", i);
+        if (kn_linear(mod, adaln, 1, &b->ada_w, b->ada_b) || dit_block_forward(m, b, U, L, cos, sin, mod, &s)) {
+            zi_err_ctx("DiT %s", nm);
+            goto done;
+        }
         if (dump) dump(du, nm, U, L, D);
     }
 
     /* 7. final layer: (LayerNorm(U) * (1 + W silu(c) + b)) -> linear [L, 64] */
     for (int j = 0; j < c->adaln_dim; j++) silu_adaln[j] = adaln[j] / (1.0f + expf(-adaln[j]));
-    kn_linear(mod, silu_adaln, 1, &m->final_ada_w, m->final_ada_b);
+    if (kn_linear(mod, silu_adaln, 1, &m->final_ada_w, m->final_ada_b)) goto oom;
     for (int64_t j = 0; j < D; j++) mod[j] += 1.0f;
     kn_layernorm(U, U, L, D, 1e-6f);
     dit_rows_mul(U, L, D, mod);
-    kn_linear(Y, U, L, &m->final_w, m->final_b); // [L, D] x [64, D]^T
+    if (kn_linear(Y, U, L, &m->final_w, m->final_b)) goto oom; // [L, D] x [64, D]^T
     if (dump) dump(du, "final_layer", Y, L, P);
 
     /* 8. unpatchify the image rows */
@@ -650,6 +662,9 @@ int zi_dit_forward(zi_dit *m, const float *x, int h, int w, float t, const float
                         out[(ch * h + (p * ht + ph)) * w + (p * wt + pw)] =
                             Y[(ht * Wt + wt) * P + (ph * p + pw) * C + ch];
     rc = 0;
+    goto done;
+oom:
+    zi_err_ctx("DiT forward with %lld tokens", (long long)L);
 done:
     if (have_scratch) dit_scratch_free(&s);
     zi_free_aligned(U);

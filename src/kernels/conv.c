@@ -66,22 +66,6 @@ static void conv_stage(const kn_impl *im, float *stage, int64_t nr, int64_t iy0,
     }
 }
 
-void kn_conv_ws_free(kn_conv_ws *ws) {
-    if (!ws) return;
-    for (int i = 0; i < 3; i++) zi_free_aligned(ws->buf[i]);
-    memset(ws, 0, sizeof *ws);
-}
-
-/* Workspace buffer `slot` with at least `bytes` (grown by replacement; NULL + error on OOM). */
-static float *conv_ws_get(kn_conv_ws *ws, int slot, size_t bytes) {
-    if (ws->cap[slot] < bytes) {
-        zi_free_aligned(ws->buf[slot]);
-        ws->buf[slot] = zi_malloc_aligned(bytes); /* 64-byte aligned: packed W panels */
-        ws->cap[slot] = ws->buf[slot] ? bytes : 0;
-    }
-    return ws->buf[slot];
-}
-
 int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const float *x, int H, int W,
               const kn_conv *cv, const kn_conv_pre *pre) {
     int k = cv->k, s = cv->stride, cin = cv->cin, cout = cv->cout;
@@ -99,17 +83,14 @@ int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const 
     if (rows < 1) rows = 1;
     if (rows > Ho) rows = Ho;
     int64_t nr_max = (rows - 1) * s + k;
-    kn_conv_ws local = {0}, *wsp = ws ? ws : &local;
     const kn_impl *im = kn_impl_get();
     int T = kn_get_threads();
     kn_wsrc B = kn_wsrc_of_mat(&cv->w);
     size_t nwp = im->packw_floats(cout, K);
-    float *wp = conv_ws_get(wsp, 0, sizeof(float) * nwp);
-    float *stage = conv_ws_get(wsp, 1, sizeof(float) * (size_t)(nr_max * sw * cin));
-    if (!wp || !stage) {
-        kn_conv_ws_free(&local);
-        return zi_err_ctx("conv2d %dx%d %d->%d at %dx%d", k, k, cin, cout, Ho, Wo);
-    }
+    int rc = -1;
+    float *wp = kn_scratch_get(sizeof(float) * nwp);
+    float *stage = wp ? kn_scratch_get(sizeof(float) * (size_t)(nr_max * sw * cin)) : NULL;
+    if (!stage) goto done;
     im->packw(wp, &B, cout, K, (int64_t)k * cin, T); /* once per conv, shared by all tiles */
     for (int64_t oy0 = 0; oy0 < Ho; oy0 += rows) {
         int64_t nrow = Ho - oy0 < rows ? Ho - oy0 : rows, m = nrow * Wo;
@@ -118,15 +99,15 @@ int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const 
         if (res && res != y) memcpy(dst, res + oy0 * Wo * cout, sizeof(float) * (size_t)(m * cout));
         kn_patch_src A = {stage, sw, cin, Wo, k, s};
         // [m, k*k*cin] x [cout, k*k*cin]^T
-        if (im->gemm_patches(dst, &A, m, cout, K, wp, cv->bias, res != NULL, T)) {
-            kn_conv_ws_free(&local);
-            return zi_err_ctx("conv2d %dx%d %d->%d at %dx%d", k, k, cin, cout, Ho, Wo);
-        }
-        wsp->macs += (double)m * (double)cout * (double)K;
+        if (im->gemm_patches(dst, &A, m, cout, K, wp, cv->bias, res != NULL, T)) goto done;
+        if (ws) ws->macs += (double)m * (double)cout * (double)K;
     }
-    wsp->seconds += conv_now() - t0;
-    kn_conv_ws_free(&local);
-    return 0;
+    if (ws) ws->seconds += conv_now() - t0;
+    rc = 0;
+done:
+    kn_scratch_put(wp);
+    kn_scratch_put(stage);
+    return rc ? zi_err_ctx("conv2d %dx%d %d->%d at %dx%d", k, k, cin, cout, Ho, Wo) : 0;
 }
 
 int kn_conv1x1(kn_conv_ws *ws, float *y, const float *x, int64_t P, const kn_conv *cv) {
@@ -142,31 +123,30 @@ int kn_conv1x1(kn_conv_ws *ws, float *y, const float *x, int64_t P, const kn_con
         if (rows < 1) rows = 1;
         if (rows > P) rows = P;
     }
-    kn_conv_ws local = {0}, *wsp = ws ? ws : &local;
     const kn_impl *im = kn_impl_get();
     int T = kn_get_threads();
     kn_wsrc B = kn_wsrc_of_mat(&cv->w);
     size_t nwp = im->packw_floats(cout, cin);
-    float *wp = conv_ws_get(wsp, 0, sizeof(float) * nwp);
-    float *tmp = y == x ? conv_ws_get(wsp, 2, sizeof(float) * (size_t)(rows * cout)) : NULL;
-    if (!wp || (y == x && !tmp)) {
-        kn_conv_ws_free(&local);
-        return zi_err_ctx("conv1x1 %d->%d", cin, cout);
-    }
+    int rc = -1;
+    float *wp = kn_scratch_get(sizeof(float) * nwp);
+    float *tmp = wp && y == x ? kn_scratch_get(sizeof(float) * (size_t)(rows * cout)) : NULL;
+    if (!wp || (y == x && !tmp)) goto done;
     im->packw(wp, &B, cout, cin, cin, T);
     for (int64_t p0 = 0; p0 < P; p0 += rows) {
         int64_t n = P - p0 < rows ? P - p0 : rows;
         kn_patch_src A = {x + p0 * cin, n, cin, n, 1, 1}; /* one row of n pixels */
-        if (im->gemm_patches(tmp ? tmp : y + p0 * cout, &A, n, cout, cin, wp, cv->bias, 0, T)) { // [n, cin] x [cout, cin]^T
-            kn_conv_ws_free(&local);
-            return zi_err_ctx("conv1x1 %d->%d", cin, cout);
-        }
+        if (im->gemm_patches(tmp ? tmp : y + p0 * cout, &A, n, cout, cin, wp, cv->bias, 0, T)) goto done; // [n, cin] x [cout, cin]^T
         if (tmp) memcpy(y + p0 * cout, tmp, sizeof(float) * (size_t)(n * cout));
     }
-    wsp->macs += (double)P * cout * cin;
-    wsp->seconds += conv_now() - t0;
-    kn_conv_ws_free(&local);
-    return 0;
+    if (ws) {
+        ws->macs += (double)P * cout * cin;
+        ws->seconds += conv_now() - t0;
+    }
+    rc = 0;
+done:
+    kn_scratch_put(wp);
+    kn_scratch_put(tmp);
+    return rc ? zi_err_ctx("conv1x1 %d->%d", cin, cout) : 0;
 }
 
 /* Pixel chunks for the GroupNorm partial sums: fixed, so results do not depend on the

@@ -11,7 +11,7 @@
  * kernel row of a patch a run of k*Cin contiguous staged floats.
  *
  * Memory: per tile, the staged input rows (at most 16 MiB by default, in a
- * caller-owned workspace, plus the f32-packed weight, <= 9.4 MB for 3x3 512->512),
+ * scratch-pool buffer, plus the f32-packed weight, <= 9.4 MB for 3x3 512->512),
  * never a whole-image copy. The input may be transformed on the fly while it is
  * staged (per-channel affine = a GroupNorm, then SiLU, and/or nearest 2x
  * upsampling), so normalized / upsampled copies of big activations are never
@@ -46,19 +46,17 @@ typedef struct {
  * of `esize` bytes are moved, not converted. dst and src must not overlap. */
 void kn_conv_pack(void *dst, const void *src, size_t esize, int cout, int cin, int k);
 
-/* Scratch of the convs (packed weight, staged rows, in-place 1x1 output tile), kept between calls
- * so big buffers are faulted in once per decode rather than once per layer.
- * Zero-initialize; buffers grow on demand; release with kn_conv_ws_free. A conv
- * given ws = NULL allocates and frees its own. One workspace per calling thread. */
+/* Settings and counters of a sequence of convs (one VAE decode/encode). Their buffers (packed
+ * weight, staged rows, in-place 1x1 output tile) come from the scratch pool (kernels.h
+ * kn_scratch_get), which keeps them between calls, so big buffers are faulted in once per decode
+ * rather than once per layer. Zero-initialize; nothing to free. ws = NULL: defaults, no counts.
+ * One per calling thread. */
 typedef struct {
-    float *buf[3];
-    size_t cap[3];      /* bytes */
     int64_t tile_bytes; /* tile budget (0: 64 MiB): a 3x3 conv stages at most a quarter of it per
                            tile, an in-place 1x1 conv buffers at most an eighth. Tests set 1 byte to
                            exercise multi-tile paths (one output row per tile). */
     double macs, seconds; /* multiply-adds done and wall seconds spent by convs using this ws */
 } kn_conv_ws;
-void kn_conv_ws_free(kn_conv_ws *ws);
 
 /* y[Ho*Wo, cout] = conv(pre(x[H*W, cin])) (+ res[Ho*Wo, cout] if res != NULL; res may
  * be y itself, else it must not overlap y; the add happens in the GEMM write-back, so

@@ -54,9 +54,7 @@ static inline int64_t kn_split_row_ranges(int64_t nchunk, int T, int64_t rows, i
     return n > units ? units : n;
 }
 
-/* Scratch buffers (64-byte aligned, reused across calls; scratch.c). NULL when out of memory. */
-void *kn_scratch_get(size_t n);
-void kn_scratch_put(void *p);
+/* Scratch buffers: kn_scratch_get / kn_scratch_put (kernels.h, scratch.c). */
 
 /* Implicit-GEMM A operand of the convs: row i (output pixel oy = i / Wo, ox = i % Wo) at
  * column k (tap ky = k / (kw*cin), then kx, cin channel) reads

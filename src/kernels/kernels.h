@@ -78,8 +78,16 @@ int kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_
 /* Plain f32 GEMM: C[M, N] = A[M, K] . B[N, K]^T (row-major, leading dims lda/ldb/ldc). */
 int kn_gemm_nt(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                int64_t N, int64_t K);
-/* Release the scratch buffers kept between calls (e.g. between pipeline stages). */
+/* Scratch buffers: the library's one pool of big temporary buffers (scratch.c), used by the
+ * kernels inside a call and by model code for activations (the VAE). kn_scratch_get: n bytes,
+ * 64-byte aligned, reused across calls; NULL with a message ("out of memory allocating 64.0 MiB
+ * for scratch") when out of memory. kn_scratch_put (NULL ok) hands it back. kn_scratch_trim
+ * releases every idle buffer (between pipeline stages, at the end of a VAE call). */
+void *kn_scratch_get(size_t n);
+void kn_scratch_put(void *p);
 void kn_scratch_trim(void);
+/* Bytes of pooled buffers now handed out (busy) and kept idle (tests: nothing stays busy). */
+void kn_scratch_stats(size_t *busy, size_t *idle);
 
 /* RMSNorm over rows of length D: y = x * rsqrt(mean(x^2) + eps) * g  (g may be NULL). In-place ok. */
 void kn_rmsnorm(float *y, const float *x, int64_t M, int64_t D, const float *g, float eps);

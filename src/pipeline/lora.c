@@ -330,7 +330,7 @@ static int merge_dense(zi_dit *d, lora_target *t) {
         for (int k = 0; k < t->n_c; k++) {
             const contrib *c = &t->c[k];
             if (!c->kron) { /* dlt[nr, C] = B[i0.., r] . A[r, C] */
-                kn_gemm_nt(dlt, C, c->b + (size_t)i0 * c->r, c->r, at[k], c->r, nr, C, c->r);
+                if (kn_gemm_nt(dlt, C, c->b + (size_t)i0 * c->r, c->r, at[k], c->r, nr, C, c->r)) goto out;
                 for (int64_t q = 0; q < nr * C; q++) rows[q] += c->scale * dlt[q];
             } else { /* kron: delta[i, j] = w1[i / s, j / t] * w2[i % s, j % t] */
                 for (int64_t r = 0; r < nr; r++) {

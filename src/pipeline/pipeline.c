@@ -574,11 +574,17 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *user_p, zimage_im
         const int i = first + k;
         double ts = now_s();
         float t_model = zi_sched_t_model(sig[i]);
-        if (zi_dit_forward(m->dit, z, lh, lw, t_model, pos, n_pos, u, NULL, NULL)) goto done;
+        if (zi_dit_forward(m->dit, z, lh, lw, t_model, pos, n_pos, u, NULL, NULL)) {
+            zi_err_ctx("denoising step %d of %d", k + 1, run);
+            goto done;
+        }
         int cfg_now = cfg && !(p->cfg_truncation <= 1.0f && t_model > p->cfg_truncation);
         const float *pred = u;
         if (cfg_now) {
-            if (zi_dit_forward(m->dit, z, lh, lw, t_model, neg, n_neg, un, NULL, NULL)) goto done;
+            if (zi_dit_forward(m->dit, z, lh, lw, t_model, neg, n_neg, un, NULL, NULL)) {
+                zi_err_ctx("denoising step %d of %d (negative prompt)", k + 1, run);
+                goto done;
+            }
             float *np = guided; /* u_pos + g (u_pos - u_neg); u and un stay intact for the hooks */
             for (int64_t q = 0; q < n; q++) np[q] = u[q] + g * (u[q] - un[q]);
             if (p->cfg_normalization) {

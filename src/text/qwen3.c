@@ -325,30 +325,34 @@ static void residual_add(float *x, const float *d, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += d[i];
 }
 
-/* One decoder layer on s->x [n, hidden], in place. */
-static void qwen3_layer_forward(const zi_qwen3_config *c, const zi_qwen3_layer *L, qwen3_act *s, int64_t n) {
+/* One decoder layer on s->x [n, hidden], in place. 0, or -1 (out of memory). */
+static int qwen3_layer_forward(const zi_qwen3_config *c, const zi_qwen3_layer *L, qwen3_act *s, int64_t n) {
     int64_t H = c->hidden, I = c->intermediate, hd = c->head_dim;
     int64_t QD = c->n_heads * hd, KD = c->n_kv_heads * hd;
     /* self-attention */
     kn_rmsnorm(s->a, s->x, n, H, L->in_norm, c->rms_eps);
-    kn_linear(s->q, s->a, n, &L->wq, NULL);              // [n, H] x [QD, H]^T
-    kn_linear(s->k, s->a, n, &L->wk, NULL);              // [n, H] x [KD, H]^T
-    kn_linear(s->v, s->a, n, &L->wv, NULL);              // [n, H] x [KD, H]^T
+    if (kn_linear(s->q, s->a, n, &L->wq, NULL) ||  // [n, H] x [QD, H]^T
+        kn_linear(s->k, s->a, n, &L->wk, NULL) ||  // [n, H] x [KD, H]^T
+        kn_linear(s->v, s->a, n, &L->wv, NULL))    // [n, H] x [KD, H]^T
+        return -1;
     kn_rmsnorm(s->q, s->q, n * c->n_heads, hd, L->q_norm, c->rms_eps);    // per head, [n*nh, hd]
     kn_rmsnorm(s->k, s->k, n * c->n_kv_heads, hd, L->k_norm, c->rms_eps); // per head, [n*nkv, hd]
     kn_rope_halfsplit(s->q, n, c->n_heads, (int)hd, QD, s->cos, s->sin);
     kn_rope_halfsplit(s->k, n, c->n_kv_heads, (int)hd, KD, s->cos, s->sin);
     float scale = 1.0f / sqrtf((float)hd);
-    kn_attention(s->att, QD, s->q, QD, s->k, KD, s->v, KD, n, n, c->n_heads, c->n_kv_heads, (int)hd, scale, 1);
-    kn_linear(s->a, s->att, n, &L->wo, NULL);            // [n, QD] x [H, QD]^T
+    if (kn_attention(s->att, QD, s->q, QD, s->k, KD, s->v, KD, n, n, c->n_heads, c->n_kv_heads, (int)hd, scale, 1) ||
+        kn_linear(s->a, s->att, n, &L->wo, NULL))  // [n, QD] x [H, QD]^T
+        return -1;
     residual_add(s->x, s->a, n * H);
     /* SwiGLU MLP */
     kn_rmsnorm(s->a, s->x, n, H, L->post_norm, c->rms_eps);
-    kn_linear(s->gate, s->a, n, &L->w_gate, NULL);       // [n, H] x [I, H]^T
-    kn_linear(s->up, s->a, n, &L->w_up, NULL);           // [n, H] x [I, H]^T
+    if (kn_linear(s->gate, s->a, n, &L->w_gate, NULL) ||  // [n, H] x [I, H]^T
+        kn_linear(s->up, s->a, n, &L->w_up, NULL))        // [n, H] x [I, H]^T
+        return -1;
     kn_swiglu(s->gate, s->up, n * I);
-    kn_linear(s->a, s->gate, n, &L->w_down, NULL);       // [n, I] x [H, I]^T
+    if (kn_linear(s->a, s->gate, n, &L->w_down, NULL)) return -1; // [n, I] x [H, I]^T
     residual_add(s->x, s->a, n * H);
+    return 0;
 }
 
 static void qwen3_embed(const zi_qwen3 *m, const int32_t *ids, int64_t n, float *x) {
@@ -380,7 +384,10 @@ int zi_qwen3_encode_dump(zi_qwen3 *m, const int32_t *ids, int n, float *out, zi_
     if (dump) dump(dump_user, "hidden_states.0", s.x, n, H);
     zi_qwen3_rope_table(c->head_dim, c->rope_theta, n, s.cos, s.sin);
     for (int l = 0; l < m->n_run; l++) {
-        qwen3_layer_forward(c, &m->layers[l], &s, n);
+        if (qwen3_layer_forward(c, &m->layers[l], &s, n)) {
+            free(s.block);
+            return zi_err_ctx("Qwen3 text encoder layer %d (%d tokens)", l, n);
+        }
         if (l == c->n_layers - 2) memcpy(out, s.x, sizeof(float) * (size_t)(n * H)); /* hidden_states[-2] */
         if (dump && l + 1 < c->n_layers) {
             snprintf(nm, sizeof nm, "hidden_states.%d", l + 1);

@@ -5,7 +5,8 @@
  * GroupNorm+SiLU and nearest-2x upsample are fused into the tile staging, so no
  * normalized or upsampled copy is ever materialized: the full-size buffers alive
  * at once are a resnet's input and its conv1 output (a channel-reducing 1x1
- * shortcut runs in place). Activation buffers are recycled through a per-call pool.
+ * shortcut runs in place). Activation buffers come from the kernels' scratch pool (reused
+ * within a call, released at its end).
  * Peak activation memory of a 1024x1024 decode: 1 GiB + 512 MiB (first resnet of
  * the last level: 256 channels in, 128 out, at full resolution). */
 #include "vae.h"
@@ -356,75 +357,15 @@ void zi_vae_free(zi_vae *v) {
     free(v);
 }
 
-/* ---------------------------------------------------------------- activation pool */
+/* ---------------------------------------------------------------- activation buffers */
 
-/* Activation buffers of one decode/encode call. Freed buffers are kept and reused
- * (best fit), so the many same-sized layer outputs do not fault in fresh pages each
- * time; when nothing idle is big enough, all idle buffers are released before the new
- * allocation, which keeps the peak at the live set (sizes only grow along the decoder). */
-#define VAE_POOL_SLOTS 16
-
-typedef struct {
-    float *p[VAE_POOL_SLOTS];
-    size_t cap[VAE_POOL_SLOTS]; /* floats */
-    int busy[VAE_POOL_SLOTS];
-    kn_conv_ws ws;              /* conv scratch (patch matrix tiles), same lifetime */
-} vae_pool;
-
-/* Big activation buffers are 2 MiB aligned and asked to use transparent huge pages:
- * their first touch otherwise costs one page fault per 4 KiB (~6% of a 1024² decode). */
-static float *vae_alloc(size_t n_floats) {
-    size_t bytes = sizeof(float) * n_floats;
-    if (bytes < ((size_t)4 << 20)) return zi_malloc(bytes);
-    void *p = NULL;
-    if (posix_memalign(&p, (size_t)2 << 20, bytes) != 0) {
-        zi_err("out of memory allocating %zu bytes", bytes);
-        return NULL;
-    }
-#ifdef MADV_HUGEPAGE
-    madvise(p, bytes, MADV_HUGEPAGE); /* a hint; failure is harmless */
-#endif
-    return p;
-}
-
-static float *vae_get(vae_pool *pl, int64_t n) {
-    size_t need = (size_t)(n > 0 ? n : 1);
-    int best = -1, empty = -1;
-    for (int i = 0; i < VAE_POOL_SLOTS; i++) {
-        if (!pl->p[i]) {
-            empty = i;
-            continue;
-        }
-        if (!pl->busy[i] && pl->cap[i] >= need && (best < 0 || pl->cap[i] < pl->cap[best])) best = i;
-    }
-    if (best >= 0) {
-        pl->busy[best] = 1;
-        return pl->p[best];
-    }
-    for (int i = 0; i < VAE_POOL_SLOTS; i++)
-        if (pl->p[i] && !pl->busy[i]) {
-            free(pl->p[i]);
-            pl->p[i] = NULL;
-            empty = i;
-        }
-    float *p = vae_alloc(need);
-    if (p && empty >= 0) {
-        pl->p[empty] = p;
-        pl->cap[empty] = need;
-        pl->busy[empty] = 1;
-    }
-    return p;
-}
-
-static void vae_put(vae_pool *pl, float *p) {
-    if (!p) return;
-    for (int i = 0; i < VAE_POOL_SLOTS; i++)
-        if (pl->p[i] == p) {
-            pl->busy[i] = 0;
-            return;
-        }
-    free(p); /* not pooled (table was full) */
-}
+/* Activations come from the kernels' scratch pool (kernels.h kn_scratch_get), which also holds
+ * the convs' buffers: freed buffers are reused (best fit), so the many same-sized layer outputs
+ * do not fault in fresh pages each time, and when nothing idle is big enough all idle buffers
+ * are released first, which keeps the peak at the live set (sizes only grow along the decoder).
+ * A decode/encode releases the idle buffers when it ends (kn_scratch_trim). */
+static float *vae_get(int64_t n) { return kn_scratch_get(sizeof(float) * (size_t)(n > 0 ? n : 1)); }
+static void vae_put(float *p) { kn_scratch_put(p); }
 
 /* conv work of the calling thread's last decode/encode (zi_vae_last_conv_stats) */
 static _Thread_local double vae_conv_macs, vae_conv_seconds;
@@ -434,12 +375,10 @@ void zi_vae_last_conv_stats(double *macs, double *seconds) {
     *seconds = vae_conv_seconds;
 }
 
-static void vae_pool_free(vae_pool *pl) {
-    for (int i = 0; i < VAE_POOL_SLOTS; i++) free(pl->p[i]);
-    vae_conv_macs = pl->ws.macs;
-    vae_conv_seconds = pl->ws.seconds;
-    kn_conv_ws_free(&pl->ws);
-    memset(pl, 0, sizeof *pl);
+static void vae_call_end(const kn_conv_ws *ws) {
+    vae_conv_macs = ws->macs;
+    vae_conv_seconds = ws->seconds;
+    kn_scratch_trim();
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -447,7 +386,7 @@ static void vae_pool_free(vae_pool *pl) {
 /* Resnet on x [H*W, cin] -> x [H*W, cout] in the same buffer (its capacity must hold
  * both): x' = shortcut(x) + conv2(silu(GN2(conv1(silu(GN1(x)))))). cout > cin moves
  * x to a new buffer (*px). */
-static int vae_resnet_forward(const zi_vae *v, vae_pool *pl, const zi_vae_resnet *r, float **px, int H, int W) {
+static int vae_resnet_forward(const zi_vae *v, kn_conv_ws *ws, const zi_vae_resnet *r, float **px, int H, int W) {
     const zi_vae_config *c = &v->cfg;
     int64_t P = (int64_t)H * W;
     int cmax = r->cin > r->cout ? r->cin : r->cout;
@@ -456,61 +395,63 @@ static int vae_resnet_forward(const zi_vae *v, vae_pool *pl, const zi_vae_resnet
     if (!sc) return -1;
     kn_conv_pre pre = {sc, sh, 1, 0};
     if (kn_groupnorm_coeffs(x, P, r->cin, c->groups, c->eps, r->n1_g, r->n1_b, sc, sh)) goto fail;
-    h = vae_get(pl, P * r->cout);
-    if (!h || kn_conv2d(&pl->ws, h, NULL, H, W, x, H, W, &r->conv1, &pre)) goto fail; /* [P, cout] */
+    h = vae_get(P * r->cout);
+    if (!h || kn_conv2d(ws, h, NULL, H, W, x, H, W, &r->conv1, &pre)) goto fail; /* [P, cout] */
     if (kn_groupnorm_coeffs(h, P, r->cout, c->groups, c->eps, r->n2_g, r->n2_b, sc, sh)) goto fail;
     if (r->shortcut.w.data) {
         if (r->cout <= r->cin) { /* in place: the first P*cout floats of x */
-            if (kn_conv1x1(&pl->ws, x, x, P, &r->shortcut)) goto fail;
+            if (kn_conv1x1(ws, x, x, P, &r->shortcut)) goto fail;
         } else {
-            float *s = vae_get(pl, P * r->cout);
-            if (!s || kn_conv1x1(&pl->ws, s, x, P, &r->shortcut)) {
-                vae_put(pl, s);
+            float *s = vae_get(P * r->cout);
+            if (!s || kn_conv1x1(ws, s, x, P, &r->shortcut)) {
+                vae_put(s);
                 goto fail;
             }
-            vae_put(pl, x);
+            vae_put(x);
             *px = x = s;
         }
     }
-    if (kn_conv2d(&pl->ws, x, x, H, W, h, H, W, &r->conv2, &pre)) goto fail; /* x += conv2(silu(GN2(h))) */
-    vae_put(pl, h);
+    if (kn_conv2d(ws, x, x, H, W, h, H, W, &r->conv2, &pre)) goto fail; /* x += conv2(silu(GN2(h))) */
+    vae_put(h);
     free(sc);
     return 0;
 fail:
-    vae_put(pl, h);
+    vae_put(h);
     free(sc);
     return -1;
 }
 
 /* Single-head self-attention over the H*W tokens of x [P, C], residual in place. */
-static int vae_attn_forward(const zi_vae *v, vae_pool *pl, const zi_vae_attn *a, float *x, int64_t P) {
+static int vae_attn_forward(const zi_vae *v, const zi_vae_attn *a, float *x, int64_t P) {
     int C = a->c;
     float *sc = zi_malloc(sizeof(float) * 2 * (size_t)C);
-    float *n = vae_get(pl, P * C), *q = vae_get(pl, P * C), *k = vae_get(pl, P * C), *vv = vae_get(pl, P * C);
+    float *n = vae_get(P * C), *q = vae_get(P * C), *k = vae_get(P * C), *vv = vae_get(P * C);
     int rc = -1;
     if (!sc || !n || !q || !k || !vv) goto done;
     if (kn_groupnorm_coeffs(x, P, C, v->cfg.groups, v->cfg.eps, a->n_g, a->n_b, sc, sc + C)) goto done;
     kn_channel_affine(n, x, P, C, sc, sc + C);
-    kn_linear(q, n, P, &a->wq, a->bq); /* [P, C] x [C, C]^T */
-    kn_linear(k, n, P, &a->wk, a->bk);
-    kn_linear(vv, n, P, &a->wv, a->bv);
-    kn_attention(n, C, q, C, k, C, vv, C, P, P, 1, 1, C, (float)(1.0 / sqrt((double)C)), 0);
-    kn_linear(q, n, P, &a->wo, a->bo);
+    if (kn_linear(q, n, P, &a->wq, a->bq) || /* [P, C] x [C, C]^T */
+        kn_linear(k, n, P, &a->wk, a->bk) || kn_linear(vv, n, P, &a->wv, a->bv) ||
+        kn_attention(n, C, q, C, k, C, vv, C, P, P, 1, 1, C, (float)(1.0 / sqrt((double)C)), 0) ||
+        kn_linear(q, n, P, &a->wo, a->bo)) {
+        zi_err_ctx("VAE mid-block attention over %lld pixels", (long long)P);
+        goto done;
+    }
     for (int64_t i = 0; i < P * C; i++) x[i] += q[i];
     rc = 0;
 done:
     free(sc);
-    vae_put(pl, n);
-    vae_put(pl, q);
-    vae_put(pl, k);
-    vae_put(pl, vv);
+    vae_put(n);
+    vae_put(q);
+    vae_put(k);
+    vae_put(vv);
     return rc;
 }
 
-static int vae_mid_forward(const zi_vae *v, vae_pool *pl, const zi_vae_coder *m, float **px, int H, int W) {
-    if (vae_resnet_forward(v, pl, &m->mid1, px, H, W)) return -1;
-    if (v->cfg.mid_attention && vae_attn_forward(v, pl, &m->attn, *px, (int64_t)H * W)) return -1;
-    return vae_resnet_forward(v, pl, &m->mid2, px, H, W);
+static int vae_mid_forward(const zi_vae *v, kn_conv_ws *ws, const zi_vae_coder *m, float **px, int H, int W) {
+    if (vae_resnet_forward(v, ws, &m->mid1, px, H, W)) return -1;
+    if (v->cfg.mid_attention && vae_attn_forward(v, &m->attn, *px, (int64_t)H * W)) return -1;
+    return vae_resnet_forward(v, ws, &m->mid2, px, H, W);
 }
 
 static void vae_dump(zi_vae_dump_fn dump, void *user, const char *name, const float *x, int C, int H, int W) {
@@ -524,7 +465,7 @@ static void vae_dump(zi_vae_dump_fn dump, void *user, const char *name, const fl
 }
 
 /* Returns conv_out(silu(GN(x))) [P, cout] in a pool buffer; x [P, c] goes back to the pool. */
-static float *vae_out_forward(const zi_vae *v, vae_pool *pl, const zi_vae_coder *m, float *x, int c, int H, int W,
+static float *vae_out_forward(const zi_vae *v, kn_conv_ws *ws, const zi_vae_coder *m, float *x, int c, int H, int W,
                               zi_vae_dump_fn dump, void *user, const char *name) {
     int64_t P = (int64_t)H * W;
     float *sc = zi_malloc(sizeof(float) * 2 * (size_t)c), *y = NULL;
@@ -536,55 +477,58 @@ static float *vae_out_forward(const zi_vae *v, vae_pool *pl, const zi_vae_coder 
         vae_dump(dump, user, name, t, c, H, W);
         free(t);
     }
-    y = vae_get(pl, P * m->conv_out.cout);
+    y = vae_get(P * m->conv_out.cout);
     kn_conv_pre pre = {sc, sc + c, 1, 0};
-    if (y && kn_conv2d(&pl->ws, y, NULL, H, W, x, H, W, &m->conv_out, &pre)) {
-        vae_put(pl, y);
+    if (y && kn_conv2d(ws, y, NULL, H, W, x, H, W, &m->conv_out, &pre)) {
+        vae_put(y);
         y = NULL;
     }
 done:
     free(sc);
-    vae_put(pl, x);
+    vae_put(x);
     return y;
 }
 
 /* Largest spatial size accepted (pixels per side of the image). */
 #define VAE_MAX_SIDE 16384
 
-static int vae_decode_run(zi_vae *v, vae_pool *pl, const float *latents, int h, int w, float *image,
+/* On failure every buffer taken here is back in the pool (x, y, z: NULL or owned). */
+static int vae_decode_run(zi_vae *v, kn_conv_ws *ws, const float *latents, int h, int w, float *image,
                           zi_vae_dump_fn dump, void *dump_user) {
     const zi_vae_config *c = &v->cfg;
     int n = c->n_levels, lc = c->latent_channels;
     int64_t P = (int64_t)h * w;
-    float *z = vae_get(pl, P * lc), *x = NULL, *y = NULL;
-    if (!z) return -1;
+    int rc = -1;
+    float *z = vae_get(P * lc), *x = NULL, *y = NULL;
+    if (!z) goto done;
     for (int64_t i = 0; i < P * lc; i++) z[i] = latents[i] / c->scaling + c->shift; /* [lc, h, w] */
     if (dump) dump(dump_user, "z", z, lc, h, w);
-    x = vae_get(pl, P * lc);
-    if (!x) return -1;
+    x = vae_get(P * lc);
+    if (!x) goto done;
     kn_chw_to_hwc(x, z, lc, P);
-    vae_put(pl, z);
+    vae_put(z);
+    z = NULL;
 
     int H = h, W = w, C = c->ch[n - 1];
-    y = vae_get(pl, P * C);
-    if (!y || kn_conv2d(&pl->ws, y, NULL, H, W, x, H, W, &v->dec.conv_in, NULL)) return -1;
-    vae_put(pl, x);
-    x = y;
+    y = vae_get(P * C);
+    if (!y || kn_conv2d(ws, y, NULL, H, W, x, H, W, &v->dec.conv_in, NULL)) goto done;
+    vae_put(x);
+    x = y, y = NULL;
     vae_dump(dump, dump_user, "decoder.conv_in", x, C, H, W);
-    if (vae_mid_forward(v, pl, &v->dec, &x, H, W)) return -1;
+    if (vae_mid_forward(v, ws, &v->dec, &x, H, W)) goto done;
     vae_dump(dump, dump_user, "decoder.mid_block", x, C, H, W);
 
     for (int k = 0; k < n; k++) {
         const zi_vae_level *lv = &v->dec.lv[k];
         for (int j = 0; j < lv->n_res; j++)
-            if (vae_resnet_forward(v, pl, &lv->res[j], &x, H, W)) return -1;
+            if (vae_resnet_forward(v, ws, &lv->res[j], &x, H, W)) goto done;
         C = lv->res[lv->n_res - 1].cout;
         if (lv->has_resample) { /* nearest 2x fused into the conv's input staging */
-            y = vae_get(pl, (int64_t)4 * H * W * C);
+            y = vae_get((int64_t)4 * H * W * C);
             kn_conv_pre up = {NULL, NULL, 0, 1};
-            if (!y || kn_conv2d(&pl->ws, y, NULL, 2 * H, 2 * W, x, H, W, &lv->resample, &up)) return -1;
-            vae_put(pl, x);
-            x = y;
+            if (!y || kn_conv2d(ws, y, NULL, 2 * H, 2 * W, x, H, W, &lv->resample, &up)) goto done;
+            vae_put(x);
+            x = y, y = NULL;
             H *= 2;
             W *= 2;
         }
@@ -592,10 +536,16 @@ static int vae_decode_run(zi_vae *v, vae_pool *pl, const float *latents, int h, 
         snprintf(name, sizeof name, "decoder.up_blocks.%d", k);
         vae_dump(dump, dump_user, name, x, C, H, W);
     }
-    y = vae_out_forward(v, pl, &v->dec, x, C, H, W, dump, dump_user, "decoder.conv_norm_out");
-    if (!y) return -1;
+    y = vae_out_forward(v, ws, &v->dec, x, C, H, W, dump, dump_user, "decoder.conv_norm_out");
+    x = NULL; /* back in the pool */
+    if (!y) goto done;
     kn_hwc_to_chw(image, y, c->out_channels, (int64_t)H * W);
-    return 0;
+    rc = 0;
+done:
+    vae_put(z);
+    vae_put(x);
+    vae_put(y);
+    return rc;
 }
 
 int zi_vae_decode_ex(zi_vae *v, const float *latents, int h, int w, float *image, zi_vae_dump_fn dump,
@@ -604,9 +554,9 @@ int zi_vae_decode_ex(zi_vae *v, const float *latents, int h, int w, float *image
     if (!v->dec.loaded) return zi_err("VAE decode: the decoder is not loaded");
     if (h < 1 || w < 1 || (int64_t)h * f > VAE_MAX_SIDE || (int64_t)w * f > VAE_MAX_SIDE)
         return zi_err("VAE decode: latent size %dx%d out of range (image side at most %d)", h, w, VAE_MAX_SIDE);
-    vae_pool pl = {0};
-    int rc = vae_decode_run(v, &pl, latents, h, w, image, dump, dump_user);
-    vae_pool_free(&pl);
+    kn_conv_ws ws = {0};
+    int rc = vae_decode_run(v, &ws, latents, h, w, image, dump, dump_user);
+    vae_call_end(&ws);
     return rc ? zi_err_ctx("VAE decode %dx%d", h, w) : 0;
 }
 
@@ -614,36 +564,42 @@ int zi_vae_decode(zi_vae *v, const float *latents, int h, int w, float *image) {
     return zi_vae_decode_ex(v, latents, h, w, image, NULL, NULL);
 }
 
-static int vae_encode_run(zi_vae *v, vae_pool *pl, const float *image, int H, int W, float *moments) {
+static int vae_encode_run(zi_vae *v, kn_conv_ws *ws, const float *image, int H, int W, float *moments) {
     const zi_vae_config *c = &v->cfg;
     int n = c->n_levels, C = c->ch[0];
     int64_t P = (int64_t)H * W;
-    float *x = vae_get(pl, P * c->in_channels), *y = NULL;
-    if (!x) return -1;
+    int rc = -1;
+    float *x = vae_get(P * c->in_channels), *y = NULL;
+    if (!x) goto done;
     kn_chw_to_hwc(x, image, c->in_channels, P);
-    y = vae_get(pl, P * C);
-    if (!y || kn_conv2d(&pl->ws, y, NULL, H, W, x, H, W, &v->enc.conv_in, NULL)) return -1;
-    vae_put(pl, x);
-    x = y;
+    y = vae_get(P * C);
+    if (!y || kn_conv2d(ws, y, NULL, H, W, x, H, W, &v->enc.conv_in, NULL)) goto done;
+    vae_put(x);
+    x = y, y = NULL;
     for (int l = 0; l < n; l++) {
         const zi_vae_level *lv = &v->enc.lv[l];
         for (int j = 0; j < lv->n_res; j++)
-            if (vae_resnet_forward(v, pl, &lv->res[j], &x, H, W)) return -1;
+            if (vae_resnet_forward(v, ws, &lv->res[j], &x, H, W)) goto done;
         C = lv->res[lv->n_res - 1].cout;
         if (lv->has_resample) { /* pad (0,1,0,1) + 3x3 stride 2: output H/2 x W/2 */
-            y = vae_get(pl, (int64_t)(H / 2) * (W / 2) * C);
-            if (!y || kn_conv2d(&pl->ws, y, NULL, H / 2, W / 2, x, H, W, &lv->resample, NULL)) return -1;
-            vae_put(pl, x);
-            x = y;
+            y = vae_get((int64_t)(H / 2) * (W / 2) * C);
+            if (!y || kn_conv2d(ws, y, NULL, H / 2, W / 2, x, H, W, &lv->resample, NULL)) goto done;
+            vae_put(x);
+            x = y, y = NULL;
             H /= 2;
             W /= 2;
         }
     }
-    if (vae_mid_forward(v, pl, &v->enc, &x, H, W)) return -1;
-    y = vae_out_forward(v, pl, &v->enc, x, C, H, W, NULL, NULL, NULL);
-    if (!y) return -1;
+    if (vae_mid_forward(v, ws, &v->enc, &x, H, W)) goto done;
+    y = vae_out_forward(v, ws, &v->enc, x, C, H, W, NULL, NULL, NULL);
+    x = NULL; /* back in the pool */
+    if (!y) goto done;
     kn_hwc_to_chw(moments, y, 2 * c->latent_channels, (int64_t)H * W);
-    return 0;
+    rc = 0;
+done:
+    vae_put(x);
+    vae_put(y);
+    return rc;
 }
 
 int zi_vae_encode(zi_vae *v, const float *image, int H, int W, float *moments) {
@@ -655,9 +611,9 @@ int zi_vae_encode(zi_vae *v, const float *image, int H, int W, float *moments) {
     if (H < f || W < f || H % f || W % f || H > VAE_MAX_SIDE || W > VAE_MAX_SIDE)
         return zi_err("VAE encode: image size %dx%d must be a positive multiple of %d (at most %d)", H, W, f,
                       VAE_MAX_SIDE);
-    vae_pool pl = {0};
-    int rc = vae_encode_run(v, &pl, image, H, W, moments);
-    vae_pool_free(&pl);
+    kn_conv_ws ws = {0};
+    int rc = vae_encode_run(v, &ws, image, H, W, moments);
+    vae_call_end(&ws);
     return rc ? zi_err_ctx("VAE encode %dx%d", H, W) : 0;
 }
 

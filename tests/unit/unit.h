@@ -26,4 +26,5 @@ void unit_json(void);
 void unit_imgcond(const char *fixtures);
 void unit_lora(const char *fixtures);
 void unit_gguf(const char *fixtures);
+void unit_oom(const char *fixtures);
 #endif

@@ -18,6 +18,7 @@ int main(int argc, char **argv) {
     unit_json();
     unit_imgcond(fixtures);
     unit_lora(fixtures);
+    unit_oom(fixtures);
     printf("unit: %d passed, %d failed\n", unit_passes, unit_failures);
     return unit_failures ? 1 : 0;
 }

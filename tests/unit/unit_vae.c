@@ -86,7 +86,6 @@ static void conv_case(const char *what, int cin, int cout, int k, int s, int pad
         UNIT_CHECK(rc == 0 && e < 1e-4, "conv %s (tiles %s): rc %d max err %g", what, tiny ? "1 row" : "default",
                    rc, e);
     }
-    kn_conv_ws_free(&ws);
     free(x), free(wt), free(b), free(sc), free(sh), free(packed), free(res), free(want), free(got);
 }
 
@@ -144,7 +143,6 @@ static void test_conv_kernels(void) {
         kn_conv_ws ws = {0};
         ws.tile_bytes = 1; /* one output row per tile (used when tiny) */
         int rc = kn_conv1x1(tiny ? &ws : NULL, x, x, P, &cv);
-        kn_conv_ws_free(&ws);
         double e = max_err(x, want, (int64_t)P * cout);
         UNIT_CHECK(rc == 0 && e < 1e-5, "conv1x1 in place (tiny tiles %d): rc %d err %g", tiny, rc, e);
         free(x), free(w), free(b), free(want);
