@@ -45,6 +45,7 @@ typedef struct {
 /* One weight that adapters may target. */
 typedef struct {
     char name[96]; /* normalized: '.' -> '_' */
+    char disp[96]; /* as given (messages) */
     kn_mat *mat;
     const lora_owner *own;
     struct contrib *c;
@@ -86,6 +87,7 @@ static int add_target(lora_target **t, int *n, int *cap, const char *name, kn_ma
     lora_target *x = &(*t)[(*n)++];
     memset(x, 0, sizeof *x);
     norm_name(x->name, sizeof x->name, name, strlen(name));
+    snprintf(x->disp, sizeof x->disp, "%s", strncmp(name, "te:", 3) ? name : name + 3);
     x->mat = mat;
     x->own = own;
     return 0;
@@ -214,12 +216,22 @@ static int shape2(const zi_tensor *t, int64_t *r, int64_t *c) {
     return 0;
 }
 
-static int bad_shape(const char *path, const lora_group *g, const char *what, const zi_tensor *t, int64_t want_r,
-                     int64_t want_c) {
-    char b[64];
-    return zi_err("%s: %s (%s): shape %s does not fit the model's weight [%lld, %lld] (a LoRA for another model?)",
-                  path, g->orig, what, t ? zi_shape_str(b, sizeof b, t->ndim, t->shape) : "?", (long long)want_r,
-                  (long long)want_c);
+/* The model's weight (name, full shape) a module targets, for messages. */
+static const char *target_desc(char *buf, size_t cap, lora_target **tg, int n_tg) {
+    const char *nm = tg[0]->disp;
+    if (n_tg == 3) snprintf(buf, cap, "%.*sqkv [%lld, %lld]", (int)(strlen(nm) - 4), nm, (long long)(3 * tg[0]->mat->rows),
+                            (long long)tg[0]->mat->cols);
+    else snprintf(buf, cap, "%s [%lld, %lld]", nm, (long long)tg[0]->mat->rows, (long long)tg[0]->mat->cols);
+    return buf;
+}
+
+static int bad_shape(const char *path, const lora_group *g, const char *what, const zi_tensor *t, lora_target **tg,
+                     int n_tg) {
+    char b[64], d[160];
+    return zi_err("%s: %s (%s): shape %s does not fit the %s weight %s (a LoRA for another model?)", path, g->orig,
+                  what, t ? zi_shape_str(b, sizeof b, t->ndim, t->shape) : "?",
+                  !strncmp(tg[0]->name, "te:", 3) ? "text encoder's" : "transformer's",
+                  target_desc(d, sizeof d, tg, n_tg));
 }
 
 /* Turn one module group into contributions on 1 (or 3 for fused qkv) targets. */
@@ -241,9 +253,9 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
         int64_t ar, ac, br, bc;
         if (!g->part[PART_A] || !g->part[PART_B])
             return zi_err("%s: %s: LoRA module has only one of its two factors (down/A and up/B)", path, g->orig);
-        if (shape2(g->part[PART_A], &ar, &ac) || ac != cols) return bad_shape(path, g, "down/A", g->part[PART_A], -1, cols);
+        if (shape2(g->part[PART_A], &ar, &ac) || ac != cols) return bad_shape(path, g, "down/A", g->part[PART_A], tg, n_tg);
         if (shape2(g->part[PART_B], &br, &bc) || br != rows || bc != ar)
-            return bad_shape(path, g, "up/B", g->part[PART_B], rows, ar);
+            return bad_shape(path, g, "up/B", g->part[PART_B], tg, n_tg);
         float *A = f32_copy(g->part[PART_A]), *B = f32_copy(g->part[PART_B]);
         if (!A || !B) {
             free(A), free(B);
@@ -276,11 +288,11 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
     int64_t p = 0, q = 0, s = 0, t = 0, rank = 0, r1 = 0, r2 = 0, x1, x2;
     int rc = -1;
     if (g->part[PART_W1]) {
-        if (shape2(g->part[PART_W1], &p, &q)) return bad_shape(path, g, "lokr_w1", g->part[PART_W1], -1, -1);
+        if (shape2(g->part[PART_W1], &p, &q)) return bad_shape(path, g, "lokr_w1", g->part[PART_W1], tg, n_tg);
         w1 = f32_copy(g->part[PART_W1]);
     } else if (g->part[PART_W1A] && g->part[PART_W1B]) {
         if (shape2(g->part[PART_W1A], &p, &x1) || shape2(g->part[PART_W1B], &x2, &q) || x1 != x2)
-            return bad_shape(path, g, "lokr_w1_a/b", g->part[PART_W1B], -1, -1);
+            return bad_shape(path, g, "lokr_w1_a/b", g->part[PART_W1B], tg, n_tg);
         f[0] = f32_copy(g->part[PART_W1A]), f[1] = f32_copy(g->part[PART_W1B]);
         w1 = f[0] && f[1] ? matmul_small(f[0], f[1], (int)p, (int)x1, (int)q) : NULL;
         rank = r1 = x1;
@@ -289,13 +301,13 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
     }
     if (g->part[PART_W2]) {
         if (shape2(g->part[PART_W2], &s, &t)) {
-            bad_shape(path, g, "lokr_w2", g->part[PART_W2], -1, -1);
+            bad_shape(path, g, "lokr_w2", g->part[PART_W2], tg, n_tg);
             goto lokr_out;
         }
         w2 = f32_copy(g->part[PART_W2]);
     } else if (g->part[PART_W2A] && g->part[PART_W2B]) {
         if (shape2(g->part[PART_W2A], &s, &x1) || shape2(g->part[PART_W2B], &x2, &t) || x1 != x2) {
-            bad_shape(path, g, "lokr_w2_a/b", g->part[PART_W2B], -1, -1);
+            bad_shape(path, g, "lokr_w2_a/b", g->part[PART_W2B], tg, n_tg);
             goto lokr_out;
         }
         f[2] = f32_copy(g->part[PART_W2A]), f[3] = f32_copy(g->part[PART_W2B]);
@@ -310,7 +322,7 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
         zi_err("%s: %s: kron(lokr_w1 [%lld, %lld], lokr_w2 [%lld, %lld]) is [%lld, %lld], the model's weight %s is "
                "[%lld, %lld] (a LoKr for another model?)",
                path, g->orig, (long long)p, (long long)q, (long long)s, (long long)t, (long long)(p * s),
-               (long long)(q * t), tg[0]->name, (long long)rows, (long long)cols);
+               (long long)(q * t), tg[0]->disp, (long long)rows, (long long)cols);
         goto lokr_out;
     }
     if (n_tg != 1) {
@@ -596,7 +608,7 @@ int zi_lora_apply(zi_dit *dit, zi_qwen3 *te, const zimage_lora *loras, int n, in
             char key[160];
             int part = split_name(t->name, key, sizeof key);
             if (part < 0) {
-                list_add(bad, sizeof bad, &n_bad, t->name);
+                if (dit) list_add(bad, sizeof bad, &n_bad, t->name); /* else left to the DiT's pass */
                 continue;
             }
             int gi = 0;
@@ -636,6 +648,8 @@ int zi_lora_apply(zi_dit *dit, zi_qwen3 *te, const zimage_lora *loras, int n, in
                 if (is_te_key && (one || te_layer < te_layers)) n_te_mod++;
                 if (is_te_key && !one && te_layer < te_layers) continue; /* the last layer: no effect on hidden_states[-2] */
             }
+            if (!one && !three[0] && !te && te_key(g->key + (g->te ? 3 : 0), tkey, sizeof tkey, &te_layer))
+                continue; /* a text-encoder module, and no text encoder given here */
             if (!one && !three[0]) {
                 if ((g->te && !te) || (!g->te && !dit)) continue; /* for a model not being loaded here */
                 list_add(bad, sizeof bad, &n_bad, g->orig);
@@ -645,7 +659,9 @@ int zi_lora_apply(zi_dit *dit, zi_qwen3 *te, const zimage_lora *loras, int n, in
         }
         if (n_bad) {
             if (!lenient) {
-                const char *what = dit && te ? "transformer or text encoder" : te ? "text encoder" : "transformer";
+                const char *what = (dit && te) || (mode & ZI_LORA_TE_ELSEWHERE) ? "transformer or text encoder"
+                                   : te                                        ? "text encoder"
+                                                                               : "transformer";
                 zi_err("%s: %d LoRA tensors match no weight of this %s (a LoRA for another model?): %s%s "
                        "(--lora-lenient skips them)", loras[li].path, n_bad, what, bad, n_bad > 5 ? ", ..." : "");
                 goto out;

@@ -37,11 +37,14 @@
 #include "zimage.h"
 
 /* mode bits: ZI_LORA_RUNTIME: run-time terms on every DiT weight, dense ones included (tests);
- * ZI_LORA_TE_MERGE: merge into dense text-encoder weights instead of run-time terms. */
-enum { ZI_LORA_AUTO = 0, ZI_LORA_RUNTIME = 1, ZI_LORA_TE_MERGE = 2 };
+ * ZI_LORA_TE_MERGE: merge into dense text-encoder weights instead of run-time terms;
+ * ZI_LORA_TE_ELSEWHERE: (messages only) the text encoder's modules were checked in another call. */
+enum { ZI_LORA_AUTO = 0, ZI_LORA_RUNTIME = 1, ZI_LORA_TE_MERGE = 2, ZI_LORA_TE_ELSEWHERE = 4 };
 
 /* Apply adapters to a loaded DiT and/or text encoder (either may be NULL: tensors for a model
- * not given are then skipped without a word). Unmatched keys are an error listing the first
+ * not given are then skipped without a word; names that are no adapter tensor at all are
+ * reported only when the DiT is given). The pipeline makes two calls, text encoder first, so
+ * the two models are never mapped together. Unmatched keys are an error listing the first
  * few names unless lenient, then they are skipped and described in *warnings (new string or
  * NULL). *te_modules (may be NULL): modules that target the text encoder. */
 int zi_lora_apply(zi_dit *dit, zi_qwen3 *te, const zimage_lora *loras, int n, int lenient, int mode, char **warnings,

@@ -213,26 +213,43 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
     free(sc);
 
     if (zi_tokenizer_load(&m->tok, m->tokenizer_path)) goto fail;
-    /* validate the text encoder now (shapes, adapters), then release it until generation */
-    zi_qwen3 *te = NULL;
-    if (zi_qwen3_load(&te, m->text_encoder_path)) goto fail;
-    int te_hidden = zi_qwen3_hidden(te);
-    if (zi_dit_load(&m->dit, m->transformer_path)) {
-        zi_qwen3_free(te);
-        goto fail;
-    }
     if (p->n_loras < 0 || (p->n_loras > 0 && !p->loras)) {
-        zi_qwen3_free(te);
         zi_err("n_loras = %d but no loras given", p->n_loras);
         goto fail;
     }
-    int te_modules = 0;
-    if (p->n_loras && zi_lora_apply(m->dit, te, p->loras, p->n_loras, p->lora_lenient, ZI_LORA_AUTO, &m->warnings,
-                                    &te_modules)) {
+    /* validate the text encoder now (shapes, adapters), then release it until generation;
+     * adapters: text-encoder modules checked here (applied again at each encode), the rest
+     * applied to the DiT below */
+    zi_qwen3 *te = NULL;
+    if (zi_qwen3_load(&te, m->text_encoder_path)) goto fail;
+    int te_hidden = zi_qwen3_hidden(te), te_modules = 0;
+    char *te_warn = NULL;
+    if (p->n_loras &&
+        zi_lora_apply(NULL, te, p->loras, p->n_loras, p->lora_lenient, ZI_LORA_AUTO, &te_warn, &te_modules)) {
         zi_qwen3_free(te);
         goto fail;
     }
     zi_qwen3_free(te);
+    if (zi_dit_load(&m->dit, m->transformer_path)) {
+        free(te_warn);
+        goto fail;
+    }
+    if (p->n_loras && zi_lora_apply(m->dit, NULL, p->loras, p->n_loras, p->lora_lenient, ZI_LORA_TE_ELSEWHERE,
+                                    &m->warnings, NULL)) {
+        free(te_warn);
+        goto fail;
+    }
+    if (te_warn) { /* one text for both passes */
+        size_t a = strlen(te_warn), b = m->warnings ? strlen(m->warnings) : 0;
+        char *w = zi_malloc(a + b + 2);
+        if (!w) {
+            free(te_warn);
+            goto fail;
+        }
+        snprintf(w, a + b + 2, "%s%s%s", m->warnings ? m->warnings : "", b ? "\n" : "", te_warn);
+        free(m->warnings), free(te_warn);
+        m->warnings = w;
+    }
     if (te_modules > 0) { /* keep the list: the encoder is reloaded (and adapted) per prompt */
         if (!(m->te_loras = zi_calloc((size_t)p->n_loras, sizeof *m->te_loras))) goto fail;
         for (int i = 0; i < p->n_loras; i++, m->n_te_loras++) {
