@@ -183,6 +183,13 @@ mk_lora "$TMP/te_shape.safetensors" lora_te_layers_0_self_attn_q_proj.lora_down.
 mk_lora "$TMP/te_other.safetensors" text_encoder.layers.30.mlp.up_proj.lora_A.weight:4,8 text_encoder.layers.30.mlp.up_proj.lora_B.weight:24,4
 expect_fail "TE LoRA shape of another model" "lora_te_layers_0_self_attn_q_proj.lora_down.weight.*does not fit the text encoder.s weight layers.0.self_attn.q_proj" -m "$M" -p x -W 32 -H 32 -o "$TMP/a.png" --lora "$TMP/te_shape.safetensors"
 expect_fail "TE LoRA for a deeper encoder" "match no weight.*text_encoder.layers.30.mlp.up_proj" -m "$M" -p x -W 32 -H 32 -o "$TMP/a.png" --lora "$TMP/te_other.safetensors"
+# text-encoder LoRA on a Q8_0 GGUF text encoder (its o_proj is Q8_0): scale 0 = none, 1 changes the image
+if "$ZIMAGE" quantize -i "$M" --component text-encoder --type q8_0 -o "$TMP/te_q8.gguf" > /dev/null 2>&1 \
+   && lora_run "$TMP/q_none.png" --text-encoder "$TMP/te_q8.gguf" && lora_run "$TMP/q_zero.png" --text-encoder "$TMP/te_q8.gguf" --lora "$L/te_lora_kohya.safetensors:0" \
+   && lora_run "$TMP/q_te.png" --text-encoder "$TMP/te_q8.gguf" --lora "$L/te_lora_kohya.safetensors"; then
+  if cmp -s "$TMP/q_none.png" "$TMP/q_zero.png" && ! cmp -s "$TMP/q_none.png" "$TMP/q_te.png"; then ok "TE LoRA on a Q8_0 GGUF text encoder (scale 0 = none)"
+  else bad "TE LoRA on a GGUF encoder: scale 0 differs or scale 1 had no effect"; fi
+else bad "TE LoRA on a GGUF text encoder failed"; fi
 # LoKr on a quantized (Q8_0 GGUF) transformer: scale 0 = none, scale 1 changes the image
 G=$FIX/gguf/gguf_dit_q8_0_sdcpp.gguf
 if lora_run "$TMP/g_none.png" --transformer "$G" && lora_run "$TMP/g_zero.png" --transformer "$G" --lora "$L/lokr.safetensors:0" \

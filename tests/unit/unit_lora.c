@@ -24,6 +24,7 @@
 #include "../../src/io/st_writer.h"
 #include "../../src/pipeline/lora.h"
 #include "../../src/pipeline/pipeline.h"
+#include "../../src/pipeline/quantize.h"
 #include "unit.h"
 
 static const char *const targets[] = {
@@ -386,6 +387,51 @@ static void unit_lora_te_hidden(const char *fixtures) {
     zi_st_close(&gold);
 }
 
+/* TE LoRA on a quantized text encoder (our Q8_0 GGUF of the tiny Qwen3: o_proj [8, 64] is the
+ * one matrix with rows of 32-multiples, so it is Q8_0): run-time terms on the blocks equal the
+ * same LoRA merged into a dequantized F32 copy (a consistency check of two paths: no
+ * independent golden exists for our own quantizer's output); scale 0 is exactly none. */
+static void unit_lora_te_gguf(const char *fixtures) {
+    char src[4096], lp[4096], gg[] = "/tmp/zimage-unit-teq8XXXXXX";
+    int fd = mkstemp(gg);
+    if (fd < 0) return;
+    close(fd);
+    snprintf(src, sizeof src, "%s/tiny-zimage", fixtures);
+    snprintf(lp, sizeof lp, "%s/lora/te_lora_kohya.safetensors", fixtures);
+    zi_quantize_params qp = {.input = src, .output = gg, .type = ZI_Q8_0, .component = ZI_COMPONENT_TEXT_ENCODER,
+                             .force = 1};
+    if (zi_quantize_model(&qp)) {
+        UNIT_CHECK(0, "quantize: %s", zi_last_error());
+        remove(gg);
+        return;
+    }
+    const int32_t ids[6] = {151644, 872, 198, 64, 2518, 38835};
+    float out[4][6 * 8];
+    const float scales[4] = {-1, 0, 1, 1}; /* none, scale 0, run-time, merged */
+    int ok = 1;
+    for (int r = 0; r < 4 && ok; r++) {
+        zi_qwen3 *q = NULL;
+        zimage_lora l = {lp, scales[r]};
+        ok = zi_qwen3_load(&q, gg) == 0 &&
+             (r == 0 || zi_lora_apply(NULL, q, &l, 1, 0, r == 3 ? ZI_LORA_TE_MERGE : ZI_LORA_AUTO, NULL, NULL) == 0);
+        if (ok && r == 2) UNIT_CHECK(zi_qwen3_mat(q, 0, 3)->dtype == ZI_Q8_0 && zi_qwen3_mat(q, 0, 3)->n_lora == 1,
+                                     "o_proj: %s with %d terms", zi_dtype_name(zi_qwen3_mat(q, 0, 3)->dtype),
+                                     zi_qwen3_mat(q, 0, 3)->n_lora);
+        if (ok && r == 3) UNIT_CHECK(zi_qwen3_mat(q, 0, 3)->dtype == ZI_F32, "o_proj not merged into F32");
+        ok = ok && zi_qwen3_encode(q, ids, 6, out[r]) == 0;
+        if (!ok) UNIT_CHECK(0, "TE GGUF run %d: %s", r, zi_last_error());
+        zi_qwen3_free(q);
+    }
+    if (ok) {
+        double e = max_rel_tol(out[2], out[3], 6 * 8, 1e-4), e0 = max_rel_tol(out[0], out[3], 6 * 8, 1e-4);
+        printf("  lora: TE LoRA on a Q8_0 GGUF encoder, run-time vs dequantized+merged: %.3g of the qwen3 tolerance "
+               "(without the LoRA: %.3g)\n", e, e0);
+        UNIT_CHECK(e <= 0.1 && e0 > 10, "TE GGUF: run-time %.3g, none %.3g", e, e0);
+        UNIT_CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0, "TE GGUF: scale 0 changed the output");
+    }
+    remove(gg);
+}
+
 typedef struct {
     float *text, *lat;
     int64_t n_text, n_lat;
@@ -591,4 +637,5 @@ void unit_lora(const char *fixtures) {
     unit_lora_lokr_gguf(fixtures);
     unit_lora_te_hidden(fixtures);
     unit_lora_te_pipeline(fixtures);
+    unit_lora_te_gguf(fixtures);
 }
