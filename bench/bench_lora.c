@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     double r0 = rss_mib(), t0 = now();
     if (argc > 2) {
         zimage_lora l = {argv[2], 1.0f};
-        if (zi_lora_apply(d, &l, 1, 0, ZI_LORA_AUTO, NULL)) {
+        if (zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL)) {
             fprintf(stderr, "%s\n", zi_last_error());
             return 1;
         }

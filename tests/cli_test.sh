@@ -156,6 +156,52 @@ expect_fail "LoRA not a safetensors file" "LoRA" -m "$M" -p x -W 32 -H 32 -o "$T
 if "$ZIMAGE" -m "$M" -p x -W 32 -H 32 -t 1 -o "$TMP/len.png" --lora "$L/merged_lora_f32.safetensors" --lora-lenient 2>&1 | grep -q "warning: .*skipped 14 unmatched"; then
   ok "--lora-lenient warns and generates"
 else bad "--lora-lenient"; fi
+# text-encoder LoRAs (tiny Qwen3): scale 0 = none; PEFT keys = kohya keys (same factors); DiT + TE files together
+if lora_run "$TMP/t_zero.png" --lora "$L/te_lora_kohya.safetensors:0" && lora_run "$TMP/t_kohya.png" --lora "$L/te_lora_kohya.safetensors" \
+   && lora_run "$TMP/t_peft.png" --lora "$L/te_lora_peft.safetensors" \
+   && lora_run "$TMP/t_both.png" --lora "$L/lora_kohya.safetensors" --lora "$L/te_lora_kohya.safetensors"; then
+  if cmp -s "$TMP/l_none.png" "$TMP/t_zero.png"; then ok "TE LoRA scale 0 = no LoRA"; else bad "TE LoRA scale 0 changed the image"; fi
+  if cmp -s "$TMP/t_kohya.png" "$TMP/t_peft.png"; then ok "TE LoRA PEFT = kohya"; else bad "TE LoRA formats give different images"; fi
+  if ! cmp -s "$TMP/l_none.png" "$TMP/t_kohya.png" && ! cmp -s "$TMP/t_both.png" "$TMP/t_kohya.png" \
+     && ! cmp -s "$TMP/t_both.png" "$TMP/l_kohya.png"; then ok "TE LoRA changes the image, DiT + TE adapters combine"
+  else bad "TE LoRA had no effect"; fi
+else bad "TE LoRA runs failed"; fi
+# mk_lora OUT NAME:ROWS,COLS ... : a float32 safetensors file (python3 stdlib only)
+mk_lora() {
+  /usr/bin/python3 - "$@" <<'PY'
+import json, struct, sys
+hdr, off, blobs = {}, 0, []
+for a in sys.argv[2:]:
+    name, shp = a.rsplit(":", 1)
+    shape = [int(x) for x in shp.split(",")]
+    n = 1
+    for d in shape: n *= d
+    blobs.append(struct.pack("<%df" % n, *[0.01 * (i % 5) for i in range(n)]))
+    hdr[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + 4 * n]}
+    off += 4 * n
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+PY
+}
+mk_lora "$TMP/te_shape.safetensors" lora_te_layers_0_self_attn_q_proj.lora_down.weight:4,2560 lora_te_layers_0_self_attn_q_proj.lora_up.weight:4096,4
+mk_lora "$TMP/te_other.safetensors" text_encoder.layers.30.mlp.up_proj.lora_A.weight:4,8 text_encoder.layers.30.mlp.up_proj.lora_B.weight:24,4
+expect_fail "TE LoRA shape of another model" "lora_te_layers_0_self_attn_q_proj.lora_down.weight.*does not fit the text encoder.s weight layers.0.self_attn.q_proj" -m "$M" -p x -W 32 -H 32 -o "$TMP/a.png" --lora "$TMP/te_shape.safetensors"
+expect_fail "TE LoRA for a deeper encoder" "match no weight.*text_encoder.layers.30.mlp.up_proj" -m "$M" -p x -W 32 -H 32 -o "$TMP/a.png" --lora "$TMP/te_other.safetensors"
+# text-encoder LoRA on a Q8_0 GGUF text encoder (its o_proj is Q8_0): scale 0 = none, 1 changes the image
+if "$ZIMAGE" quantize -i "$M" --component text-encoder --type q8_0 -o "$TMP/te_q8.gguf" > /dev/null 2>&1 \
+   && lora_run "$TMP/q_none.png" --text-encoder "$TMP/te_q8.gguf" && lora_run "$TMP/q_zero.png" --text-encoder "$TMP/te_q8.gguf" --lora "$L/te_lora_kohya.safetensors:0" \
+   && lora_run "$TMP/q_te.png" --text-encoder "$TMP/te_q8.gguf" --lora "$L/te_lora_kohya.safetensors"; then
+  if cmp -s "$TMP/q_none.png" "$TMP/q_zero.png" && ! cmp -s "$TMP/q_none.png" "$TMP/q_te.png"; then ok "TE LoRA on a Q8_0 GGUF text encoder (scale 0 = none)"
+  else bad "TE LoRA on a GGUF encoder: scale 0 differs or scale 1 had no effect"; fi
+else bad "TE LoRA on a GGUF text encoder failed"; fi
+# LoKr on a quantized (Q8_0 GGUF) transformer: scale 0 = none, scale 1 changes the image
+G=$FIX/gguf/gguf_dit_q8_0_sdcpp.gguf
+if lora_run "$TMP/g_none.png" --transformer "$G" && lora_run "$TMP/g_zero.png" --transformer "$G" --lora "$L/lokr.safetensors:0" \
+   && lora_run "$TMP/g_lokr.png" --transformer "$G" --lora "$L/lokr.safetensors"; then
+  if cmp -s "$TMP/g_none.png" "$TMP/g_zero.png" && ! cmp -s "$TMP/g_none.png" "$TMP/g_lokr.png"; then ok "LoKr on a Q8_0 GGUF (scale 0 = none)"
+  else bad "LoKr on GGUF: scale 0 differs or scale 1 had no effect"; fi
+else bad "LoKr on a GGUF transformer failed"; fi
 
 # previews: a small PNG of the current estimate (1/8 size with the linear projection)
 if "$ZIMAGE" -m "$M" -p x -W 64 -H 48 --seed 1 -t 1 --preview "$TMP/pv.png" --preview-every 2 -o "$TMP/pvo.png" 2>&1 | grep -q "previews: 4" \

@@ -61,7 +61,9 @@ int zimage_encode_prompt(const zimage_load_params *user_lp, const char *prompt, 
     kn_set_threads(lp->n_threads);
     kn_set_isa(isa);
     kn_set_precision(zi_precision_resolve(lp->precision, isa));
-    if (zi_pipeline_encode_prompt(tok, te, prompt, max_len, feats, n_tokens, dim, NULL, 0)) goto done;
+    int n_loras = lp->loras && lp->n_loras > 0 ? lp->n_loras : 0; /* text-encoder modules of adapters */
+    if (zi_pipeline_encode_prompt(tok, te, lp->loras, n_loras, prompt, max_len, feats, n_tokens, dim, NULL, 0))
+        goto done;
     if (*n_tokens > max_len) *n_tokens = max_len;
     rc = 0;
 done:

@@ -1,7 +1,8 @@
-/* lora.c - LoRA / LoKr adapter files -> merged DiT weights (or run-time low-rank terms).
+/* lora.c - LoRA / LoKr adapter files -> merged DiT / text-encoder weights, or run-time low-rank terms.
  * Formats and rules: see lora.h. Flow: open every file, group its tensors by module,
- * resolve each module to one or three (fused qkv) DiT weights, check shapes, then
- * per weight merge all contributions row by row in float32 and round once. */
+ * resolve each module to one or three (fused qkv) DiT weights or to one Qwen3 weight, check
+ * shapes, then per weight either merge all contributions row by row in float32 and round once,
+ * or attach them as kn_lowrank terms (a Kronecker delta as kron(U1,U2) . kron(V1,V2)). */
 #include "lora.h"
 
 #include <math.h>
@@ -32,12 +33,24 @@ static const struct {
 
 static const char *const strip_prefixes[] = {"transformer.", "model.diffusion_model.", "diffusion_model.",
                                              "base_model.model.", "lora_unet_", "unet."};
-static const char *const te_prefixes[] = {"lora_te_", "lora_te1_", "text_encoder.", "te.", "lora_te1."};
+/* text-encoder prefixes: kohya sd-scripts / musubi (lora_te_, lora_te1_ with several encoders),
+ * diffusers / PEFT (text_encoder.), ComfyUI (text_encoders.<name>.transformer.model.) */
+static const char *const te_prefixes[] = {"lora_te_", "lora_te1_", "text_encoder.", "text_encoders.", "te.",
+                                          "lora_te1."};
 
-/* One DiT weight that adapters may target. */
+/* Who owns buffers made for a weight (the DiT or the text encoder). */
+typedef struct {
+    int (*keep)(void *model, void *buf);
+    int (*owns)(const void *model, const void *p);
+    void *model;
+} lora_owner;
+
+/* One weight that adapters may target. */
 typedef struct {
     char name[96]; /* normalized: '.' -> '_' */
+    char disp[96]; /* as given (messages) */
     kn_mat *mat;
+    const lora_owner *own;
     struct contrib *c;
     int n_c;
 } lora_target;
@@ -49,6 +62,8 @@ typedef struct contrib {
     int r;
     float *w1, *w2; /* kron: w1 [p, q], w2 [s, t]; rows = p*s, cols = q*t (owned) */
     int p, q, s, t;
+    float *w1a, *w1b, *w2a, *w2b; /* the factors when w1 / w2 came decomposed (else NULL): [p,r1] [r1,q] [s,r2] [r2,t] */
+    int r1, r2;
 } contrib;
 
 typedef struct {
@@ -64,7 +79,7 @@ static void norm_name(char *dst, size_t cap, const char *s, size_t n) {
     dst[o] = 0;
 }
 
-static int add_target(lora_target **t, int *n, int *cap, const char *name, kn_mat *mat) {
+static int add_target(lora_target **t, int *n, int *cap, const char *name, kn_mat *mat, const lora_owner *own) {
     if (!mat || !mat->data) return 0;
     if (*n == *cap) {
         int nc = *cap ? 2 * *cap : 64;
@@ -75,20 +90,26 @@ static int add_target(lora_target **t, int *n, int *cap, const char *name, kn_ma
     lora_target *x = &(*t)[(*n)++];
     memset(x, 0, sizeof *x);
     norm_name(x->name, sizeof x->name, name, strlen(name));
+    snprintf(x->disp, sizeof x->disp, "%s", strncmp(name, "te:", 3) ? name : name + 3);
     x->mat = mat;
+    x->own = own;
     return 0;
 }
 
+static int dit_keep(void *m, void *buf) { return zi_dit_keep(m, buf); }
+static int dit_owns(const void *m, const void *p) { return zi_dit_owns(m, p); }
+static int te_keep(void *m, void *buf) { return zi_qwen3_keep(m, buf); }
+static int te_owns(const void *m, const void *p) { return zi_qwen3_owns(m, p); }
+
 /* Every matrix of the DiT under its diffusers name. */
-static int build_targets(zi_dit *d, lora_target **t, int *n) {
-    int cap = 0, rc = 0;
-    *t = NULL, *n = 0;
-    rc |= add_target(t, n, &cap, "t_embedder.mlp.0", &d->t_w1);
-    rc |= add_target(t, n, &cap, "t_embedder.mlp.2", &d->t_w2);
-    rc |= add_target(t, n, &cap, "cap_embedder.1", &d->cap_w);
-    rc |= add_target(t, n, &cap, "all_x_embedder.2-1", &d->x_w);
-    rc |= add_target(t, n, &cap, "all_final_layer.2-1.linear", &d->final_w);
-    rc |= add_target(t, n, &cap, "all_final_layer.2-1.adaLN_modulation.1", &d->final_ada_w);
+static int build_targets(zi_dit *d, const lora_owner *own, lora_target **t, int *n, int *cap) {
+    int rc = 0;
+    rc |= add_target(t, n, cap, "t_embedder.mlp.0", &d->t_w1, own);
+    rc |= add_target(t, n, cap, "t_embedder.mlp.2", &d->t_w2, own);
+    rc |= add_target(t, n, cap, "cap_embedder.1", &d->cap_w, own);
+    rc |= add_target(t, n, cap, "all_x_embedder.2-1", &d->x_w, own);
+    rc |= add_target(t, n, cap, "all_final_layer.2-1.linear", &d->final_w, own);
+    rc |= add_target(t, n, cap, "all_final_layer.2-1.adaLN_modulation.1", &d->final_ada_w, own);
     const char *sets[3] = {"noise_refiner", "context_refiner", "layers"};
     zi_dit_block *blk[3] = {d->noise_refiner, d->context_refiner, d->layers};
     int cnt[3] = {d->cfg.n_refiner, d->cfg.n_refiner, d->cfg.n_layers};
@@ -104,10 +125,46 @@ static int build_targets(zi_dit *d, lora_target **t, int *n) {
             for (size_t k = 0; k < sizeof mats / sizeof mats[0]; k++) {
                 char nm[96];
                 snprintf(nm, sizeof nm, "%s.%d.%s", sets[s], i, mats[k].n);
-                rc |= add_target(t, n, &cap, nm, mats[k].m);
+                rc |= add_target(t, n, cap, nm, mats[k].m, own);
             }
         }
     return rc ? -1 : 0;
+}
+
+/* Every matrix of the loaded Qwen3 layers under "te:layers.N.<HF name>" (the prefix keeps
+ * the two name spaces apart). */
+static int build_te_targets(zi_qwen3 *q, const lora_owner *own, lora_target **t, int *n, int *cap) {
+    int rc = 0;
+    for (int i = 0; i < zi_qwen3_n_loaded(q); i++)
+        for (int k = 0; k < ZI_QWEN3_N_MATS; k++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "te:layers.%d.%s", i, zi_qwen3_mat_name(k));
+            rc |= add_target(t, n, cap, nm, zi_qwen3_mat(q, i, k), own);
+        }
+    return rc ? -1 : 0;
+}
+
+/* Text-encoder module key (normalized, prefix stripped) -> "te:layers_N_<proj>" in out.
+ * Returns 1 if it names a projection of a Qwen3 layer (any N), 0 otherwise; *layer = N. */
+static int te_key(const char *key, char *out, size_t cap, int *layer) {
+    static const char *const skip[] = {"qwen3_4b_", "transformer_", "model_"}; /* ComfyUI / CausalLM wrappers */
+    for (int again = 1; again;) {
+        again = 0;
+        for (size_t k = 0; k < sizeof skip / sizeof skip[0]; k++)
+            if (!strncmp(key, skip[k], strlen(skip[k]))) key += strlen(skip[k]), again = 1;
+    }
+    int n = 0, len = 0;
+    if (sscanf(key, "layers_%d_%n", &n, &len) != 1 || len == 0 || n < 0) return 0;
+    for (int k = 0; k < ZI_QWEN3_N_MATS; k++) {
+        char want[64];
+        norm_name(want, sizeof want, zi_qwen3_mat_name(k), strlen(zi_qwen3_mat_name(k)));
+        if (!strcmp(key + len, want)) {
+            snprintf(out, cap, "te:layers_%d_%s", n, want);
+            *layer = n;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static lora_target *find_target(lora_target *t, int n, const char *name) {
@@ -162,12 +219,22 @@ static int shape2(const zi_tensor *t, int64_t *r, int64_t *c) {
     return 0;
 }
 
-static int bad_shape(const char *path, const lora_group *g, const char *what, const zi_tensor *t, int64_t want_r,
-                     int64_t want_c) {
-    char b[64];
-    return zi_err("%s: %s (%s): shape %s does not fit the model's weight [%lld, %lld] (a LoRA for another model?)",
-                  path, g->orig, what, t ? zi_shape_str(b, sizeof b, t->ndim, t->shape) : "?", (long long)want_r,
-                  (long long)want_c);
+/* The model's weight (name, full shape) a module targets, for messages. */
+static const char *target_desc(char *buf, size_t cap, lora_target **tg, int n_tg) {
+    const char *nm = tg[0]->disp;
+    if (n_tg == 3) snprintf(buf, cap, "%.*sqkv [%lld, %lld]", (int)(strlen(nm) - 4), nm, (long long)(3 * tg[0]->mat->rows),
+                            (long long)tg[0]->mat->cols);
+    else snprintf(buf, cap, "%s [%lld, %lld]", nm, (long long)tg[0]->mat->rows, (long long)tg[0]->mat->cols);
+    return buf;
+}
+
+static int bad_shape(const char *path, const lora_group *g, const char *what, const zi_tensor *t, lora_target **tg,
+                     int n_tg) {
+    char b[64], d[160];
+    return zi_err("%s: %s (%s): shape %s does not fit the %s weight %s (a LoRA for another model?)", path, g->orig,
+                  what, t ? zi_shape_str(b, sizeof b, t->ndim, t->shape) : "?",
+                  !strncmp(tg[0]->name, "te:", 3) ? "text encoder's" : "transformer's",
+                  target_desc(d, sizeof d, tg, n_tg));
 }
 
 /* Turn one module group into contributions on 1 (or 3 for fused qkv) targets. */
@@ -190,9 +257,9 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
         int64_t ar, ac, br, bc;
         if (!g->part[PART_A] || !g->part[PART_B])
             return zi_err("%s: %s: LoRA module has only one of its two factors (down/A and up/B)", path, g->orig);
-        if (shape2(g->part[PART_A], &ar, &ac) || ac != cols) return bad_shape(path, g, "down/A", g->part[PART_A], -1, cols);
+        if (shape2(g->part[PART_A], &ar, &ac) || ac != cols) return bad_shape(path, g, "down/A", g->part[PART_A], tg, n_tg);
         if (shape2(g->part[PART_B], &br, &bc) || br != rows || bc != ar)
-            return bad_shape(path, g, "up/B", g->part[PART_B], rows, ar);
+            return bad_shape(path, g, "up/B", g->part[PART_B], tg, n_tg);
         if (ar < 1 || ar > LORA_MAX_RANK)
             return zi_err("%s: %s: rank %lld is out of range (1 to %d)", path, g->orig, (long long)ar, LORA_MAX_RANK);
         float *A = f32_copy(g->part[PART_A]), *B = f32_copy(g->part[PART_B]);
@@ -226,31 +293,32 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
         free(A), free(B);
         return 0;
     }
-    /* LoKr: every factor's shape first (sides within the weight's, ranks >= 1), then the products */
+    /* LoKr: every factor's shape first (sides within the weight's, ranks in range), then the
+     * products: a crafted file must not make them overflow or allocate absurd sizes */
     const zi_tensor *W1 = g->part[PART_W1], *W1A = g->part[PART_W1A], *W1B = g->part[PART_W1B];
     const zi_tensor *W2 = g->part[PART_W2], *W2A = g->part[PART_W2A], *W2B = g->part[PART_W2B];
-    int64_t p, q, s, t, r1 = 0, r2 = 0, k;
+    int64_t p = 0, q = 0, s = 0, t = 0, r1 = 0, r2 = 0, x;
     if (W1) {
-        if (shape2(W1, &p, &q)) return bad_shape(path, g, "lokr_w1", W1, -1, -1);
+        if (shape2(W1, &p, &q)) return bad_shape(path, g, "lokr_w1", W1, tg, n_tg);
     } else if (W1A && W1B) {
-        if (shape2(W1A, &p, &r1) || shape2(W1B, &k, &q) || r1 != k) return bad_shape(path, g, "lokr_w1_a/b", W1B, -1, -1);
+        if (shape2(W1A, &p, &r1) || shape2(W1B, &x, &q) || r1 != x) return bad_shape(path, g, "lokr_w1_a/b", W1B, tg, n_tg);
     } else {
         return zi_err("%s: %s: LoKr module needs lokr_w1 or lokr_w1_a + lokr_w1_b", path, g->orig);
     }
     if (W2) {
-        if (shape2(W2, &s, &t)) return bad_shape(path, g, "lokr_w2", W2, -1, -1);
+        if (shape2(W2, &s, &t)) return bad_shape(path, g, "lokr_w2", W2, tg, n_tg);
     } else if (W2A && W2B) {
-        if (shape2(W2A, &s, &r2) || shape2(W2B, &k, &t) || r2 != k) return bad_shape(path, g, "lokr_w2_a/b", W2B, -1, -1);
+        if (shape2(W2A, &s, &r2) || shape2(W2B, &x, &t) || r2 != x) return bad_shape(path, g, "lokr_w2_a/b", W2B, tg, n_tg);
     } else {
         return zi_err("%s: %s: LoKr module needs lokr_w2 or lokr_w2_a + lokr_w2_b", path, g->orig);
     }
-    /* sides checked one by one before the products: a zero-sized factor may have any other side */
+    /* sides one by one before any product: a zero-sized factor may have any other side */
     if (p < 1 || q < 1 || s < 1 || t < 1 || p > rows || s > rows || q > cols || t > cols || p * s != rows ||
         q * t != cols)
-        return zi_err("%s: %s: kron(lokr_w1 [%lld, %lld], lokr_w2 [%lld, %lld]) does not give the model's weight "
+        return zi_err("%s: %s: kron(lokr_w1 [%lld, %lld], lokr_w2 [%lld, %lld]) does not give the model's weight %s "
                       "[%lld, %lld] (a LoKr for another model?)",
-                      path, g->orig, (long long)p, (long long)q, (long long)s, (long long)t, (long long)rows,
-                      (long long)cols);
+                      path, g->orig, (long long)p, (long long)q, (long long)s, (long long)t, tg[0]->disp,
+                      (long long)rows, (long long)cols);
     if ((!W1 && (r1 < 1 || r1 > LORA_MAX_RANK)) || (!W2 && (r2 < 1 || r2 > LORA_MAX_RANK)))
         return zi_err("%s: %s: LoKr factor rank %lld is out of range (1 to %d)", path, g->orig,
                       (long long)(!W1 && (r1 < 1 || r1 > LORA_MAX_RANK) ? r1 : r2), LORA_MAX_RANK);
@@ -260,25 +328,21 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
     int64_t rank = !W2 ? r2 : !W1 ? r1 : 0; /* the w2 rank wins, as in LyCORIS / ComfyUI / diffusers */
     float scale = user_scale * (has_alpha && rank ? alpha / (float)rank : 1.0f);
     if (!isfinite(scale)) return zi_err("%s: %s: scale x alpha / rank is not a finite number", path, g->orig);
-    float *w1 = NULL, *w2 = NULL;
+    float *w1 = NULL, *w2 = NULL, *f[4] = {0}; /* f: w1_a, w1_b, w2_a, w2_b when given */
+    int rc = -1;
     if (W1) {
         w1 = f32_copy(W1);
     } else {
-        float *a = f32_copy(W1A), *b = f32_copy(W1B);
-        w1 = a && b ? matmul_small(a, b, (int)p, (int)r1, (int)q) : NULL;
-        free(a), free(b);
+        f[0] = f32_copy(W1A), f[1] = f32_copy(W1B);
+        w1 = f[0] && f[1] ? matmul_small(f[0], f[1], (int)p, (int)r1, (int)q) : NULL;
     }
     if (W2) {
         w2 = f32_copy(W2);
     } else {
-        float *a = f32_copy(W2A), *b = f32_copy(W2B);
-        w2 = a && b ? matmul_small(a, b, (int)s, (int)r2, (int)t) : NULL;
-        free(a), free(b);
+        f[2] = f32_copy(W2A), f[3] = f32_copy(W2B);
+        w2 = f[2] && f[3] ? matmul_small(f[2], f[3], (int)s, (int)r2, (int)t) : NULL;
     }
-    if (!w1 || !w2) {
-        free(w1), free(w2);
-        return -1;
-    }
+    if (!w1 || !w2) goto lokr_out;
     contrib c = {0};
     c.kron = 1;
     c.scale = scale;
@@ -287,31 +351,32 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
     c.w2 = zi_malloc_aligned(sizeof(float) * (size_t)(s * t));
     if (c.w1) memcpy(c.w1, w1, sizeof(float) * (size_t)(p * q));
     if (c.w2) memcpy(c.w2, w2, sizeof(float) * (size_t)(s * t));
-    free(w1), free(w2);
+    c.w1a = f[0], c.w1b = f[1], c.w2a = f[2], c.w2b = f[3], c.r1 = (int)r1, c.r2 = (int)r2;
     if (!c.w1 || !c.w2 || add_contrib(tg[0], &c)) {
         zi_free_aligned(c.w1), zi_free_aligned(c.w2);
-        return -1;
+        goto lokr_out;
     }
-    return 0;
+    f[0] = f[1] = f[2] = f[3] = NULL; /* now the contribution's */
+    rc = 0;
+lokr_out:
+    free(w1), free(w2);
+    for (int k = 0; k < 4; k++) free(f[k]);
+    return rc;
 }
 
-static float load_elem(const kn_mat *m, int64_t i) {
-    switch (m->dtype) {
-    case ZI_F32: return ((const float *)m->data)[i];
-    case ZI_BF16: return zi_bf16_to_f32(((const uint16_t *)m->data)[i]);
-    default: return zi_f16_to_f32(((const uint16_t *)m->data)[i]);
-    }
-}
-
-/* Merge all contributions of one dense weight: new buffer (or in place when the model owns
- * it), 64 rows at a time in f32 (low-rank products B_rows . A through kn_gemm_nt), rounded
- * once to the weight's dtype. */
+/* Merge all contributions of one weight into a dense copy: a new buffer (or in place when the
+ * model owns it and the dtype stays), 64 rows at a time in f32 (low-rank products B_rows . A
+ * through kn_gemm_nt), rounded once to the weight's dtype; a block-quantized or scaled (fp8)
+ * weight is dequantized and becomes F32 (exactly "merged into the dequantized weight"). */
 #define MERGE_ROWS 64
-static int merge_dense(zi_dit *d, lora_target *t) {
+static int merge_dense(lora_target *t) {
     kn_mat *m = t->mat;
+    const lora_owner *own = t->own;
     const int64_t R = m->rows, C = m->cols;
-    size_t es = zi_dtype_size(m->dtype);
-    int in_place = zi_dit_owns(d, m->data), rc = -1;
+    int dense = zi_dtype_is_float(m->dtype) && (m->scale == 0 || m->scale == 1);
+    zi_dtype out_dt = dense ? m->dtype : ZI_F32;
+    size_t es = zi_dtype_size(out_dt), row_bytes = zi_dtype_row_bytes(m->dtype, C);
+    int in_place = dense && own->owns(own->model, m->data), rc = -1;
     void *dst = in_place ? (void *)m->data : zi_malloc_aligned((size_t)(R * C) * es);
     float *rows = zi_malloc_aligned(sizeof(float) * (size_t)(MERGE_ROWS * C));
     float *dlt = zi_malloc_aligned(sizeof(float) * (size_t)(MERGE_ROWS * C));
@@ -326,37 +391,44 @@ static int merge_dense(zi_dit *d, lora_target *t) {
     }
     for (int64_t i0 = 0; i0 < R; i0 += MERGE_ROWS) {
         int64_t nr = R - i0 < MERGE_ROWS ? R - i0 : MERGE_ROWS;
-        for (int64_t q = 0; q < nr * C; q++) rows[q] = load_elem(m, i0 * C + q);
+        for (int64_t r = 0; r < nr; r++) // rows[r, C] = dequantized W[i0 + r]
+            zi_convert_to_f32(rows + r * C, (const char *)m->data + (size_t)(i0 + r) * row_bytes, m->dtype, (size_t)C);
+        if (m->scale != 0 && m->scale != 1)
+            for (int64_t q = 0; q < nr * C; q++) rows[q] *= m->scale;
         for (int k = 0; k < t->n_c; k++) {
             const contrib *c = &t->c[k];
             if (!c->kron) { /* dlt[nr, C] = B[i0.., r] . A[r, C] */
                 if (kn_gemm_nt(dlt, C, c->b + (size_t)i0 * c->r, c->r, at[k], c->r, nr, C, c->r)) goto out;
                 for (int64_t q = 0; q < nr * C; q++) rows[q] += c->scale * dlt[q];
-            } else { /* kron: delta[i, j] = w1[i / s, j / t] * w2[i % s, j % t] */
+            } else { /* kron: delta[i, jb*t + l] = w1[i / s, jb] * w2[i % s, l] */
                 for (int64_t r = 0; r < nr; r++) {
                     int64_t i = i0 + r;
                     const float *w1r = c->w1 + (size_t)(i / c->s) * c->q, *w2r = c->w2 + (size_t)(i % c->s) * c->t;
-                    for (int64_t j = 0; j < C; j++) rows[r * C + j] += c->scale * (w1r[j / c->t] * w2r[j % c->t]);
+                    float *row = rows + r * C;
+                    for (int jb = 0; jb < c->q; jb++)
+                        for (int l = 0; l < c->t; l++) row[jb * c->t + l] += c->scale * (w1r[jb] * w2r[l]);
                 }
             }
         }
-        for (int64_t q = 0; q < nr * C; q++) {
-            size_t o = (size_t)(i0 * C + q);
-            if (m->dtype == ZI_F32) ((float *)dst)[o] = rows[q];
-            else if (m->dtype == ZI_BF16) ((uint16_t *)dst)[o] = zi_f32_to_bf16(rows[q]);
-            else ((uint16_t *)dst)[o] = zi_f32_to_f16(rows[q]);
-        }
+        size_t o = (size_t)(i0 * C);
+        if (out_dt == ZI_F32) memcpy((float *)dst + o, rows, sizeof(float) * (size_t)(nr * C));
+        else if (out_dt == ZI_BF16)
+            for (int64_t q = 0; q < nr * C; q++) ((uint16_t *)dst)[o + q] = zi_f32_to_bf16(rows[q]);
+        else
+            for (int64_t q = 0; q < nr * C; q++) ((uint16_t *)dst)[o + q] = zi_f32_to_f16(rows[q]);
     }
     if (!in_place) {
         /* the mapped original is no longer read: drop its pages from this process */
         uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-        uintptr_t a0 = ((uintptr_t)m->data + pg - 1) & ~(pg - 1), a1 = ((uintptr_t)m->data + (size_t)(R * C) * es) & ~(pg - 1);
-        if (zi_dit_keep(d, dst)) {
+        uintptr_t a0 = ((uintptr_t)m->data + pg - 1) & ~(pg - 1), a1 = ((uintptr_t)m->data + (size_t)R * row_bytes) & ~(pg - 1);
+        if (own->keep(own->model, dst)) {
             dst = NULL;
             goto out;
         }
-        if (a1 > a0 && !zi_dit_owns(d, m->data)) madvise((void *)a0, a1 - a0, MADV_DONTNEED);
+        if (a1 > a0 && !own->owns(own->model, m->data)) madvise((void *)a0, a1 - a0, MADV_DONTNEED);
         m->data = dst;
+        m->dtype = out_dt;
+        m->scale = 0;
         dst = NULL;
     }
     rc = 0;
@@ -369,28 +441,88 @@ out:
     return rc;
 }
 
-/* Run-time terms: kn_mat.lora gets one kn_lowrank per contribution (LoKr cannot be one). */
-static int attach_runtime(zi_dit *d, lora_target *t) {
+/* One factor of a Kronecker product as U [m, R] . V [R, n] (dense, f32, new buffers): the given
+ * decomposition when its rank is below min(m, n), else the identity on the smaller side. */
+static int kron_side(const float *w, const float *fa, const float *fb, int fr, int m, int n, float **U, float **V, int *R) {
+    int r = fa && fr < (m < n ? m : n) ? fr : (m < n ? m : n);
+    *U = zi_calloc((size_t)m * r, sizeof(float));
+    *V = zi_calloc((size_t)r * n, sizeof(float));
+    if (!*U || !*V) return -1;
+    if (fa && r == fr) {
+        memcpy(*U, fa, sizeof(float) * (size_t)m * r);
+        memcpy(*V, fb, sizeof(float) * (size_t)r * n);
+    } else if (m <= n) { /* I_m . w */
+        for (int i = 0; i < m; i++) (*U)[(size_t)i * r + i] = 1;
+        memcpy(*V, w, sizeof(float) * (size_t)m * n);
+    } else { /* w . I_n */
+        memcpy(*U, w, sizeof(float) * (size_t)m * n);
+        for (int i = 0; i < n; i++) (*V)[(size_t)i * n + i] = 1;
+    }
+    *R = r;
+    return 0;
+}
+
+/* out [m1*m2, n1*n2] = kron(X [m1, n1], Y [m2, n2]) */
+static void kron_fill(float *out, const float *X, int m1, int n1, const float *Y, int m2, int n2) {
+    for (int i = 0; i < m1; i++)
+        for (int k = 0; k < m2; k++)
+            for (int j = 0; j < n1; j++)
+                for (int l = 0; l < n2; l++)
+                    out[((size_t)i * m2 + k) * ((size_t)n1 * n2) + (size_t)j * n2 + l] =
+                        X[(size_t)i * n1 + j] * Y[(size_t)k * n2 + l];
+}
+
+/* Rank of the low-rank form of a Kronecker contribution (see kron_lowrank). */
+static int64_t kron_rank(const contrib *c) {
+    int64_t m1 = c->p < c->q ? c->p : c->q, m2 = c->s < c->t ? c->s : c->t;
+    int64_t r1 = c->w1a && c->r1 < m1 ? c->r1 : m1, r2 = c->w2a && c->r2 < m2 ? c->r2 : m2;
+    return r1 * r2;
+}
+
+/* kron(w1, w2) = kron(U1 V1, U2 V2) = kron(U1, U2) . kron(V1, V2): B [p*s, R1*R2], A [R1*R2, q*t]. */
+static int kron_lowrank(contrib *c) {
+    float *U1 = NULL, *V1 = NULL, *U2 = NULL, *V2 = NULL;
+    int R1 = 0, R2 = 0, rc = -1;
+    if (kron_side(c->w1, c->w1a, c->w1b, c->r1, c->p, c->q, &U1, &V1, &R1) ||
+        kron_side(c->w2, c->w2a, c->w2b, c->r2, c->s, c->t, &U2, &V2, &R2))
+        goto out;
+    int64_t r = (int64_t)R1 * R2;
+    c->b = zi_malloc_aligned(sizeof(float) * (size_t)((int64_t)c->p * c->s * r));
+    c->a = zi_malloc_aligned(sizeof(float) * (size_t)(r * c->q * c->t));
+    if (!c->a || !c->b) goto out;
+    kron_fill(c->b, U1, c->p, R1, U2, c->s, R2);
+    kron_fill(c->a, V1, R1, c->q, V2, R2, c->t);
+    c->r = (int)r;
+    rc = 0;
+out:
+    free(U1), free(V1), free(U2), free(V2);
+    return rc;
+}
+
+/* Run-time terms: kn_mat.lora gets one kn_lowrank per contribution (a LoKr one in its
+ * Kronecker-factored low-rank form). */
+static int attach_runtime(lora_target *t) {
+    const lora_owner *own = t->own;
     kn_lowrank *lr = zi_malloc_aligned(sizeof *lr * (size_t)(t->n_c + t->mat->n_lora));
     if (!lr) return -1;
     for (int k = 0; k < t->mat->n_lora; k++) lr[k] = t->mat->lora[k];
     int n = t->mat->n_lora;
     for (int k = 0; k < t->n_c; k++) {
         contrib *c = &t->c[k];
-        if (c->kron) {
-            zi_free_aligned(lr);
-            return zi_err("LoKr on a %s weight (%s) is not supported: only dense weights can take a Kronecker delta",
-                          zi_dtype_name(t->mat->dtype), t->name);
-        }
-        lr[n++] = (kn_lowrank){.a = c->a, .b = c->b, .rank = c->r, .scale = c->scale};
-        if (zi_dit_keep(d, c->a) || zi_dit_keep(d, c->b)) {
-            c->a = c->b = NULL;
+        if (c->kron && !c->a && kron_lowrank(c)) {
             zi_free_aligned(lr);
             return -1;
         }
-        c->a = c->b = NULL; /* now owned by the model */
+        lr[n++] = (kn_lowrank){.a = c->a, .b = c->b, .rank = c->r, .scale = c->scale};
+        int bad = own->keep(own->model, c->a);
+        bad |= own->keep(own->model, c->b);
+        c->a = c->b = NULL; /* now owned by the model (or freed on failure) */
+        if (bad) {
+            zi_free_aligned(lr);
+            return -1;
+        }
     }
-    if (zi_dit_keep(d, lr)) return -1;
+    if (own->keep(own->model, lr)) return -1;
     t->mat->lora = lr;
     t->mat->n_lora = n;
     return 0;
@@ -406,15 +538,66 @@ static void list_add(char *buf, size_t cap, int *count, const char *name) {
     }
 }
 
-int zi_lora_apply(zi_dit *dit, const zimage_lora *loras, int n, int lenient, int mode, char **warnings) {
+/* Factors of a Kronecker contribution in low-rank form larger than a dense f32 delta? */
+static int kron_too_big(const lora_target *t) {
+    for (int k = 0; k < t->n_c; k++)
+        if (t->c[k].kron && kron_rank(&t->c[k]) * (t->mat->rows + t->mat->cols) > t->mat->rows * t->mat->cols) return 1;
+    return 0;
+}
+
+/* Split one tensor name into module key and part; -1 if it is no adapter tensor. The key is
+ * normalized ('.' -> '_'), known prefixes stripped, "te:" in front for text-encoder prefixes. */
+static int split_name(const char *full, char *key, size_t cap) {
+    char tmp[512];
+    if (strlen(full) >= sizeof tmp) return -1; /* longer than any module name: no match (never truncated) */
+    snprintf(tmp, sizeof tmp, "%s", full);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) { /* PEFT adapter names: x.lora_A.default.weight */
+            char *dflt = strstr(tmp, ".default.");
+            if (!dflt) return -1;
+            memmove(dflt, dflt + 8, strlen(dflt + 8) + 1);
+        }
+        size_t len = strlen(tmp);
+        for (size_t s = 0; s < sizeof lora_suffixes / sizeof lora_suffixes[0]; s++) {
+            size_t sl = strlen(lora_suffixes[s].suffix);
+            if (len <= sl || strcmp(tmp + len - sl, lora_suffixes[s].suffix)) continue;
+            const char *mod = tmp, *end = tmp + len - sl;
+            int is_te = 0;
+            for (size_t k = 0; k < sizeof te_prefixes / sizeof te_prefixes[0] && !is_te; k++) {
+                size_t pl = strlen(te_prefixes[k]);
+                if ((size_t)(end - mod) > pl && !strncmp(mod, te_prefixes[k], pl)) mod += pl, is_te = 1;
+            }
+            for (size_t k = 0; k < sizeof strip_prefixes / sizeof strip_prefixes[0] && !is_te; k++) {
+                size_t pl = strlen(strip_prefixes[k]);
+                if ((size_t)(end - mod) > pl && !strncmp(mod, strip_prefixes[k], pl)) {
+                    mod += pl;
+                    break;
+                }
+            }
+            if ((size_t)(end - mod) + 3 >= cap) return -1; /* would be truncated: no match */
+            snprintf(key, cap, "%s", is_te ? "te:" : "");
+            norm_name(key + strlen(key), cap - strlen(key), mod, (size_t)(end - mod));
+            return lora_suffixes[s].part;
+        }
+    }
+    return -1;
+}
+
+int zi_lora_apply(zi_dit *dit, zi_qwen3 *te, const zimage_lora *loras, int n, int lenient, int mode, char **warnings,
+                  int *te_modules) {
     if (warnings) *warnings = NULL;
+    if (te_modules) *te_modules = 0;
     if (n <= 0) return 0;
     lora_target *tg = NULL;
-    int n_tg = 0, rc = -1;
+    int n_tg = 0, cap = 0, rc = -1, n_te_mod = 0;
     zi_st_file *files = zi_calloc((size_t)n, sizeof *files);
     lora_group *groups = NULL;
     char warn[2048] = "";
-    if (!files || build_targets(dit, &tg, &n_tg)) goto out;
+    const lora_owner dit_own = {dit_keep, dit_owns, dit}, te_own = {te_keep, te_owns, te};
+    if (!files || (dit && build_targets(dit, &dit_own, &tg, &n_tg, &cap)) ||
+        (te && build_te_targets(te, &te_own, &tg, &n_tg, &cap)))
+        goto out;
+    const int te_layers = te ? zi_qwen3_get_config(te)->n_layers : 0;
     for (int li = 0; li < n; li++) {
         const char *path = loras[li].path;
         if (!path) {
@@ -433,62 +616,14 @@ int zi_lora_apply(zi_dit *dit, const zimage_lora *loras, int n, int lenient, int
         free(groups);
         groups = zi_calloc((size_t)(f->n_tensors ? f->n_tensors : 1), sizeof *groups);
         if (!groups) goto out;
-        int n_g = 0, n_bad = 0, n_te = 0;
-        char bad[1024] = "", te[1024] = "";
+        int n_g = 0, n_bad = 0;
+        char bad[1024] = "";
         for (int ti = 0; ti < f->n_tensors; ti++) {
             const zi_tensor *t = &f->tensors[ti];
-            const char *name = t->name;
-            size_t len = strlen(name);
-            int part = -1;
-            size_t cut = len;
-            for (size_t s = 0; s < sizeof lora_suffixes / sizeof lora_suffixes[0]; s++) {
-                size_t sl = strlen(lora_suffixes[s].suffix);
-                if (len > sl && !strcmp(name + len - sl, lora_suffixes[s].suffix)) {
-                    part = lora_suffixes[s].part;
-                    cut = len - sl;
-                    break;
-                }
-            }
-            /* PEFT adapter names: x.lora_A.default.weight */
-            char tmp[512];
-            snprintf(tmp, sizeof tmp, "%s", name);
-            char *dflt = strstr(tmp, ".default.");
-            if (part < 0 && dflt) {
-                memmove(dflt, dflt + 8, strlen(dflt + 8) + 1); /* drop ".default" */
-                size_t l2 = strlen(tmp);
-                for (size_t s = 0; s < sizeof lora_suffixes / sizeof lora_suffixes[0]; s++) {
-                    size_t sl = strlen(lora_suffixes[s].suffix);
-                    if (l2 > sl && !strcmp(tmp + l2 - sl, lora_suffixes[s].suffix)) {
-                        part = lora_suffixes[s].part;
-                        cut = l2 - sl;
-                        break;
-                    }
-                }
-                name = tmp;
-            }
-            if (part < 0) {
-                list_add(bad, sizeof bad, &n_bad, t->name);
-                continue;
-            }
-            const char *mod = name;
-            int is_te = 0;
-            for (size_t k = 0; k < sizeof te_prefixes / sizeof te_prefixes[0]; k++)
-                if (!strncmp(mod, te_prefixes[k], strlen(te_prefixes[k]))) is_te = 1;
-            for (size_t k = 0; k < sizeof strip_prefixes / sizeof strip_prefixes[0]; k++) {
-                size_t pl = strlen(strip_prefixes[k]);
-                if ((size_t)(name + cut - mod) > pl && !strncmp(mod, strip_prefixes[k], pl)) {
-                    mod += pl;
-                    break;
-                }
-            }
             char key[160];
-            if ((size_t)(name + cut - mod) >= sizeof key) { /* longer than any DiT module name: no match */
-                list_add(bad, sizeof bad, &n_bad, t->name);
-                continue;
-            }
-            norm_name(key, sizeof key, mod, (size_t)(name + cut - mod));
-            if (is_te) {
-                list_add(te, sizeof te, &n_te, t->name);
+            int part = split_name(t->name, key, sizeof key);
+            if (part < 0) {
+                if (dit) list_add(bad, sizeof bad, &n_bad, t->name); /* else left to the DiT's pass */
                 continue;
             }
             int gi = 0;
@@ -496,6 +631,7 @@ int zi_lora_apply(zi_dit *dit, const zimage_lora *loras, int n, int lenient, int
             if (gi == n_g) {
                 snprintf(groups[n_g].key, sizeof groups[n_g].key, "%s", key);
                 groups[n_g].orig = t->name;
+                groups[n_g].te = !strncmp(key, "te:", 3);
                 n_g++;
             }
             if (groups[gi].part[part]) { /* e.g. lora_A and lora_down, or two prefixes, of one module */
@@ -508,69 +644,80 @@ int zi_lora_apply(zi_dit *dit, const zimage_lora *loras, int n, int lenient, int
         /* resolve modules to weights */
         for (int gi = 0; gi < n_g; gi++) {
             lora_group *g = &groups[gi];
-            char key[160];
-            alias_name(key, sizeof key, g->key);
-            lora_target *one = find_target(tg, n_tg, key), *three[3] = {0};
-            size_t kl = strlen(key);
-            if (!one && kl > 14 && !strcmp(key + kl - 14, "_attention_qkv")) { /* ComfyUI fused q|k|v */
-                const char *qkv[3] = {"to_q", "to_k", "to_v"};
-                for (int k = 0; k < 3; k++) {
-                    char nm[200];
-                    snprintf(nm, sizeof nm, "%.*s_attention_%s", (int)(kl - 14), key, qkv[k]);
-                    three[k] = find_target(tg, n_tg, nm);
+            lora_target *one = NULL, *three[3] = {0};
+            int te_layer = -1, is_te_key = 0;
+            char tkey[200];
+            if (!g->te && dit) {
+                char key[160];
+                alias_name(key, sizeof key, g->key);
+                one = find_target(tg, n_tg, key);
+                size_t kl = strlen(key);
+                if (!one && kl > 14 && !strcmp(key + kl - 14, "_attention_qkv")) { /* ComfyUI fused q|k|v */
+                    const char *qkv[3] = {"to_q", "to_k", "to_v"};
+                    for (int k = 0; k < 3; k++) {
+                        char nm[200];
+                        snprintf(nm, sizeof nm, "%.*s_attention_%s", (int)(kl - 14), key, qkv[k]);
+                        three[k] = find_target(tg, n_tg, nm);
+                    }
+                    if (!three[0] || !three[1] || !three[2]) three[0] = NULL;
                 }
-                if (!three[0] || !three[1] || !three[2]) three[0] = NULL;
             }
+            if (!one && !three[0] && te) { /* the text encoder: explicit prefix, or raw PEFT names */
+                is_te_key = te_key(g->key + (g->te ? 3 : 0), tkey, sizeof tkey, &te_layer);
+                if (is_te_key) one = find_target(tg, n_tg, tkey);
+                if (is_te_key && (one || te_layer < te_layers)) n_te_mod++;
+                if (is_te_key && !one && te_layer < te_layers) continue; /* the last layer: no effect on hidden_states[-2] */
+            }
+            if (!one && !three[0] && !te && te_key(g->key + (g->te ? 3 : 0), tkey, sizeof tkey, &te_layer))
+                continue; /* a text-encoder module, and no text encoder given here */
             if (!one && !three[0]) {
+                if ((g->te && !te) || (!g->te && !dit)) continue; /* for a model not being loaded here */
                 list_add(bad, sizeof bad, &n_bad, g->orig);
                 continue;
             }
             if (group_apply(loras[li].path, g, one ? &one : three, one ? 1 : 3, loras[li].scale)) goto out;
         }
-        if (n_te) {
-            if (!lenient) {
-                zi_err("%s: %d text-encoder LoRA tensors (%s%s): text-encoder adapters are not supported yet "
-                       "(--lora-lenient skips them)", loras[li].path, n_te, te, n_te > 5 ? ", ..." : "");
-                goto out;
-            }
-            size_t o = strlen(warn);
-            snprintf(warn + o, sizeof warn - o, "%s%s: skipped %d text-encoder LoRA tensors (%s%s)", o ? "\n" : "",
-                     loras[li].path, n_te, te, n_te > 5 ? ", ..." : "");
-        }
         if (n_bad) {
             if (!lenient) {
-                zi_err("%s: %d LoRA tensors match no weight of this transformer (a LoRA for another model?): %s%s "
-                       "(--lora-lenient skips them)", loras[li].path, n_bad, bad, n_bad > 5 ? ", ..." : "");
+                const char *what = (dit && te) || (mode & ZI_LORA_TE_ELSEWHERE) ? "transformer or text encoder"
+                                   : te                                        ? "text encoder"
+                                                                               : "transformer";
+                zi_err("%s: %d LoRA tensors match no weight of this %s (a LoRA for another model?): %s%s "
+                       "(--lora-lenient skips them)", loras[li].path, n_bad, what, bad, n_bad > 5 ? ", ..." : "");
                 goto out;
             }
             size_t o = strlen(warn);
             snprintf(warn + o, sizeof warn - o, "%s%s: skipped %d unmatched LoRA tensors (%s%s)", o ? "\n" : "",
                      loras[li].path, n_bad, bad, n_bad > 5 ? ", ..." : "");
         }
-        if (n_g == 0 && !n_te && !n_bad) {
+        if (f->n_tensors == 0) {
             zi_err("%s: no LoRA tensors in this file", loras[li].path);
             goto out;
         }
     }
-    /* merge (dense) or attach (other dtypes) */
+    /* merge or attach */
     for (int i = 0; i < n_tg; i++) {
-        if (!tg[i].n_c) continue;
+        lora_target *t = &tg[i];
+        if (!t->n_c) continue;
         int all_zero = 1;
-        for (int k = 0; k < tg[i].n_c; k++) all_zero &= tg[i].c[k].scale == 0;
+        for (int k = 0; k < t->n_c; k++) all_zero &= t->c[k].scale == 0;
         if (all_zero) continue; /* scale 0: exactly the base weight */
-        if (mode != ZI_LORA_RUNTIME && is_dense(tg[i].mat->dtype)) {
-            if (merge_dense(dit, &tg[i])) goto out;
-        } else if (attach_runtime(dit, &tg[i])) {
-            goto out;
-        }
+        int is_te = t->own == &te_own;
+        int dense = is_dense(t->mat->dtype) && (t->mat->scale == 0 || t->mat->scale == 1);
+        int forced = !is_te && (mode & ZI_LORA_RUNTIME);
+        int runtime = forced || (is_te ? !(mode & ZI_LORA_TE_MERGE) : !dense);
+        if (runtime && !forced && kron_too_big(t)) runtime = 0; /* dequantize and merge instead */
+        if (runtime ? attach_runtime(t) : merge_dense(t)) goto out;
     }
     if (warnings && warn[0]) *warnings = zi_strdup(warn);
+    if (te_modules) *te_modules = n_te_mod;
     rc = 0;
 out:
     for (int i = 0; tg && i < n_tg; i++) {
         for (int k = 0; k < tg[i].n_c; k++) {
-            zi_free_aligned(tg[i].c[k].a), zi_free_aligned(tg[i].c[k].b);
-            zi_free_aligned(tg[i].c[k].w1), zi_free_aligned(tg[i].c[k].w2);
+            contrib *c = &tg[i].c[k];
+            zi_free_aligned(c->a), zi_free_aligned(c->b), zi_free_aligned(c->w1), zi_free_aligned(c->w2);
+            free(c->w1a), free(c->w1b), free(c->w2a), free(c->w2b);
         }
         free(tg[i].c);
     }

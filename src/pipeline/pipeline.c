@@ -213,18 +213,50 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
     free(sc);
 
     if (zi_tokenizer_load(&m->tok, m->tokenizer_path)) goto fail;
-    /* validate the text encoder now (shapes), then release it until generation */
-    zi_qwen3 *te = NULL;
-    if (zi_qwen3_load(&te, m->text_encoder_path)) goto fail;
-    int te_hidden = zi_qwen3_hidden(te);
-    zi_qwen3_free(te);
-    if (zi_dit_load(&m->dit, m->transformer_path)) goto fail;
     if (p->n_loras < 0 || (p->n_loras > 0 && !p->loras)) {
         zi_err("n_loras = %d but no loras given", p->n_loras);
         goto fail;
     }
-    if (p->n_loras && zi_lora_apply(m->dit, p->loras, p->n_loras, p->lora_lenient, ZI_LORA_AUTO, &m->warnings))
+    /* validate the text encoder now (shapes, adapters), then release it until generation;
+     * adapters: text-encoder modules checked here (applied again at each encode), the rest
+     * applied to the DiT below */
+    zi_qwen3 *te = NULL;
+    if (zi_qwen3_load(&te, m->text_encoder_path)) goto fail;
+    int te_hidden = zi_qwen3_hidden(te), te_modules = 0;
+    char *te_warn = NULL;
+    if (p->n_loras &&
+        zi_lora_apply(NULL, te, p->loras, p->n_loras, p->lora_lenient, ZI_LORA_AUTO, &te_warn, &te_modules)) {
+        zi_qwen3_free(te);
         goto fail;
+    }
+    zi_qwen3_free(te);
+    if (zi_dit_load(&m->dit, m->transformer_path)) {
+        free(te_warn);
+        goto fail;
+    }
+    if (p->n_loras && zi_lora_apply(m->dit, NULL, p->loras, p->n_loras, p->lora_lenient, ZI_LORA_TE_ELSEWHERE,
+                                    &m->warnings, NULL)) {
+        free(te_warn);
+        goto fail;
+    }
+    if (te_warn) { /* one text for both passes */
+        size_t a = strlen(te_warn), b = m->warnings ? strlen(m->warnings) : 0;
+        char *w = zi_malloc(a + b + 2);
+        if (!w) {
+            free(te_warn);
+            goto fail;
+        }
+        snprintf(w, a + b + 2, "%s%s%s", m->warnings ? m->warnings : "", b ? "\n" : "", te_warn);
+        free(m->warnings), free(te_warn);
+        m->warnings = w;
+    }
+    if (te_modules > 0) { /* keep the list: the encoder is reloaded (and adapted) per prompt */
+        if (!(m->te_loras = zi_calloc((size_t)p->n_loras, sizeof *m->te_loras))) goto fail;
+        for (int i = 0; i < p->n_loras; i++, m->n_te_loras++) {
+            m->te_loras[i].scale = p->loras[i].scale;
+            if (!(m->te_loras[i].path = zi_strdup(p->loras[i].path))) goto fail;
+        }
+    }
     if (te_hidden != m->dit->cfg.cap_feat_dim) {
         zi_err("text encoder width %d does not match the transformer's cap_feat_dim %d", te_hidden,
                m->dit->cfg.cap_feat_dim);
@@ -255,6 +287,8 @@ void zimage_free(zimage_model *m) {
     free(m->tokenizer_path);
     free(m->vae_path);
     free(m->warnings);
+    for (int i = 0; i < m->n_te_loras; i++) free((char *)m->te_loras[i].path);
+    free(m->te_loras);
     free(m);
 }
 
@@ -336,8 +370,9 @@ int zimage_validate(const zimage_model *m, const zimage_params *user_p) {
     return 0;
 }
 
-int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, const char *prompt, int max_len,
-                              float **feats, int *n_tokens, int *dim, const zi_pipeline_hooks *h, int negative) {
+int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, const zimage_lora *loras, int n_loras,
+                              const char *prompt, int max_len, float **feats, int *n_tokens, int *dim,
+                              const zi_pipeline_hooks *h, int negative) {
     int32_t *ids = NULL;
     int n = 0;
     *feats = NULL;
@@ -347,7 +382,8 @@ int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, cons
     if (n > max_len) n = max_len;
     if (h && h->on_tokens) h->on_tokens(h->user, negative, ids, n);
     zi_qwen3 *te = NULL;
-    if (zi_qwen3_load(&te, te_path)) {
+    if (zi_qwen3_load(&te, te_path) || (n_loras && zi_lora_apply(NULL, te, loras, n_loras, 1, ZI_LORA_AUTO, NULL, NULL))) {
+        zi_qwen3_free(te);
         free(ids);
         return -1;
     }
@@ -533,13 +569,13 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *user_p, zimage_im
 
     /* 1. text -> caption features (encoder loaded and released inside) */
     if (report(p, ZIMAGE_STAGE_TEXT, 0, steps, 0)) goto cancelled;
-    if (zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, p->prompt, p->max_sequence_length, &pos, &n_pos, &dim,
+    if (zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, m->te_loras, m->n_te_loras, p->prompt, p->max_sequence_length, &pos, &n_pos, &dim,
                                   h, 0))
         goto done;
     out->prompt_tokens = n_pos;
     out->prompt_truncated = n_pos > p->max_sequence_length;
     if (n_pos > p->max_sequence_length) n_pos = p->max_sequence_length;
-    if (cfg && zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, p->negative_prompt ? p->negative_prompt : "",
+    if (cfg && zi_pipeline_encode_prompt(m->tok, m->text_encoder_path, m->te_loras, m->n_te_loras, p->negative_prompt ? p->negative_prompt : "",
                                          p->max_sequence_length, &neg, &n_neg, &dim, h, 1))
         goto done;
     if (n_neg > p->max_sequence_length) n_neg = p->max_sequence_length;

@@ -26,6 +26,8 @@ struct zimage_model {
     kn_isa isa; /* kernel path (ZIMAGE_ISA or the best one), installed per call with n_threads */
     kn_precision precision; /* text encoder and DiT (the VAE always runs in f32) */
     char *warnings; /* of zimage_load (skipped LoRA keys), or NULL */
+    zimage_lora *te_loras; /* adapters with text-encoder modules (paths owned), applied at each encode */
+    int n_te_loras;
 };
 
 /* Observation hooks (all optional). Arrays are float32, latents [16, h, w]. */
@@ -69,8 +71,9 @@ char *zi_pipeline_tokenizer_path(const char *explicit_path, const char *dir, con
 /* 1 if the file starts with the GGUF magic. */
 int zi_pipeline_is_gguf(const char *path);
 
-/* Encode one prompt with the text encoder at `path` (loaded, used, released). */
-int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, const char *prompt, int max_len,
-                              float **feats, int *n_tokens, int *dim, const zi_pipeline_hooks *h, int negative);
+/* Encode one prompt with the text encoder at `path` (loaded, adapters applied, used, released). */
+int zi_pipeline_encode_prompt(const zi_tokenizer *tok, const char *te_path, const zimage_lora *loras, int n_loras,
+                              const char *prompt, int max_len, float **feats, int *n_tokens, int *dim,
+                              const zi_pipeline_hooks *h, int negative);
 
 #endif

@@ -40,6 +40,8 @@ struct zi_qwen3 {
     zi_qwen3_layer *layers; /* n_run entries */
     int n_run;              /* layers run: n_layers-1, or n_layers with load_all */
     float *final_norm;      /* model.norm [hidden], load_all only */
+    void **owned;           /* buffers handed over by zi_qwen3_keep (LoRA-merged weights, run-time terms) */
+    int n_owned;
 };
 
 /* Activations of one encode call, all [n, *] row-major float32. */
@@ -279,11 +281,46 @@ void zi_qwen3_free(zi_qwen3 *m) {
         for (int i = 0; i < m->n_run; i++) qwen3_layer_free(&m->layers[i]);
     free(m->layers);
     free(m->final_norm);
+    for (int i = 0; i < m->n_owned; i++) zi_free_aligned(m->owned[i]);
+    free(m->owned);
     zi_store_close(&m->store); /* unmaps the weights */
     free(m);
 }
 
 int zi_qwen3_hidden(const zi_qwen3 *m) { return m->cfg.hidden; }
+
+int zi_qwen3_n_loaded(const zi_qwen3 *m) { return m->n_run; }
+
+kn_mat *zi_qwen3_mat(zi_qwen3 *m, int layer, int which) {
+    if (layer < 0 || layer >= m->n_run || which < 0 || which >= ZI_QWEN3_N_MATS) return NULL;
+    zi_qwen3_layer *L = &m->layers[layer];
+    kn_mat *mats[ZI_QWEN3_N_MATS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return mats[which];
+}
+
+const char *zi_qwen3_mat_name(int which) {
+    static const char *const names[ZI_QWEN3_N_MATS] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                                       "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                                       "mlp.down_proj"};
+    return which >= 0 && which < ZI_QWEN3_N_MATS ? names[which] : NULL;
+}
+
+int zi_qwen3_keep(zi_qwen3 *m, void *buf) {
+    void **no = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *no);
+    if (!no) {
+        zi_free_aligned(buf);
+        return zi_err("out of memory");
+    }
+    m->owned = no;
+    m->owned[m->n_owned++] = buf;
+    return 0;
+}
+
+int zi_qwen3_owns(const zi_qwen3 *m, const void *p) {
+    for (int i = 0; i < m->n_owned; i++)
+        if (m->owned[i] == p) return 1;
+    return 0;
+}
 const zi_qwen3_config *zi_qwen3_get_config(const zi_qwen3 *m) { return &m->cfg; }
 
 /* ---- forward --------------------------------------------------------------------- */

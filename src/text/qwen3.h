@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "../kernels/kernels.h"
+
 typedef struct {
     int hidden;       /* 2560 (tiny: 8) */
     int n_layers;     /* 36: layers in the checkpoint; layers 0..n_layers-2 are run */
@@ -43,6 +45,18 @@ void zi_qwen3_free(zi_qwen3 *m);
 int zi_qwen3_load_config(zi_qwen3_config *c, const char *path);
 
 int zi_qwen3_hidden(const zi_qwen3 *m);
+
+/* Weights for adapters (pipeline/lora.c). Layers loaded: n_layers-1 (the last one does not
+ * reach hidden_states[-2]), or n_layers with load_all. zi_qwen3_mat: matrix `which` (0..6 in the
+ * order of zi_qwen3_mat_name: self_attn.q_proj, k_proj, v_proj, o_proj, mlp.gate_proj, up_proj,
+ * down_proj) of a loaded layer, NULL outside. keep: the model frees buf (zi_free_aligned) with
+ * itself (on failure buf is freed and -1 returned); owns: p is the start of a kept buffer. */
+enum { ZI_QWEN3_N_MATS = 7 };
+int zi_qwen3_n_loaded(const zi_qwen3 *m);
+kn_mat *zi_qwen3_mat(zi_qwen3 *m, int layer, int which);
+const char *zi_qwen3_mat_name(int which);
+int zi_qwen3_keep(zi_qwen3 *m, void *buf);
+int zi_qwen3_owns(const zi_qwen3 *m, const void *p);
 const zi_qwen3_config *zi_qwen3_get_config(const zi_qwen3 *m);
 
 /* Prefill n tokens (positions 0..n-1, causal) and write hidden_states[-2] to out [n, hidden].

@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     zimage_lora l[2] = {{path, (sel & 16) ? 0.75f : 1.0f}, {path, -0.5f}};
     char *warn = NULL;
     zi_err_clear();
-    if (zi_lora_apply(d, l, (sel & 16) ? 2 : 1, (sel >> 2) & 1, (sel & 8) ? ZI_LORA_RUNTIME : ZI_LORA_AUTO, &warn) != 0) {
+    if (zi_lora_apply(d, NULL, l, (sel & 16) ? 2 : 1, (sel >> 2) & 1, (sel & 8) ? ZI_LORA_RUNTIME : ZI_LORA_AUTO, &warn, NULL) != 0) {
         fuzz_expect_message("zi_lora_apply");
     } else {
         read_weights(d);
