@@ -124,8 +124,9 @@ $(BUILD)/%: $(BUILD)/tools/%.o $(STATIC)
 $(BUILD)/%: $(BUILD)/bench/%.o $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# the static library last: extra objects (fuzz_request's server files) need it too
 $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(STATIC)
-	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $(filter-out $(STATIC),$^) $(STATIC) $(LDLIBS)
 
 # the server's request parser and base64 are not in the library
 $(BUILD)/fuzz_request: $(BUILD)/src/server/request.o $(BUILD)/src/server/base64.o
