@@ -136,23 +136,10 @@ done:
     return rc;
 }
 
-int zi_dit_keep(zi_dit *m, void *buf) {
-    void **no = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *no);
-    if (!no) {
-        zi_free_aligned(buf);
-        return zi_err("out of memory");
-    }
-    m->owned = no;
-    m->owned[m->n_owned++] = buf;
-    return 0;
-}
+int zi_dit_keep(zi_dit *m, void *buf) { return zi_owned_add(&m->owned, buf); }
 
-int zi_dit_owns(const zi_dit *m, const void *p) {
-    /* exact start of an owned buffer (views into the middle of one, e.g. fused k/v, answer 0) */
-    for (int i = 0; i < m->n_owned; i++)
-        if (m->owned[i] == p) return 1;
-    return 0;
-}
+/* exact start of an owned buffer (views into the middle of one, e.g. fused k/v, answer 0) */
+int zi_dit_owns(const zi_dit *m, const void *p) { return zi_owned_has(&m->owned, p); }
 
 /* Round an F32 matrix to a new BF16 buffer and let the kernel drop the file pages. */
 static const void *dit_to_bf16(zi_dit *m, const zi_tensor *t) {
@@ -362,8 +349,7 @@ void zi_dit_free(zi_dit *m) {
     free(m->cap_pad);
     free(m->final_b);
     free(m->final_ada_b);
-    for (int i = 0; i < m->n_owned; i++) zi_free_aligned(m->owned[i]);
-    free(m->owned);
+    zi_owned_free(&m->owned);
     zi_store_close(&m->store);
     free(m);
 }

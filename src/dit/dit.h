@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "../common/owned.h"
 #include "../io/store.h"
 #include "../kernels/kernels.h"
 
@@ -44,8 +45,7 @@ typedef struct zi_dit {
     zi_dit_config cfg;
     zi_store store;
     int weights_bf16;          /* F32 matrices were rounded to BF16 at load (see zi_dit_load_ex) */
-    void **owned;              /* converted weight buffers */
-    int n_owned;
+    zi_owned owned;            /* converted weight buffers, LoRA-merged copies, run-time terms */
     kn_mat t_w1, t_w2;         /* t_embedder.mlp.0 [1024, 256], .2 [adaln, 1024] */
     float *t_b1, *t_b2;
     float *cap_norm;           /* cap_embedder.0 [cap_feat_dim] */

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "../common/error.h"
+#include "../common/owned.h"
 #include "../io/json.h"
 #include "../io/gguf.h"
 #include "../io/store.h"
@@ -40,8 +41,7 @@ struct zi_qwen3 {
     zi_qwen3_layer *layers; /* n_run entries */
     int n_run;              /* layers run: n_layers-1, or n_layers with load_all */
     float *final_norm;      /* model.norm [hidden], load_all only */
-    void **owned;           /* buffers handed over by zi_qwen3_keep (LoRA-merged weights, run-time terms) */
-    int n_owned;
+    zi_owned owned;         /* buffers handed over by zi_qwen3_keep (LoRA-merged weights, run-time terms) */
 };
 
 /* Activations of one encode call, all [n, *] row-major float32. */
@@ -281,8 +281,7 @@ void zi_qwen3_free(zi_qwen3 *m) {
         for (int i = 0; i < m->n_run; i++) qwen3_layer_free(&m->layers[i]);
     free(m->layers);
     free(m->final_norm);
-    for (int i = 0; i < m->n_owned; i++) zi_free_aligned(m->owned[i]);
-    free(m->owned);
+    zi_owned_free(&m->owned);
     zi_store_close(&m->store); /* unmaps the weights */
     free(m);
 }
@@ -305,22 +304,9 @@ const char *zi_qwen3_mat_name(int which) {
     return which >= 0 && which < ZI_QWEN3_N_MATS ? names[which] : NULL;
 }
 
-int zi_qwen3_keep(zi_qwen3 *m, void *buf) {
-    void **no = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *no);
-    if (!no) {
-        zi_free_aligned(buf);
-        return zi_err("out of memory");
-    }
-    m->owned = no;
-    m->owned[m->n_owned++] = buf;
-    return 0;
-}
+int zi_qwen3_keep(zi_qwen3 *m, void *buf) { return zi_owned_add(&m->owned, buf); }
 
-int zi_qwen3_owns(const zi_qwen3 *m, const void *p) {
-    for (int i = 0; i < m->n_owned; i++)
-        if (m->owned[i] == p) return 1;
-    return 0;
-}
+int zi_qwen3_owns(const zi_qwen3 *m, const void *p) { return zi_owned_has(&m->owned, p); }
 const zi_qwen3_config *zi_qwen3_get_config(const zi_qwen3 *m) { return &m->cfg; }
 
 /* ---- forward --------------------------------------------------------------------- */
