@@ -66,6 +66,85 @@ static void conv_stage(const kn_impl *im, float *stage, int64_t nr, int64_t iy0,
     }
 }
 
+/* ---------------------------------------------------------------- bf16 precision mode
+ *
+ * In the bf16 mode the convs are plain row GEMMs of the kernels' bf16 GEMM (on AMX tiles /
+ * vdpbf16ps where the path has them, else the fp32 GEMM with bf16-rounded inputs), so a conv has
+ * the numerics of a bf16 Conv2d with f32 accumulation on every path. A k x k conv of stride 1
+ * over a staged tile is k GEMMs, one per kernel row ky: output pixel (oy, ox) of the tile is
+ * GEMM row r = oy*sw + ox, whose patch row ky is the k*cin contiguous floats at
+ * stage + ((oy + ky)*sw + ox)*cin, i.e. a row-major matrix with row stride cin (rows overlap),
+ * times columns [ky*k*cin, (ky+1)*k*cin) of the tap-major weight. Rows with ox >= Wo are
+ * computed and dropped ((k-1)/sw of the work). Stride 2 (the encoder's downsamplers) runs one
+ * GEMM per output row and kernel row (row stride s*cin). */
+
+/* One GEMM of the bf16 mode: y[M, N] (ldy) (+)= x[M, K] (ldx) . B^T (+ bias). */
+static int conv_gemm_bf16(const kn_impl *im, float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M,
+                          int64_t N, int64_t K, const kn_wsrc *B, const float *bias, int acc, int T) {
+    if (im->gemm_bf16 && M > 4) return im->gemm_bf16(y, ldy, x, ldx, M, N, K, B, bias, acc, T);
+    return im->gemm(y, ldy, x, ldx, M, N, K, B, bias, acc, 1, T);
+}
+
+/* The weight columns of kernel row ky (a view on the tap-major weight). */
+static kn_wsrc conv_wsrc_row(const kn_wsrc *B, int64_t ky, int64_t run) {
+    kn_wsrc r = *B;
+    r.data = kn_wsrc_at(B, 0, ky * run);
+    return r;
+}
+
+/* The weight's kernel rows can be viewed separately when a row starts on a block boundary. */
+static int conv_rows_viewable(const kn_wsrc *B, int64_t run) { return run % zi_dtype_block_elems(B->dt) == 0; }
+
+static int conv2d_bf16(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const float *x, int H, int W,
+                       const kn_conv *cv, const kn_conv_pre *pre, const kn_wsrc *B, int64_t sw, int64_t left,
+                       int64_t rows) {
+    const kn_impl *im = kn_impl_get();
+    int T = kn_get_threads();
+    int k = cv->k, s = cv->stride, cin = cv->cin, cout = cv->cout;
+    int64_t run = (int64_t)k * cin, nr_max = (rows - 1) * s + k;
+    int rc = -1;
+    float *stage = kn_scratch_get(sizeof(float) * (size_t)(nr_max * sw * cin));
+    float *tmp = stage && s == 1 ? kn_scratch_get(sizeof(float) * (size_t)(rows * sw * cout)) : NULL;
+    if (!stage || (s == 1 && !tmp)) goto done;
+    for (int64_t oy0 = 0; oy0 < Ho; oy0 += rows) {
+        int64_t nrow = Ho - oy0 < rows ? Ho - oy0 : rows;
+        conv_stage(im, stage, (nrow - 1) * s + k, oy0 * s - cv->pad, sw, left, x, H, W, pre, cin);
+        float *dst = y + oy0 * Wo * cout;
+        if (s == 1) {
+            int64_t mt = (nrow - 1) * sw + Wo; /* rows up to the tile's last valid pixel */
+            for (int64_t ky = 0; ky < k; ky++) {
+                kn_wsrc Bk = conv_wsrc_row(B, ky, run);
+                // [mt, k*cin] (row stride cin) x [cout, k*cin]^T
+                if (conv_gemm_bf16(im, tmp, cout, stage + ky * sw * cin, cin, mt, cout, run, &Bk,
+                                   ky ? NULL : cv->bias, ky > 0, T))
+                    goto done;
+            }
+            for (int64_t oy = 0; oy < nrow; oy++) { /* keep ox < Wo, add the residual */
+                float *d = dst + oy * Wo * cout;
+                const float *t = tmp + oy * sw * cout, *r = res ? res + (oy0 + oy) * Wo * cout : NULL;
+                for (int64_t i = 0; i < Wo * cout; i++) d[i] = r ? t[i] + r[i] : t[i];
+            }
+        } else {
+            if (res && res != y) memcpy(dst, res + oy0 * Wo * cout, sizeof(float) * (size_t)(nrow * Wo * cout));
+            for (int64_t oy = 0; oy < nrow; oy++)
+                for (int64_t ky = 0; ky < k; ky++) {
+                    kn_wsrc Bk = conv_wsrc_row(B, ky, run);
+                    // [Wo, k*cin] (row stride s*cin) x [cout, k*cin]^T
+                    if (conv_gemm_bf16(im, dst + oy * Wo * cout, cout, stage + (oy * s + ky) * sw * cin,
+                                       (int64_t)s * cin, Wo, cout, run, &Bk, ky ? NULL : cv->bias,
+                                       ky > 0 || res != NULL, T))
+                        goto done;
+                }
+        }
+        if (ws) ws->macs += (double)nrow * Wo * (double)cout * (double)(run * k);
+    }
+    rc = 0;
+done:
+    kn_scratch_put(stage);
+    kn_scratch_put(tmp);
+    return rc;
+}
+
 int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const float *x, int H, int W,
               const kn_conv *cv, const kn_conv_pre *pre) {
     int k = cv->k, s = cv->stride, cin = cv->cin, cout = cv->cout;
@@ -86,6 +165,12 @@ int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const 
     const kn_impl *im = kn_impl_get();
     int T = kn_get_threads();
     kn_wsrc B = kn_wsrc_of_mat(&cv->w);
+    if (kn_get_precision() == KN_PREC_BF16 && conv_rows_viewable(&B, (int64_t)k * cin)) {
+        if (conv2d_bf16(ws, y, res, Ho, Wo, x, H, W, cv, pre, &B, sw, left, rows))
+            return zi_err_ctx("conv2d %dx%d %d->%d at %dx%d", k, k, cin, cout, Ho, Wo);
+        if (ws) ws->seconds += conv_now() - t0;
+        return 0;
+    }
     size_t nwp = im->packw_floats(cout, K);
     int rc = -1;
     float *wp = kn_scratch_get(sizeof(float) * nwp);
@@ -126,16 +211,20 @@ int kn_conv1x1(kn_conv_ws *ws, float *y, const float *x, int64_t P, const kn_con
     const kn_impl *im = kn_impl_get();
     int T = kn_get_threads();
     kn_wsrc B = kn_wsrc_of_mat(&cv->w);
-    size_t nwp = im->packw_floats(cout, cin);
+    int bf16 = kn_get_precision() == KN_PREC_BF16; /* a plain bf16-mode GEMM (see conv2d_bf16) */
+    size_t nwp = bf16 ? 0 : im->packw_floats(cout, cin);
     int rc = -1;
-    float *wp = kn_scratch_get(sizeof(float) * nwp);
-    float *tmp = wp && y == x ? kn_scratch_get(sizeof(float) * (size_t)(rows * cout)) : NULL;
-    if (!wp || (y == x && !tmp)) goto done;
-    im->packw(wp, &B, cout, cin, cin, T);
+    float *wp = bf16 ? NULL : kn_scratch_get(sizeof(float) * nwp);
+    float *tmp = (wp || bf16) && y == x ? kn_scratch_get(sizeof(float) * (size_t)(rows * cout)) : NULL;
+    if ((!wp && !bf16) || (y == x && !tmp)) goto done;
+    if (!bf16) im->packw(wp, &B, cout, cin, cin, T);
     for (int64_t p0 = 0; p0 < P; p0 += rows) {
         int64_t n = P - p0 < rows ? P - p0 : rows;
         kn_patch_src A = {x + p0 * cin, n, cin, n, 1, 1}; /* one row of n pixels */
-        if (im->gemm_patches(tmp ? tmp : y + p0 * cout, &A, n, cout, cin, wp, cv->bias, 0, T)) goto done; // [n, cin] x [cout, cin]^T
+        float *dst = tmp ? tmp : y + p0 * cout;
+        if (bf16 ? conv_gemm_bf16(im, dst, cout, x + p0 * cin, cin, n, cout, cin, &B, cv->bias, 0, T)
+                 : im->gemm_patches(dst, &A, n, cout, cin, wp, cv->bias, 0, T))
+            goto done; // [n, cin] x [cout, cin]^T
         if (tmp) memcpy(y + p0 * cout, tmp, sizeof(float) * (size_t)(n * cout));
     }
     if (ws) {

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "../../src/common/dtype.h"
 #include "../../src/common/error.h"
 #include "../../src/io/safetensors.h"
 #include "../../src/kernels/conv.h"
@@ -87,6 +88,61 @@ static void conv_case(const char *what, int cin, int cout, int k, int s, int pad
                    rc, e);
     }
     free(x), free(wt), free(b), free(sc), free(sh), free(packed), free(res), free(want), free(got);
+}
+
+/* bf16 precision mode: a conv must equal the double-precision conv of the bf16-rounded input
+ * and weight (f32 accumulation: within 1e-6 of sum |x w| per output, as the GEMM tests), on every
+ * kernel path the CPU has (the c path runs the exact emulation of vdpbf16ps). No GroupNorm/SiLU
+ * pre-transform here: its f32 result is rounded, which the reference cannot reproduce exactly. */
+static void conv_bf16_case(const char *what, int cin, int cout, int k, int s, int pad, int H, int W, int Ho, int Wo,
+                           int up, int resid, int tile_bytes) {
+    int64_t nx = (int64_t)H * W * cin, nw = (int64_t)cout * cin * k * k, n = (int64_t)Ho * Wo * cout;
+    float *x = rand_vec(nx), *wt = rand_vec(nw), *b = rand_vec(cout), *res = resid ? rand_vec(n) : NULL;
+    float *xr = malloc(sizeof(float) * (size_t)nx), *wr = malloc(sizeof(float) * (size_t)nw);
+    for (int64_t i = 0; i < nx; i++) xr[i] = zi_bf16_to_f32(zi_f32_to_bf16(x[i]));
+    for (int64_t i = 0; i < nw; i++) wr[i] = zi_bf16_to_f32(zi_f32_to_bf16(wt[i]));
+    float *packed = malloc(sizeof(float) * (size_t)nw), *want = malloc(sizeof(float) * (size_t)n);
+    float *mag = malloc(sizeof(float) * (size_t)n), *got = malloc(sizeof(float) * (size_t)n);
+    float *absx = malloc(sizeof(float) * (size_t)nx), *absw = malloc(sizeof(float) * (size_t)nw);
+    for (int64_t i = 0; i < nx; i++) absx[i] = fabsf(xr[i]);
+    for (int64_t i = 0; i < nw; i++) absw[i] = fabsf(wr[i]);
+    kn_conv_pack(packed, wt, sizeof(float), cout, cin, k);
+    kn_conv_pre pre = {NULL, NULL, 0, up};
+    ref_conv(want, res, Ho, Wo, xr, H, W, cin, cout, k, s, pad, wr, b, &pre);
+    ref_conv(mag, NULL, Ho, Wo, absx, H, W, cin, cout, k, s, pad, absw, NULL, &pre); /* sum |x w| */
+    kn_isa saved = kn_get_isa();
+    for (int i = 0; i < KN_ISA_COUNT; i++) {
+        if (!kn_isa_supported((kn_isa)i, NULL)) continue; /* unit_kernels prints the SKIP lines */
+        kn_set_isa((kn_isa)i);
+        kn_conv cv = {cin, cout, k, s, pad, {.dtype = ZI_F32, .rows = cout, .cols = (int64_t)k * k * cin, .data = packed}, b};
+        kn_conv_ws ws = {.tile_bytes = tile_bytes};
+        if (res && resid == 1) memcpy(got, res, sizeof(float) * (size_t)n);
+        kn_set_precision(KN_PREC_BF16);
+        int rc = k == 1 && !res && !up ? kn_conv1x1(&ws, got, x, (int64_t)Ho * Wo, &cv)
+                                       : kn_conv2d(&ws, got, res ? (resid == 1 ? got : res) : NULL, Ho, Wo, x, H, W, &cv, &pre);
+        kn_set_precision(KN_PREC_F32);
+        double worst = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double e = fabs((double)got[j] - want[j]) / ((double)mag[j] + fabs(b[j % cout]) + (res ? fabs(res[j]) : 0) + 1e-30);
+            if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+        }
+        UNIT_CHECK(rc == 0 && worst <= 1e-6, "conv bf16 mode %s on %s: rc %d rel err %.3g vs rounded-input reference",
+                   what, kn_isa_name((kn_isa)i), rc, worst);
+    }
+    kn_set_isa(saved);
+    free(x), free(wt), free(b), free(res), free(xr), free(wr), free(packed), free(want), free(mag), free(got);
+    free(absx), free(absw);
+}
+
+static void test_conv_bf16(void) {
+    conv_bf16_case("3x3 plain", 16, 8, 3, 1, 1, 4, 4, 4, 4, 0, 0, 0);
+    conv_bf16_case("3x3 wide, residual in place, one row per tile", 100, 45, 3, 1, 1, 5, 31, 5, 31, 0, 1, 1);
+    conv_bf16_case("3x3 separate residual, upsample2", 24, 17, 3, 1, 1, 3, 9, 6, 18, 1, 2, 0);
+    conv_bf16_case("3x3 stride 2 pad (0,1,0,1)", 20, 33, 3, 2, 0, 9, 41, 4, 20, 0, 0, 0);
+    conv_bf16_case("3x3 stride 2, residual, one row per tile", 6, 5, 3, 2, 0, 8, 10, 4, 5, 0, 2, 1);
+    conv_bf16_case("3x3 many rows", 16, 40, 3, 1, 1, 30, 23, 30, 23, 0, 0, 0);
+    conv_bf16_case("1x1 (kn_conv1x1)", 300, 45, 1, 1, 0, 1, 333, 1, 333, 0, 0, 0);
+    conv_bf16_case("1x1 conv2d with residual", 64, 32, 1, 1, 0, 7, 9, 7, 9, 0, 1, 0);
 }
 
 static void test_conv_kernels(void) {
@@ -415,6 +471,7 @@ static void test_vae_files(const char *fixtures) {
 
 void unit_vae(const char *fixtures) {
     test_conv_kernels();
+    test_conv_bf16();
     snprintf(vae_tmp, sizeof vae_tmp, "/tmp/zimage-unit-vae-XXXXXX");
     if (!mkdtemp(vae_tmp)) {
         UNIT_CHECK(0, "mkdtemp failed");
