@@ -79,12 +79,15 @@ typedef struct {
     const zimage_lora *loras;     /* merged into dense weights at load, run-time terms on quantized ones */
     int n_loras;
     int lora_lenient;             /* unmatched adapter keys: skip them (zimage_load_warnings) instead of failing */
+    /* ---- (appended) ---- */
+    int vae_precision;            /* ZIMAGE_PRECISION_* of the VAE's convs and attention; AUTO (default):
+                                     the same as the text encoder and DiT; F32: the official loader's fp32 VAE */
 } zimage_load_params;
 
 /* AUTO: bf16 where the CPU has bf16 matrix units and zimage has kernels for them (AVX512-BF16,
  * AMX), else f32. F32: products of f32 (bf16 weights upcast exactly) - what the golden fixtures
  * pin down. BF16: the inputs of every matmul/attention product rounded to bfloat16 with f32
- * accumulation, like the official bf16 pipeline. The VAE always runs in f32 (as upstream). */
+ * accumulation, like the official bf16 pipeline. The VAE follows `vae_precision`. */
 #define ZIMAGE_PRECISION_AUTO 0
 #define ZIMAGE_PRECISION_F32 1
 #define ZIMAGE_PRECISION_BF16 2

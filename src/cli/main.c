@@ -62,6 +62,8 @@ static void usage(FILE *f) {
             "  -h, --help               this help\n"
             "      --precision P        auto|f32|bf16: arithmetic of text encoder and DiT (auto: bf16 where\n"
             "                           the CPU has bf16 units zimage uses, else f32; see zimage info)\n"
+            "      --vae-precision P    auto|f32|bf16: arithmetic of the VAE (auto: as --precision; f32: the\n"
+            "                           official loader's fp32 VAE)\n"
             "      --version            print the version, CPU features and kernel path (also: zimage info)\n"
             "\n"
             "Environment: ZIMAGE_MODEL is the default for -m.\n");
@@ -470,6 +472,16 @@ int main(int argc, char **argv) {
                 lp.precision = ZIMAGE_PRECISION_BF16;
             else
                 return die("--precision: '%s' is not one of auto, f32, bf16", val);
+        } else if (!strcmp(a, "--vae-precision")) {
+            NEED();
+            if (!strcmp(val, "auto"))
+                lp.vae_precision = ZIMAGE_PRECISION_AUTO;
+            else if (!strcmp(val, "f32"))
+                lp.vae_precision = ZIMAGE_PRECISION_F32;
+            else if (!strcmp(val, "bf16"))
+                lp.vae_precision = ZIMAGE_PRECISION_BF16;
+            else
+                return die("--vae-precision: '%s' is not one of auto, f32, bf16", val);
         } else {
             fprintf(stderr, "zimage: unknown option '%s' (see zimage --help)\n", a);
             return 2;

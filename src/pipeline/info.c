@@ -20,7 +20,7 @@ static void info_build(void) {
     kn_set_isa(isa);
     snprintf(info_buf + o, sizeof info_buf - o,
              "path: %s%s -> GEMM, attention and conv on the %s fp32 kernels; --precision auto = %s\n"
-             "--precision bf16: %s; VAE convs always fp32\n",
+             "--precision bf16: %s; VAE convs in bf16 mode: row GEMMs on the same bf16 GEMM\n",
              kn_isa_name(isa), bad ? " (ZIMAGE_ISA refused, see above)" : "", kn_kernel_name(),
              zimage_precision_auto() == ZIMAGE_PRECISION_BF16 ? "bf16" : "f32", kn_bf16_describe());
     kn_set_isa(saved);

@@ -179,6 +179,12 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
         goto fail;
     }
     m->precision = zi_precision_resolve(p->precision, m->isa);
+    if (p->vae_precision < ZIMAGE_PRECISION_AUTO || p->vae_precision > ZIMAGE_PRECISION_BF16) {
+        zi_err("vae_precision = %d: expected ZIMAGE_PRECISION_AUTO, _F32 or _BF16", p->vae_precision);
+        goto fail;
+    }
+    m->vae_precision = p->vae_precision == ZIMAGE_PRECISION_AUTO ? m->precision
+                                                                  : zi_precision_resolve(p->vae_precision, m->isa);
     kn_set_threads(m->n_threads); /* kernel settings belong to the calling thread */
     kn_set_isa(m->isa);
     m->transformer_path = zi_pipeline_component_path(p->transformer, p->model_dir, "transformer");
@@ -460,7 +466,10 @@ static int imgcond_prepare(zimage_model *m, const zimage_params *p, int W, int H
     ic->noise = zi_malloc(sizeof(float) * (size_t)n);
     if (!img || !moments || !eps || !ic->x0 || !ic->noise) goto out;
     zi_imgcond_to_float(ic->orig, W, H, img);
-    if (zi_vae_encode(m->vae, img, H, W, moments)) goto out;
+    kn_set_precision(m->vae_precision);
+    int bad = zi_vae_encode(m->vae, img, H, W, moments);
+    kn_set_precision(m->precision);
+    if (bad) goto out;
     hook_tensor(h, "moments", moments, 2 * n);
     zi_rng_randn(rng, eps, n); /* first draw: latent_dist.sample(generator) */
     hook_tensor(h, "posterior_eps", eps, n);
@@ -509,7 +518,10 @@ static int preview_emit(zimage_model *m, const zimage_params *p, const float *z,
         pv.width = lw * 8, pv.height = lh * 8;
         img = zi_malloc(sizeof(float) * 3 * (size_t)pv.width * pv.height);
         pv.rgb = zi_malloc((size_t)3 * pv.width * pv.height);
-        if (!img || !pv.rgb || zi_vae_decode(m->vae, x0, lh, lw, img)) goto out;
+        kn_set_precision(m->vae_precision);
+        int bad = !img || !pv.rgb || zi_vae_decode(m->vae, x0, lh, lw, img);
+        kn_set_precision(m->precision); /* back to the DiT's for the next steps */
+        if (bad) goto out;
         zi_vae_to_u8(img, pv.height, pv.width, pv.rgb);
     } else {
         pv.width = lw, pv.height = lh;
@@ -654,7 +666,7 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *user_p, zimage_im
     img = zi_malloc((size_t)3 * W * H * sizeof(float));
     out->rgb = zi_malloc((size_t)3 * W * H);
     if (!img || !out->rgb) goto done;
-    kn_set_precision(KN_PREC_F32); /* the VAE runs in f32, as upstream */
+    kn_set_precision(m->vae_precision);
     if (zi_vae_decode(m->vae, z, lh, lw, img)) goto done;
     if (h && h->on_image) h->on_image(h->user, img, H, W);
     zi_vae_to_u8(img, H, W, out->rgb);

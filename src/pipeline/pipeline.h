@@ -24,7 +24,8 @@ struct zimage_model {
     float default_guidance;
     int n_threads;
     kn_isa isa; /* kernel path (ZIMAGE_ISA or the best one), installed per call with n_threads */
-    kn_precision precision; /* text encoder and DiT (the VAE always runs in f32) */
+    kn_precision precision; /* text encoder and DiT */
+    kn_precision vae_precision; /* VAE convs and attention */
     char *warnings; /* of zimage_load (skipped LoRA keys), or NULL */
     zimage_lora *te_loras; /* adapters with text-encoder modules (paths owned), applied at each encode */
     int n_te_loras;

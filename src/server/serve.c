@@ -41,6 +41,7 @@ static void serve_usage(FILE *f) {
             "      --timeout S          drop clients idle for S seconds (default 30)\n"
             "      --max-connections N  simultaneous connections (default 64)\n"
             "      --precision P        auto|f32|bf16, as for the CLI (zimage --help)\n"
+            "      --vae-precision P    auto|f32|bf16, as for the CLI\n"
             "  -t, --threads N          worker threads for generation (default: all cores)\n"
             "  -v, --verbose            log every request to stderr\n"
             "  -h, --help               this help\n",
@@ -128,6 +129,18 @@ int zimage_serve_main(int argc, char **argv) {
                 lp.precision = ZIMAGE_PRECISION_BF16;
             else {
                 fprintf(stderr, "zimage serve: --precision: '%s' is not one of auto, f32, bf16\n", val);
+                return 2;
+            }
+        } else if (!strcmp(a, "--vae-precision")) {
+            NEED();
+            if (!strcmp(val, "auto"))
+                lp.vae_precision = ZIMAGE_PRECISION_AUTO;
+            else if (!strcmp(val, "f32"))
+                lp.vae_precision = ZIMAGE_PRECISION_F32;
+            else if (!strcmp(val, "bf16"))
+                lp.vae_precision = ZIMAGE_PRECISION_BF16;
+            else {
+                fprintf(stderr, "zimage serve: --vae-precision: '%s' is not one of auto, f32, bf16\n", val);
                 return 2;
             }
         } else if (ARG("-t", "--threads")) {

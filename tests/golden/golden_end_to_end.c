@@ -144,7 +144,9 @@ static void on_image(void *u, const float *image, int H, int W) {
     e2e_ctx *x = u;
     char k[128];
     e2e_key(k, sizeof k, x, "image");
+    x->c->bf16_stages = GOLDEN_BF16_S_IMAGE; /* DiT, then the VAE decoder */
     golden_check(x->c, k, image, 3 * (int64_t)H * W, E2E_IMG_ATOL, E2E_IMG_RTOL);
+    x->c->bf16_stages = 0;
 }
 
 int golden_run_end_to_end(golden_case *c) {
@@ -186,7 +188,9 @@ int golden_run_end_to_end(golden_case *c) {
         int rc = zi_pipeline_generate(m, &p, &img, &h);
         if (rc == 0) {
             snprintf(k, sizeof k, "%s/image_u8", v);
+            c->bf16_stages = GOLDEN_BF16_S_IMAGE;
             golden_check_u8(c, k, img.rgb, 3 * (int64_t)img.width * img.height, 1, 0.01);
+            c->bf16_stages = 0;
         } else {
             golden_fail(c, v, "generate: %s", zi_last_error());
         }

@@ -60,13 +60,23 @@ static void on_step(void *u, int step, float t_model, const float *dit_pos, cons
     if (!x->full) return;
     char k[64];
     snprintf(k, sizeof k, "step%d.latents", step);
+    x->c->bf16_stages = GOLDEN_BF16_S_IMG2IMG; /* VAE encoder, then the DiT */
     ic_check(x, k, latents, n, IC_STEP_TOL, IC_STEP_TOL);
+    x->c->bf16_stages = 0;
 }
 
-static void on_latents(void *u, const float *lat, int64_t n) { ic_check(u, "latents", lat, n, IC_STEP_TOL, IC_STEP_TOL); }
+static void on_latents(void *u, const float *lat, int64_t n) {
+    ic_ctx *x = u;
+    x->c->bf16_stages = GOLDEN_BF16_S_IMG2IMG;
+    ic_check(x, "latents", lat, n, IC_STEP_TOL, IC_STEP_TOL);
+    x->c->bf16_stages = 0;
+}
 
 static void on_image(void *u, const float *image, int H, int W) {
-    ic_check(u, "image", image, 3 * (int64_t)H * W, IC_IMG_ATOL, IC_IMG_RTOL);
+    ic_ctx *x = u;
+    x->c->bf16_stages = GOLDEN_BF16_S_IMG2IMG_IMAGE; /* VAE encoder, DiT, VAE decoder */
+    ic_check(x, "image", image, 3 * (int64_t)H * W, IC_IMG_ATOL, IC_IMG_RTOL);
+    x->c->bf16_stages = 0;
 }
 
 /* The condition image file read by the library equals the pixels PIL gave diffusers. */
@@ -140,7 +150,9 @@ static int golden_run_imgcond(golden_case *c, int inpaint) {
         rc = zi_pipeline_generate(m, &p, &img, &h);
         if (rc == 0) {
             snprintf(k, sizeof k, "%s/image_u8", v);
+            c->bf16_stages = GOLDEN_BF16_S_IMG2IMG_IMAGE;
             golden_check_u8(c, k, img.rgb, 3 * (int64_t)img.width * img.height, 1, 0.01);
+            c->bf16_stages = 0;
         } else {
             golden_fail(c, v, "generate: %s", zimage_last_error());
         }

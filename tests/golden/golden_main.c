@@ -95,6 +95,8 @@ void golden_note(golden_case *c, const char *fmt, ...) {
 
 int golden_bf16 = 0;
 
+double golden_bf16_bound(int stages) { return sqrt((double)(stages > 0 ? stages : GOLDEN_BF16_STAGES)) / 256.0; }
+
 int golden_check_vals(golden_case *c, const char *label, const float *got, const float *want, int64_t n,
                       double atol, double rtol) {
     c->n_checked++;
@@ -102,7 +104,7 @@ int golden_check_vals(golden_case *c, const char *label, const float *got, const
     if (golden_bf16) { /* bf16 mode: GOLDEN_BF16_BOUND of the tensor's largest magnitude (golden.h) */
         for (int64_t i = 0; i < n; i++)
             if (isfinite(want[i]) && fabs((double)want[i]) > floor) floor = fabs((double)want[i]);
-        floor *= GOLDEN_BF16_BOUND;
+        floor *= golden_bf16_bound(c->bf16_stages);
     }
     int64_t bad = 0, worst = 0, nonfinite = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -159,7 +161,7 @@ int golden_check_u8(golden_case *c, const char *name, const uint8_t *got, int64_
     }
     const uint8_t *want = t->data;
     if (golden_bf16) { /* bf16 mode (golden.h): up to ceil(255 * bound) levels, any number of values */
-        int lim = (int)ceil(255.0 * GOLDEN_BF16_BOUND);
+        int lim = (int)ceil(255.0 * golden_bf16_bound(c->bf16_stages));
         if (max_diff < lim) max_diff = lim;
         frac = 1.0;
     }
@@ -262,8 +264,8 @@ static int run_case(const char *dir, const char *gdir, const char *file_json, co
         goto done;
     }
     c.used = calloc((size_t)c.st.n_tensors + 1, 1);
-    /* bf16 mode: text encoder and DiT in bf16, the VAE in f32 (as the pipeline runs them) */
-    kn_set_precision(golden_bf16 && strncmp(kind, "vae_", 4) ? KN_PREC_BF16 : KN_PREC_F32);
+    /* bf16 mode: text encoder, DiT and VAE in bf16 (as the pipeline runs them by default) */
+    kn_set_precision(golden_bf16 ? KN_PREC_BF16 : KN_PREC_F32);
     zi_err_clear();
     int r = run(&c);
     case_leftovers(&c);
