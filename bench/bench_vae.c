@@ -1,6 +1,7 @@
 /* bench_vae.c - speed and peak memory of the FLUX VAE decoder (and encoder).
  *
- * usage: bench_vae [-d DIR] [-t threads] [--f32] [--encode] [size ...]   (default sizes 256 512 1024)
+ * usage: bench_vae [-d DIR] [-t threads] [--f32] [--encode] [--bf16] [size ...]   (default sizes 256 512 1024)
+ * --bf16: run the VAE in the bf16 precision mode (convs on the bf16 GEMM: AMX / vdpbf16ps where present).
  *
  * Writes a random-weight, full-size diffusers vae/ folder (block_out_channels
  * [128,256,512,512], layers_per_block 2, 16 latent channels; BF16 unless --f32) to
@@ -268,10 +269,12 @@ int main(int argc, char **argv) {
             f32 = 1;
         else if (!strcmp(argv[i], "--encode"))
             encode = 1;
+        else if (!strcmp(argv[i], "--bf16"))
+            kn_set_precision(KN_PREC_BF16); /* inherited by the forked children */
         else if (n_sizes < 16 && atoi(argv[i]) >= 8 && atoi(argv[i]) % 8 == 0)
             sizes[n_sizes++] = atoi(argv[i]);
         else {
-            fprintf(stderr, "usage: bench_vae [-d DIR] [-t threads] [--f32] [--encode] [size ...]\n");
+            fprintf(stderr, "usage: bench_vae [-d DIR] [-t threads] [--f32] [--encode] [--bf16] [size ...]\n");
             return 2;
         }
     }
@@ -284,7 +287,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot write %s\n", dir);
         return 1;
     }
-    printf("threads %d, model %s\n", kn_get_threads(), dir);
+    printf("threads %d, model %s, path %s, %s mode\n", kn_get_threads(), dir, kn_isa_name(kn_get_isa()),
+           kn_get_precision() == KN_PREC_BF16 ? "bf16" : "f32");
     fflush(stdout);
     for (int pass = 0; pass < 1 + encode; pass++)
         for (int i = 0; i < n_sizes; i++) {

@@ -158,7 +158,10 @@ int kn_conv2d(kn_conv_ws *ws, float *y, const float *res, int Ho, int Wo, const 
     if (right < 0) right = 0;
     int64_t sw = left + Wi + right; /* staged row width */
     /* output rows per tile: the staged input rows fit the stage budget */
-    int64_t rows = (conv_tile_bytes(ws) / 4 / (sw * cin * (int64_t)sizeof(float)) - k) / s + 1;
+    /* bf16 mode: the GEMM packs a copy of the tile's patch rows (k*cin per pixel) and writes a
+     * [pixels, cout] buffer, so its stage gets a sixteenth of the budget instead of a quarter */
+    int bf16 = kn_get_precision() == KN_PREC_BF16;
+    int64_t rows = (conv_tile_bytes(ws) / (bf16 ? 16 : 4) / (sw * cin * (int64_t)sizeof(float)) - k) / s + 1;
     if (rows < 1) rows = 1;
     if (rows > Ho) rows = Ho;
     int64_t nr_max = (rows - 1) * s + k;
