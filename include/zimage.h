@@ -82,6 +82,11 @@ typedef struct {
     /* ---- (appended) ---- */
     int vae_precision;            /* ZIMAGE_PRECISION_* of the VAE's convs and attention; AUTO (default):
                                      the same as the text encoder and DiT; F32: the official loader's fp32 VAE */
+    int low_memory;               /* 1: before each VAE decode, drop the transformer's mapped weight pages
+                                     from this process (they stay in the OS page cache): the peak is the
+                                     larger of the DiT and VAE stages instead of their sum; the next
+                                     generation maps them back (minor faults, ~0.2 s per GB). The CLI
+                                     sets it; the server does with --low-memory. */
 } zimage_load_params;
 
 /* AUTO: bf16 where the CPU has bf16 matrix units and zimage has kernels for them (AVX512-BF16,

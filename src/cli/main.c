@@ -324,6 +324,7 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && !strcmp(argv[1], "serve")) return zimage_serve_main(argc - 1, argv + 1);
     zimage_load_params lp = zimage_load_params_default();
+    lp.low_memory = 1; /* one run per process: drop the DiT's pages before each VAE decode */
     zimage_params p = zimage_params_default();
     const char *output = "zimage.png";
     const char *init_path = NULL, *mask_path = NULL, *preview_path = NULL;

@@ -136,6 +136,8 @@ done:
     return rc;
 }
 
+void zi_dit_release_pages(zi_dit *m) { zi_store_release_pages(&m->store); }
+
 int zi_dit_keep(zi_dit *m, void *buf) { return zi_owned_add(&m->owned, buf); }
 
 /* exact start of an owned buffer (views into the middle of one, e.g. fused k/v, answer 0) */

@@ -77,6 +77,9 @@ typedef enum { ZI_DIT_WEIGHTS_AUTO = 0, ZI_DIT_WEIGHTS_AS_STORED, ZI_DIT_WEIGHTS
 int zi_dit_load(zi_dit **out, const char *dir);
 int zi_dit_load_ex(zi_dit **out, const char *dir, zi_dit_weights policy);
 void zi_dit_free(zi_dit *m);
+/* Drop the mapped checkpoint pages from the process (zi_store_release_pages); weights stay
+ * valid and are faulted back on the next forward. Owned (converted/merged) buffers stay. */
+void zi_dit_release_pages(zi_dit *m);
 /* Hand a zi_malloc_aligned buffer to the model (freed by zi_dit_free). 0 or -1 (buffer freed). */
 int zi_dit_keep(zi_dit *m, void *buf);
 /* Is p inside a buffer the model owns (converted or merged weights, not the file mapping)? */

@@ -238,6 +238,11 @@ float *zi_store_get_vec(const zi_store *s, const char *name, int64_t n) {
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
 #endif
 
+void zi_store_release_pages(const zi_store *s) {
+    for (int i = 0; i < s->n_files; i++)
+        if (s->files[i].map && s->files[i].map_size) madvise(s->files[i].map, s->files[i].map_size, MADV_DONTNEED);
+}
+
 void zi_store_prefetch(const zi_store *s) {
     for (int i = 0; i < s->n_files; i++) {
         void *p = s->files[i].map;

@@ -38,5 +38,8 @@ int zi_store_has(const zi_store *s, const char *name);
  * before 5.14): a component that is read once front to back (the text encoder) then costs one
  * call instead of one page fault per 4 KiB page. Advisory: errors are ignored. */
 void zi_store_prefetch(const zi_store *s);
+/* Drop this process's mappings of the files' pages (madvise DONTNEED on the read-only maps): RSS
+ * falls by their size, the page cache keeps them, the next access faults them back in. */
+void zi_store_release_pages(const zi_store *s);
 
 #endif

@@ -183,6 +183,7 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
         zi_err("vae_precision = %d: expected ZIMAGE_PRECISION_AUTO, _F32 or _BF16", p->vae_precision);
         goto fail;
     }
+    m->low_memory = p->low_memory != 0;
     m->vae_precision = p->vae_precision == ZIMAGE_PRECISION_AUTO ? m->precision
                                                                   : zi_precision_resolve(p->vae_precision, m->isa);
     kn_set_threads(m->n_threads); /* kernel settings belong to the calling thread */
@@ -667,6 +668,7 @@ int zi_pipeline_generate(zimage_model *m, const zimage_params *user_p, zimage_im
     out->rgb = zi_malloc((size_t)3 * W * H);
     if (!img || !out->rgb) goto done;
     kn_set_precision(m->vae_precision);
+    if (m->low_memory) zi_dit_release_pages(m->dit); /* peak = max(DiT, VAE), not their sum */
     if (zi_vae_decode(m->vae, z, lh, lw, img)) goto done;
     if (h && h->on_image) h->on_image(h->user, img, H, W);
     zi_vae_to_u8(img, H, W, out->rgb);

@@ -26,6 +26,7 @@ struct zimage_model {
     kn_isa isa; /* kernel path (ZIMAGE_ISA or the best one), installed per call with n_threads */
     kn_precision precision; /* text encoder and DiT */
     kn_precision vae_precision; /* VAE convs and attention */
+    int low_memory; /* drop the DiT's mapped pages before the VAE decode */
     char *warnings; /* of zimage_load (skipped LoRA keys), or NULL */
     zimage_lora *te_loras; /* adapters with text-encoder modules (paths owned), applied at each encode */
     int n_te_loras;

@@ -42,6 +42,8 @@ static void serve_usage(FILE *f) {
             "      --max-connections N  simultaneous connections (default 64)\n"
             "      --precision P        auto|f32|bf16, as for the CLI (zimage --help)\n"
             "      --vae-precision P    auto|f32|bf16, as for the CLI\n"
+            "      --low-memory         drop the transformer's pages before each VAE decode (peak = the larger\n"
+            "                           stage, not both; each generation maps them back: ~0.2 s per GB)\n"
             "  -t, --threads N          worker threads for generation (default: all cores)\n"
             "  -v, --verbose            log every request to stderr\n"
             "  -h, --help               this help\n",
@@ -113,6 +115,8 @@ int zimage_serve_main(int argc, char **argv) {
         } else if (!strcmp(a, "--preview-every")) {
             NEED();
             if (serve_int(a, val, 0, SRV_MAX_PREVIEW_EVERY, &preview_every)) return 2;
+        } else if (!strcmp(a, "--low-memory")) {
+            lp.low_memory = 1;
         } else if (!strcmp(a, "--timeout")) {
             NEED();
             if (serve_int(a, val, 1, 3600, &timeout)) return 2;
