@@ -19,7 +19,8 @@
     {                                                                                                         \
         .name = #isa, .gemm = kn_gemm_##isa, .gemm_bf16 = bf16, .attention_bf16 = att_bf16, .packw_floats = kn_packw_floats_##isa, .packw = kn_packw_##isa, \
         .gemm_patches = kn_gemm_patches_##isa, .attention = kn_attention_##isa, .silu_mul = kn_silu_mul_##isa, \
-        .affine_row = kn_affine_row_##isa, .sumsq = kn_sumsq_##isa                                             \
+        .affine_row = kn_affine_row_##isa, .sumsq = kn_sumsq_##isa,                                            \
+        .gemm_smallm = kn_gemm_smallm_##isa                                                                   \
     }
 
 static const kn_impl kn_impl_generic = KN_TABLE(generic, kn_gemm_bf16_generic, kn_attention_bf16_generic);
@@ -86,6 +87,11 @@ void kn_wsrc_to_f32(const kn_wsrc *B, int64_t row, int64_t col, int64_t n, float
 
 /* ---------------------------------------------------------------- matmul */
 
+/* Rows of x up to which kn_linear takes the small-M GEMM (gemm_smallm_impl.h: W streamed once, no
+ * packing) instead of the packed GEMM. Measured crossover: PERF.md entry 21 (placeholder). In bf16 mode on
+ * paths with bf16 units (gemm_bf16) the small-M kernel is only used up to M = 4, as before. */
+#define KN_SMALLM_MAX_M 32
+
 /* y += scale * (x . A^T) . B^T for each low-rank adapter of W */
 static int kn_lowrank_apply(const kn_impl *im, float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M,
                             const kn_mat *W, int T) {
@@ -114,6 +120,8 @@ int kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_
     int bf16 = kn_get_precision() == KN_PREC_BF16;
     if (bf16 && im->gemm_bf16 && M > 4) {
         if (im->gemm_bf16(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, T)) return -1;
+    } else if (M <= KN_SMALLM_MAX_M) {
+        if (im->gemm_smallm(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, bf16, T)) return -1;
     } else if (im->gemm(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, bf16, T)) {
         return -1;
     }

@@ -96,6 +96,9 @@ typedef struct {
     void (*affine_row)(float *d, const float *s, const float *sc, const float *sh, int cin, int silu);
     /* sum of x^2 in double */
     double (*sumsq)(const float *x, int64_t n);
+    /* gemm for a few rows of x (gemm_smallm_impl.h): streams W once, no packing; same contract */
+    int (*gemm_smallm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
+                       const kn_wsrc *B, const float *bias, int acc, int bf16, int T);
 } kn_impl;
 
 /* Each ISA translation unit (gemm_<isa>.c, attention_<isa>.c, eltwise_<isa>.c) defines these. */
@@ -122,7 +125,12 @@ typedef struct {
                                 int64_t ldk, const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, \
                                 int n_kv_heads, int hd, float scale, int causal, int T);
 
+#define KN_DECLARE_SMALLM(isa)                                                                               \
+    int kn_gemm_smallm_##isa(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K, \
+                             const kn_wsrc *B, const float *bias, int acc, int bf16, int T);
+
 KN_DECLARE_ISA(generic)
+KN_DECLARE_SMALLM(generic)
 KN_DECLARE_BF16(generic)
 KN_DECLARE_ATTENTION_BF16(generic)
 KN_DECLARE_BF16(amxemu) /* the AMX kernels on emulated tiles: for tests only */
@@ -130,6 +138,8 @@ KN_DECLARE_ATTENTION_BF16(amxemu)
 #if defined(__x86_64__)
 KN_DECLARE_ISA(avx2)
 KN_DECLARE_ISA(avx512)
+KN_DECLARE_SMALLM(avx2)
+KN_DECLARE_SMALLM(avx512)
 KN_DECLARE_BF16(avx512bf16)
 KN_DECLARE_ATTENTION_BF16(avx512bf16)
 KN_DECLARE_BF16(amx)

@@ -12,6 +12,7 @@
 
 #include "../../src/kernels/kernels.h"
 #include "../../src/common/error.h"
+#include "../../src/common/quant.h"
 #include "../../src/kernels/impl.h" /* the conv implicit GEMM (kernels-internal) */
 #include "unit.h"
 
@@ -198,6 +199,86 @@ static void unit_linear(void) {
     ku_linear_bf16_case(37, 530, 70, ZI_F32);
     ku_linear_bf16_case(29, 100, 97, ZI_BF16);
     ku_linear_bf16_case(15, 513, 63, ZI_F16);
+}
+
+/* ---------------------------------------------------------------- small-M GEMM */
+
+/* The small-M GEMM (gemm_smallm_impl.h) of the current path, called directly: y (+)= x . W^T (+ bias)
+ * vs a double reference (on bf16-rounded inputs in bf16 mode; on the dequantized weights for block
+ * types), strided x and y (padding untouched), acc on random y, and the same bits for 1 and 3
+ * threads. For M <= 4 it must also equal the packed GEMM's GEMV path bit for bit (same chains). */
+static void ku_smallm_case(int64_t M, int64_t K, int64_t N, zi_dtype dt, int strided, int with_bias, int acc, int bf16) {
+    const kn_impl *im = kn_impl_get();
+    int64_t ldx = strided ? K + 3 : K, ldy = strided ? N + 5 : N;
+    float *x = ku_rand((size_t)(M * ldx), 1.0f), *wf = NULL;
+    void *w;
+    if (zi_dtype_is_block(dt)) {
+        wf = ku_rand((size_t)(N * K), 1.0f);
+        w = malloc(zi_dtype_row_bytes(dt, K) * (size_t)N);
+        zi_quantize_rows(dt, wf, w, N, K, NULL);
+        for (int64_t n = 0; n < N; n++) zi_dequantize(dt, (const char *)w + (size_t)n * zi_dtype_row_bytes(dt, K), wf + n * K, K);
+    } else {
+        w = ku_weights(dt, N, K, K, &wf);
+    }
+    float *bias = with_bias ? ku_rand((size_t)N, 0.5f) : NULL;
+    float *y0 = ku_rand((size_t)(M * ldy), 2.0f), *y1 = malloc(sizeof(float) * (size_t)(M * ldy));
+    float *y3 = malloc(sizeof(float) * (size_t)(M * ldy));
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = N; j < ldy; j++) y0[i * ldy + j] = -7.0f;
+    memcpy(y1, y0, sizeof(float) * (size_t)(M * ldy));
+    memcpy(y3, y0, sizeof(float) * (size_t)(M * ldy));
+    kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
+    kn_wsrc B = kn_wsrc_of_mat(&W);
+    int rc1 = im->gemm_smallm(y1, ldy, x, ldx, M, N, K, &B, bias, acc, bf16, 1);
+    int rc3 = im->gemm_smallm(y3, ldy, x, ldx, M, N, K, &B, bias, acc, bf16, 3);
+    const float *xr = x, *wr = wf;
+    float *xb = NULL, *wb = NULL;
+    if (bf16) xr = xb = ku_round_bf16_copy(x, (size_t)(M * ldx)), wr = wb = ku_round_bf16_copy(wf, (size_t)(N * K));
+    double worst = 0;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double r = (bias ? bias[j] : 0.0) + (acc ? y0[i * ldy + j] : 0.0), a = fabs(r);
+            for (int64_t e = 0; e < K; e++) {
+                double p = (double)xr[i * ldx + e] * wr[j * K + e];
+                r += p, a += fabs(p);
+            }
+            double err = fabs(y1[i * ldy + j] - r) / (a + 1e-30);
+            if (!(err <= worst)) worst = isnan(err) ? INFINITY : err;
+        }
+    UNIT_CHECK(rc1 == 0 && rc3 == 0 && worst <= 1e-6,
+               "small-M GEMM M=%lld K=%lld N=%lld %s strided=%d bias=%d acc=%d bf16=%d: rc %d/%d rel err %.3g",
+               (long long)M, (long long)K, (long long)N, zi_dtype_name(dt), strided, with_bias, acc, bf16, rc1, rc3, worst);
+    UNIT_CHECK(memcmp(y1, y3, sizeof(float) * (size_t)(M * ldy)) == 0,
+               "small-M GEMM M=%lld K=%lld N=%lld %s: 1 and 3 threads differ", (long long)M, (long long)K, (long long)N,
+               zi_dtype_name(dt));
+    UNIT_CHECK(ku_padding_intact(y1, ldy, M, N), "small-M GEMM M=%lld K=%lld N=%lld wrote outside [M, N]", (long long)M,
+               (long long)K, (long long)N);
+    if (M <= 4) { /* the packed GEMM's GEMV path: the same lane chains */
+        float *yg = malloc(sizeof(float) * (size_t)(M * ldy));
+        memcpy(yg, y0, sizeof(float) * (size_t)(M * ldy));
+        int rcg = im->gemm(yg, ldy, x, ldx, M, N, K, &B, bias, acc, bf16, 2);
+        UNIT_CHECK(rcg == 0 && memcmp(y1, yg, sizeof(float) * (size_t)(M * ldy)) == 0,
+                   "small-M GEMM M=%lld K=%lld N=%lld %s bf16=%d: differs from the GEMV path", (long long)M, (long long)K,
+                   (long long)N, zi_dtype_name(dt), bf16);
+        free(yg);
+    }
+    free(x), free(w), free(wf), free(bias), free(y0), free(y1), free(y3), free(xb), free(wb);
+}
+
+static void unit_smallm(void) {
+    static const int64_t ms[] = {1, 2, 3, 5, 6, 7, 8, 13, 20, 32, 33};
+    static const int64_t kn[][2] = {{300, 45}, {37, 17}, {513, 70}, {5, 3}};
+    const zi_dtype dts[3] = {ZI_F32, ZI_BF16, ZI_F16};
+    int c = 0;
+    for (size_t m = 0; m < sizeof ms / sizeof ms[0]; m++)
+        for (size_t s = 0; s < sizeof kn / sizeof kn[0]; s++, c++)
+            ku_smallm_case(ms[m], kn[s][0], kn[s][1], dts[c % 3], c % 2, c % 3 != 1, c % 4 == 3, c % 5 == 2);
+    for (int d = 0; d < 3; d++)
+        for (int bf16 = 0; bf16 < 2; bf16++) ku_smallm_case(20, 529, 33, dts[d], 1, 1, 0, bf16);
+    ku_smallm_case(4, 544, 37, ZI_Q8_0, 1, 1, 1, 0); /* quantized: chunks through kn_wsrc_to_f32 */
+    ku_smallm_case(20, 544, 37, ZI_Q8_0, 0, 1, 0, 1);
+    ku_smallm_case(9, 512, 21, ZI_Q4_K, 1, 0, 0, 0);
+    ku_smallm_case(7, 0, 5, ZI_F32, 0, 1, 1, 0); /* K = 0: y (+)= bias */
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -476,6 +557,7 @@ void unit_kernels(void) {
         int before = unit_failures;
         unit_patches();
         unit_linear();
+        unit_smallm();
         unit_attention();
         unit_elementwise();
         unit_norms();
