@@ -227,8 +227,8 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
     /* validate the text encoder now (shapes, adapters), then release it until generation;
      * adapters: text-encoder modules checked here (applied again at each encode), the rest
      * applied to the DiT below */
-    zi_qwen3 *te = NULL;
-    if (zi_qwen3_load(&te, m->text_encoder_path)) goto fail;
+    zi_qwen3 *te = NULL; /* not run here: mapped, not read ahead (each encode loads and reads it) */
+    if (zi_qwen3_load_unread(&te, m->text_encoder_path)) goto fail;
     int te_hidden = zi_qwen3_hidden(te), te_modules = 0;
     char *te_warn = NULL;
     if (p->n_loras &&

@@ -245,12 +245,12 @@ int zi_qwen3_load_config(zi_qwen3_config *c, const char *path) {
     return rc;
 }
 
-static int qwen3_load_impl(zi_qwen3 **out, const char *path, int all) {
+static int qwen3_load_impl(zi_qwen3 **out, const char *path, int all, int prefetch) {
     *out = NULL;
     zi_qwen3 *m = zi_calloc(1, sizeof *m);
     if (!m) return -1;
     if (zi_store_open(&m->store, path) != 0) goto fail;
-    zi_store_prefetch(&m->store); /* read ahead: the encoder touches (almost) all of it once */
+    if (prefetch) zi_store_prefetch(&m->store); /* read ahead: the encoder touches (almost) all of it once */
     m->store.prefixes = qwen3_prefixes;
     m->store.n_prefixes = 1;
 
@@ -272,8 +272,9 @@ fail:
     return -1;
 }
 
-int zi_qwen3_load(zi_qwen3 **out, const char *path) { return qwen3_load_impl(out, path, 0); }
-int zi_qwen3_load_all(zi_qwen3 **out, const char *path) { return qwen3_load_impl(out, path, 1); }
+int zi_qwen3_load(zi_qwen3 **out, const char *path) { return qwen3_load_impl(out, path, 0, 1); }
+int zi_qwen3_load_all(zi_qwen3 **out, const char *path) { return qwen3_load_impl(out, path, 1, 1); }
+int zi_qwen3_load_unread(zi_qwen3 **out, const char *path) { return qwen3_load_impl(out, path, 0, 0); }
 
 void zi_qwen3_free(zi_qwen3 *m) {
     if (!m) return;

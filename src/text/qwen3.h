@@ -36,6 +36,9 @@ typedef void (*zi_qwen3_dump_fn)(void *user, const char *name, const float *data
  * config is then inferred from the weight shapes). Names may carry the "model." prefix
  * or not. Returns 0, or -1 with zi_last_error(). */
 int zi_qwen3_load(zi_qwen3 **out, const char *path);
+/* Same, without reading the weights ahead (they are only mapped): for checking a model (shapes,
+ * adapters) that is not run now; zi_qwen3_load reads the whole file (MADV_POPULATE_READ). */
+int zi_qwen3_load_unread(zi_qwen3 **out, const char *path);
 /* Test/debug variant: also loads the last decoder layer and model.norm so that the dump
  * hook gets the final-normed hidden_states.<n_layers>. The encode output is unchanged. */
 int zi_qwen3_load_all(zi_qwen3 **out, const char *path);
