@@ -88,9 +88,12 @@ void kn_wsrc_to_f32(const kn_wsrc *B, int64_t row, int64_t col, int64_t n, float
 /* ---------------------------------------------------------------- matmul */
 
 /* Rows of x up to which kn_linear takes the small-M GEMM (gemm_smallm_impl.h: W streamed once, no
- * packing) instead of the packed GEMM. Measured crossover: PERF.md entry 21 (placeholder). In bf16 mode on
- * paths with bf16 units (gemm_bf16) the small-M kernel is only used up to M = 4, as before. */
-#define KN_SMALLM_MAX_M 32
+ * packing) instead of the packed GEMM. Measured (PERF.md entry 21, Zen 3 avx2, BF16 and Q8_0 weights at
+ * the text encoder's shapes): 2-3x faster at M = 1 (adaLN, timestep), 1.2-1.8x at M = 4..16, a tie at
+ * M = 20 (both reach the same FMA rate: compute-bound there), 5-30% slower from M = 24 (the packed
+ * microkernel's 6 x 16 tile reuses more per load). In bf16 mode on paths with bf16 units (gemm_bf16)
+ * the small-M kernel is only used up to M = 4, as before. */
+#define KN_SMALLM_MAX_M 20
 
 /* y += scale * (x . A^T) . B^T for each low-rank adapter of W */
 static int kn_lowrank_apply(const kn_impl *im, float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M,

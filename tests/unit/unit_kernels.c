@@ -266,7 +266,7 @@ static void ku_smallm_case(int64_t M, int64_t K, int64_t N, zi_dtype dt, int str
 }
 
 static void unit_smallm(void) {
-    static const int64_t ms[] = {1, 2, 3, 5, 6, 7, 8, 13, 20, 32, 33};
+    static const int64_t ms[] = {1, 2, 3, 5, 6, 7, 8, 13, 20, 21, 32, 33}; /* crossover 20: dispatch.c */
     static const int64_t kn[][2] = {{300, 45}, {37, 17}, {513, 70}, {5, 3}};
     const zi_dtype dts[3] = {ZI_F32, ZI_BF16, ZI_F16};
     int c = 0;
