@@ -4,6 +4,7 @@
  * the per-ISA files gemm_<isa>.c, attention_<isa>.c, eltwise_<isa>.c.
  *
  * Paths: avx512 -> 14x32 zmm fp32 microkernel; avx2 -> 6x16 ymm; c -> portable 4-float vectors.
+ * kn_linear with few rows (M <= KN_SMALLM_MAX_M) runs the small-M GEMM (gemm_smallm_<isa>.c) instead.
  * In the bf16 precision mode, kn_linear runs on AMX tiles on amx, on vdpbf16ps on avx512bf16,
  * on an exact emulation of vdpbf16ps on c, and on the fp32 kernels with rounded
  * inputs on avx2/avx512 (no bf16 units there). Attention in bf16 mode runs on AMX tiles on amx,
@@ -88,7 +89,7 @@ void kn_wsrc_to_f32(const kn_wsrc *B, int64_t row, int64_t col, int64_t n, float
 /* ---------------------------------------------------------------- matmul */
 
 /* Rows of x up to which kn_linear takes the small-M GEMM (gemm_smallm_impl.h: W streamed once, no
- * packing) instead of the packed GEMM. Measured (PERF.md entry 21, Zen 3 avx2, BF16 and Q8_0 weights at
+ * packing) instead of the packed GEMM. Measured (PERF.md entry 22, Zen 3 avx2, BF16 and Q8_0 weights at
  * the text encoder's shapes): 2-3x faster at M = 1 (adaLN, timestep), 1.2-1.8x at M = 4..16, a tie at
  * M = 20 (both reach the same FMA rate: compute-bound there), 5-30% slower from M = 24 (the packed
  * microkernel's 6 x 16 tile reuses more per load). In bf16 mode on paths with bf16 units (gemm_bf16)

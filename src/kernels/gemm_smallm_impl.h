@@ -139,7 +139,7 @@ static void sm_item(const sm_call *c, int64_t n0, int64_t nb, vf *acc, float *bu
     for (int64_t k0 = 0; k0 < K; k0 += SM_KC) {
         int64_t kc = K - k0 < SM_KC ? K - k0 : SM_KC;
         if (c->buffered) sm_fill(c, n0, nb, k0, kc, buf); // W[n0.., k0..] -> buf [nb][SM_KC] f32
-        if (!c->buffered && k0 + SM_KC < K) /* the next chunk of these rows from DRAM meanwhile (PERF.md 21) */
+        if (!c->buffered && k0 + SM_KC < K) /* the next chunk of these rows from DRAM meanwhile (PERF.md 22) */
             for (int64_t i = 0; i < nb; i++) {
                 const char *p = kn_wsrc_at(B, n0 + i, k0 + SM_KC);
                 int64_t nbytes = (K - k0 - SM_KC < SM_KC ? K - k0 - SM_KC : SM_KC) * (int64_t)B->es;
