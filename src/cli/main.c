@@ -69,6 +69,15 @@ static void usage(FILE *f) {
             "Environment: ZIMAGE_MODEL is the default for -m.\n");
 }
 
+/* "auto" | "f32" | "bf16" -> ZIMAGE_PRECISION_*; -1 otherwise. */
+static int precision_parse(const char *s, int *out) {
+    static const char *const names[] = {"auto", "f32", "bf16"};
+    static const int values[] = {ZIMAGE_PRECISION_AUTO, ZIMAGE_PRECISION_F32, ZIMAGE_PRECISION_BF16};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) return *out = values[i], 0;
+    return -1;
+}
+
 static int die(const char *fmt, const char *a) {
     fprintf(stderr, "zimage: ");
     fprintf(stderr, fmt, a);
@@ -465,23 +474,10 @@ int main(int argc, char **argv) {
             lp.n_threads = (int)v;
         } else if (!strcmp(a, "--precision")) {
             NEED();
-            if (!strcmp(val, "auto"))
-                lp.precision = ZIMAGE_PRECISION_AUTO;
-            else if (!strcmp(val, "f32"))
-                lp.precision = ZIMAGE_PRECISION_F32;
-            else if (!strcmp(val, "bf16"))
-                lp.precision = ZIMAGE_PRECISION_BF16;
-            else
-                return die("--precision: '%s' is not one of auto, f32, bf16", val);
+            if (precision_parse(val, &lp.precision)) return die("--precision: '%s' is not one of auto, f32, bf16", val);
         } else if (!strcmp(a, "--vae-precision")) {
             NEED();
-            if (!strcmp(val, "auto"))
-                lp.vae_precision = ZIMAGE_PRECISION_AUTO;
-            else if (!strcmp(val, "f32"))
-                lp.vae_precision = ZIMAGE_PRECISION_F32;
-            else if (!strcmp(val, "bf16"))
-                lp.vae_precision = ZIMAGE_PRECISION_BF16;
-            else
+            if (precision_parse(val, &lp.vae_precision))
                 return die("--vae-precision: '%s' is not one of auto, f32, bf16", val);
         } else {
             fprintf(stderr, "zimage: unknown option '%s' (see zimage --help)\n", a);

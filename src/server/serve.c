@@ -62,6 +62,15 @@ static int serve_int(const char *opt, const char *s, long lo, long hi, long *out
     return 0;
 }
 
+/* "auto" | "f32" | "bf16" -> ZIMAGE_PRECISION_*; -1 otherwise. */
+static int serve_precision(const char *s, int *out) {
+    static const char *const names[] = {"auto", "f32", "bf16"};
+    static const int values[] = {ZIMAGE_PRECISION_AUTO, ZIMAGE_PRECISION_F32, ZIMAGE_PRECISION_BF16};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) return *out = values[i], 0;
+    return -1;
+}
+
 int zimage_serve_main(int argc, char **argv) {
     zimage_load_params lp = zimage_load_params_default();
     const char *host = "127.0.0.1", *api_key = getenv("ZIMAGE_API_KEY");
@@ -125,25 +134,13 @@ int zimage_serve_main(int argc, char **argv) {
             if (serve_int(a, val, 2, 1024, &max_conn)) return 2;
         } else if (!strcmp(a, "--precision")) {
             NEED();
-            if (!strcmp(val, "auto"))
-                lp.precision = ZIMAGE_PRECISION_AUTO;
-            else if (!strcmp(val, "f32"))
-                lp.precision = ZIMAGE_PRECISION_F32;
-            else if (!strcmp(val, "bf16"))
-                lp.precision = ZIMAGE_PRECISION_BF16;
-            else {
+            if (serve_precision(val, &lp.precision)) {
                 fprintf(stderr, "zimage serve: --precision: '%s' is not one of auto, f32, bf16\n", val);
                 return 2;
             }
         } else if (!strcmp(a, "--vae-precision")) {
             NEED();
-            if (!strcmp(val, "auto"))
-                lp.vae_precision = ZIMAGE_PRECISION_AUTO;
-            else if (!strcmp(val, "f32"))
-                lp.vae_precision = ZIMAGE_PRECISION_F32;
-            else if (!strcmp(val, "bf16"))
-                lp.vae_precision = ZIMAGE_PRECISION_BF16;
-            else {
+            if (serve_precision(val, &lp.vae_precision)) {
                 fprintf(stderr, "zimage serve: --vae-precision: '%s' is not one of auto, f32, bf16\n", val);
                 return 2;
             }
