@@ -141,6 +141,7 @@ test: all $(BUILD)/example-generate
 	$(BUILD)/zimage-unit $(FIXTURES)
 	$(BUILD)/zimage-golden $(FIXTURES)
 	$(BUILD)/zimage-golden --precision bf16 $(FIXTURES)
+	$(BUILD)/zimage-golden --precision int8 $(FIXTURES)
 	@echo "golden-bf16 on the portable path (emulated vdpbf16ps GEMM and attention):"
 	ZIMAGE_ISA=c $(BUILD)/zimage-golden --precision bf16 $(FIXTURES) > $(BUILD)/golden-bf16-c.log || { cat $(BUILD)/golden-bf16-c.log; exit 1; }
 	tail -1 $(BUILD)/golden-bf16-c.log

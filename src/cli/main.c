@@ -60,8 +60,9 @@ static void usage(FILE *f) {
             "  -t, --threads N          worker threads (default: all cores)\n"
             "  -v, --verbose            more detail\n"
             "  -h, --help               this help\n"
-            "      --precision P        auto|f32|bf16: arithmetic of text encoder and DiT (auto: bf16 where\n"
-            "                           the CPU has bf16 units zimage uses, else f32; see zimage info)\n"
+            "      --precision P        auto|f32|bf16|int8: arithmetic of text encoder and DiT (auto: bf16 where\n"
+            "                           the CPU has bf16 units zimage uses, else f32; int8: GGUF-quantized\n"
+            "                           matmuls on int8 dot products, the rest as bf16; see zimage info)\n"
             "      --vae-precision P    auto|f32|bf16: arithmetic of the VAE (auto: as --precision; f32: the\n"
             "                           official loader's fp32 VAE)\n"
             "      --version            print the version, CPU features and kernel path (also: zimage info)\n"
@@ -471,8 +472,10 @@ int main(int argc, char **argv) {
                 lp.precision = ZIMAGE_PRECISION_F32;
             else if (!strcmp(val, "bf16"))
                 lp.precision = ZIMAGE_PRECISION_BF16;
+            else if (!strcmp(val, "int8"))
+                lp.precision = ZIMAGE_PRECISION_INT8;
             else
-                return die("--precision: '%s' is not one of auto, f32, bf16", val);
+                return die("--precision: '%s' is not one of auto, f32, bf16, int8", val);
         } else if (!strcmp(a, "--vae-precision")) {
             NEED();
             if (!strcmp(val, "auto"))

@@ -146,6 +146,7 @@ static int detect_base_model(const char *transformer_path) {
  * faster; elsewhere the bf16 mode only rounds inputs on the f32 units, so AUTO is f32. */
 kn_precision zi_precision_resolve(int precision, kn_isa isa) {
     if (precision == ZIMAGE_PRECISION_BF16) return KN_PREC_BF16;
+    if (precision == ZIMAGE_PRECISION_INT8) return KN_PREC_INT8;
     if (precision == ZIMAGE_PRECISION_F32) return KN_PREC_F32;
     kn_isa saved = kn_get_isa();
     kn_set_isa(isa);
@@ -174,8 +175,8 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
     if (!m) return -1;
     m->n_threads = p->n_threads;
     if (kn_isa_default(&m->isa)) goto fail;
-    if (p->precision < ZIMAGE_PRECISION_AUTO || p->precision > ZIMAGE_PRECISION_BF16) {
-        zi_err("precision = %d: expected ZIMAGE_PRECISION_AUTO, _F32 or _BF16", p->precision);
+    if (p->precision < ZIMAGE_PRECISION_AUTO || p->precision > ZIMAGE_PRECISION_INT8) {
+        zi_err("precision = %d: expected ZIMAGE_PRECISION_AUTO, _F32, _BF16 or _INT8", p->precision);
         goto fail;
     }
     m->precision = zi_precision_resolve(p->precision, m->isa);
