@@ -66,7 +66,7 @@ const char *kn_bf16_describe(void) {
 
 const char *kn_int8_describe(void) {
     const char *name;
-    kn_gemm_q8_get(&name);
+    kn_gemm_q8_get(ZI_Q4_K, &name);
     return name;
 }
 
@@ -122,7 +122,7 @@ int kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_
     int bf16 = prec == KN_PREC_BF16 || prec == KN_PREC_INT8;
     if (prec == KN_PREC_INT8 && M > 4 && kn_q8_kind(W->dtype) && W->cols % 32 == 0 &&
         (W->scale == 0.0f || W->scale == 1.0f)) { /* int8 mode: block-quantized W on int8 units */
-        if (kn_gemm_q8_get(NULL)(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, T)) return -1;
+        if (kn_gemm_q8_get(W->dtype, NULL)(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, T)) return -1;
     } else if (bf16 && im->gemm_bf16 && M > 4) {
         if (im->gemm_bf16(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, T)) return -1;
     } else if (im->gemm(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, bf16, T)) {

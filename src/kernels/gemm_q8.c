@@ -10,9 +10,9 @@
 
 int kn_q8_kind(zi_dtype dt) {
     switch (dt) {
-    case ZI_Q8_0:
+    case ZI_Q8_0: return 1;
     case ZI_Q4_0:
-    case ZI_Q5_0: return 1;
+    case ZI_Q5_0:
     case ZI_Q4_1:
     case ZI_Q5_1:
     case ZI_Q4_K:
@@ -50,12 +50,12 @@ void kn_q8_unpack(zi_dtype dt, const void *src, int64_t n, int8_t *q, float *d, 
         break;
     }
     case ZI_Q4_0: {
-        const zi_block_q4_0 *x = src;
+        const zi_block_q4_0 *x = src; /* w = d (q - 8) = d q - 8 d (8 d exact): q stays unsigned */
         for (int64_t b = 0; b < nb; b++, q += 32) {
-            d[b] = zi_f16_to_f32(x[b].d), m[b] = 0.0f;
+            d[b] = zi_f16_to_f32(x[b].d), m[b] = 8.0f * d[b];
             for (int j = 0; j < 16; j++) {
-                q[j] = (int8_t)((x[b].qs[j] & 0x0F) - 8);
-                q[j + 16] = (int8_t)((x[b].qs[j] >> 4) - 8);
+                q[j] = (int8_t)(x[b].qs[j] & 0x0F);
+                q[j + 16] = (int8_t)(x[b].qs[j] >> 4);
             }
         }
         break;
@@ -78,7 +78,7 @@ void kn_q8_unpack(zi_dtype dt, const void *src, int64_t n, int8_t *q, float *d, 
             int off;
             if (dt == ZI_Q5_0) {
                 const zi_block_q5_0 *x = (const zi_block_q5_0 *)src + b;
-                d[b] = zi_f16_to_f32(x->d), m[b] = 0.0f, qs = x->qs, qhp = x->qh, off = 16;
+                d[b] = zi_f16_to_f32(x->d), m[b] = 16.0f * d[b], qs = x->qs, qhp = x->qh, off = 0; /* as Q4_0 */
             } else {
                 const zi_block_q5_1 *x = (const zi_block_q5_1 *)src + b;
                 d[b] = zi_f16_to_f32(x->d), m[b] = -zi_f16_to_f32(x->m), qs = x->qs, qhp = x->qh, off = 0;
@@ -145,15 +145,17 @@ void kn_q8_quant_block(const float *x, int8_t *q, float *d, float *sx) {
     *sx = dd * (float)sum;
 }
 
-kn_gemm_q8_fn kn_gemm_q8_get(const char **name) {
+kn_gemm_q8_fn kn_gemm_q8_get(zi_dtype dt, const char **name) {
     const char *nm = "generic (emulated vpdpbusd)";
     kn_gemm_q8_fn f = kn_gemm_q8_generic;
+    (void)dt;
 #if defined(__x86_64__)
     kn_isa isa = kn_get_isa();
     if (isa >= KN_ISA_AVX512 && kn_cpu_has_avx512vnni())
         nm = "avx512vnni (vpdpbusd)", f = kn_gemm_q8_avx512vnni;
-    else if (isa >= KN_ISA_AVX2) /* AVX-512 without VNNI runs the AVX2 kernel */
-        nm = "avx2 (vpmaddwd on int16)", f = kn_gemm_q8_avx2;
+    else if (isa >= KN_ISA_AVX2) /* AVX-512 without VNNI runs the AVX2 kernels */
+        nm = "avx2 (vpmaddubsw on u8 weights for the 4/5-bit types, vpmaddwd on int16 for Q8_0)",
+        f = kn_q8_kind(dt) == 2 ? kn_gemm_q8_avx2u : kn_gemm_q8_avx2;
 #endif
     if (name) *name = nm;
     return f;

@@ -18,8 +18,8 @@
 
 #define KQ_BLK 32 /* elements per activation / weight block */
 
-/* 0: dt has no int8 panel form (today's dequantize path runs it); 1: w = d * q;
- * 2: w = d * q - m (an offset: Q4_1, Q5_1, Q4_K, Q5_K). */
+/* 0: dt has no int8 panel form (today's dequantize path runs it); 1: w = d * q, q signed (Q8_0);
+ * 2: w = d * q - m with q in [0, 31] (Q4_0, Q5_0 as d q - 8 d / d q - 16 d; Q4_1, Q5_1, Q4_K, Q5_K). */
 int kn_q8_kind(zi_dtype dt);
 /* Unpack n weights (n a multiple of 32; src at a block start of dt, n whole blocks of dt) into
  * q[n] (int8), d[n / 32] and m[n / 32] with weight k = d[k / 32] * q[k] - m[k / 32] exactly
@@ -35,13 +35,15 @@ void kn_q8_quant_block(const float *x, int8_t *q, float *d, float *sx);
 KN_DECLARE_Q8(generic) /* the VNNI template on an emulated vpdpbusd: the portable path */
 #if defined(__x86_64__)
 KN_DECLARE_Q8(avx2)
+KN_DECLARE_Q8(avx2u) /* unsigned (offset) weight types only: vpmaddubsw */
 KN_DECLARE_Q8(avx512vnni)
 #endif
 
-/* The instance for the calling thread's path (avx512vnni on avx512/avx512bf16/amx CPUs with
- * AVX512-VNNI, avx2, else generic) and its name. */
+/* The instance for weights of type dt on the calling thread's path (avx512vnni on
+ * avx512/avx512bf16/amx CPUs with AVX512-VNNI; avx2u for kind-2 types / avx2 on AVX2; else
+ * generic) and its description (NULL ok). */
 typedef int (*kn_gemm_q8_fn)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                              const kn_wsrc *B, const float *bias, int acc, int T);
-kn_gemm_q8_fn kn_gemm_q8_get(const char **name);
+kn_gemm_q8_fn kn_gemm_q8_get(zi_dtype dt, const char **name);
 
 #endif

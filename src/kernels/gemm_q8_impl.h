@@ -15,7 +15,12 @@
  * Driver, blocking and threading: gemm_driver_impl.h (A quantized and packed once per row
  * super-block, shared by the threads; items of column chunks x row ranges pack their W slice).
  * Needs: KQ_VW (int32 lanes), KQ_NV (vectors per NR), KQ_MR, KQ_G, KQ_ABIAS, types qi/qf and
- * qi_zero/qi_bcast/qi_loadw/qi_sub/qf_load/qf_store/qf_set1/qf_mul/qf_fma/qf_fnma/qf_cvt, KN_FN. */
+ * qi_zero/qi_bcast/qi_loadw/qi_sub/qi_dot/qf_load/qf_store/qf_set1/qf_mul/qf_fma/qf_fnma/qf_cvt, KN_FN;
+ * KQ_U8W 1 (vecq_avx2u.h): weights are u8 <= 31 (kind-2 types only), activations s8, and
+ * qi_dot16 (int16 products) / qi_widen (int16 pairs -> int32) replace qi_dot. */
+#ifndef KQ_U8W
+#define KQ_U8W 0
+#endif
 #include <string.h>
 
 #include "gemm_driver_impl.h"
@@ -33,9 +38,9 @@
 /* one group word from G int8 values (a: activation side) */
 static inline uint32_t kq_word(const int8_t *q, int a) {
     if (KQ_G == 2) return (uint32_t)(uint16_t)(int16_t)q[0] | ((uint32_t)(uint16_t)(int16_t)q[1] << 16);
-    uint32_t w = 0;
-    for (int e = 0; e < KQ_G; e++) w |= (uint32_t)(uint8_t)(q[e] + (a ? KQ_ABIAS : 0)) << (8 * e);
-    return w;
+    uint32_t w;
+    memcpy(&w, q, 4); /* four bytes, little-endian; + 128 in each byte (no carries: bytes are u8 after) */
+    return a && KQ_ABIAS ? w ^ 0x80808080u : w;
 }
 
 /* ---------------------------------------------------------------- packing */
@@ -87,7 +92,8 @@ static void kq_pack_b(char *bp, const kn_wsrc *B, int64_t n0, int64_t nc, int64_
             for (int64_t b = 0; b < nb; b++) {
                 int32_t s = 0;
                 for (int g = 0; g < KQ_GPB; g++) qb[(b * KQ_GPB + g) * KQ_NR + j] = kq_word(q + b * KQ_BLK + g * KQ_G, 0);
-                for (int k = 0; k < KQ_BLK; k++) s += q[b * KQ_BLK + k];
+                if (KQ_ABIAS)
+                    for (int k = 0; k < KQ_BLK; k++) s += q[b * KQ_BLK + k];
                 dw[b * KQ_NR + j] = d[b], mw[b * KQ_NR + j] = m[b], cw[b * KQ_NR + j] = KQ_ABIAS * s;
             }
         }
@@ -114,6 +120,23 @@ static void kq_ukr(int64_t nb, const char *ap, const char *bpan, int off, float 
 #pragma GCC unroll 4
             for (int v = 0; v < KQ_NV; v++) s[i][v] = qi_zero();
         const uint32_t *a = qa + b * KQ_GPB * KQ_MR, *w = qb + b * KQ_GPB * KQ_NR;
+#if KQ_U8W
+        /* u8 weights <= 31: 4 groups of products summed in int16 (<= 4 * 2 * 31 * 127 < 2^15), widened once */
+        for (int g0 = 0; g0 < KQ_GPB; g0 += 4)
+#pragma GCC unroll 4
+            for (int v = 0; v < KQ_NV; v++) {
+                qi b0 = qi_loadw(w + (g0 + 0) * KQ_NR + v * KQ_VW), b1 = qi_loadw(w + (g0 + 1) * KQ_NR + v * KQ_VW);
+                qi b2 = qi_loadw(w + (g0 + 2) * KQ_NR + v * KQ_VW), b3 = qi_loadw(w + (g0 + 3) * KQ_NR + v * KQ_VW);
+#pragma GCC unroll 16
+                for (int i = 0; i < KQ_MR; i++) {
+                    qi t = qi_dot16(qi_zero(), qi_bcast(a[(g0 + 0) * KQ_MR + i]), b0);
+                    t = qi_dot16(t, qi_bcast(a[(g0 + 1) * KQ_MR + i]), b1);
+                    t = qi_dot16(t, qi_bcast(a[(g0 + 2) * KQ_MR + i]), b2);
+                    t = qi_dot16(t, qi_bcast(a[(g0 + 3) * KQ_MR + i]), b3);
+                    s[i][v] = qi_widen(s[i][v], t);
+                }
+            }
+#else
         for (int g = 0; g < KQ_GPB; g++) { // one group of k: [MR] x [NR] int32 += G products each
             qi bv[KQ_NV];
 #pragma GCC unroll 4
@@ -125,6 +148,7 @@ static void kq_ukr(int64_t nb, const char *ap, const char *bpan, int off, float 
                 for (int v = 0; v < KQ_NV; v++) s[i][v] = qi_dot(s[i][v], av, bv[v]);
             }
         }
+#endif
         /* block b done: exact int32 sums -> scale and accumulate in f32 */
 #pragma GCC unroll 4
         for (int v = 0; v < KQ_NV; v++) {
@@ -183,7 +207,7 @@ static void kq_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
 int KN_FN(kn_gemm_q8)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                       const kn_wsrc *B, const float *bias, int acc, int T) {
     if (M <= 0 || N <= 0 || K <= 0) return 0;
-    if (K % KQ_BLK || !kn_q8_kind(B->dt)) return zi_err("int8 GEMM: K = %lld or the weight type unsupported", (long long)K);
+    if (K % KQ_BLK || !kn_q8_kind(B->dt) || (KQ_U8W && kn_q8_kind(B->dt) != 2)) return zi_err("int8 GEMM: K = %lld or the weight type unsupported", (long long)K);
     static const kn_gemm_plan plan = {"int8", KQ_MR, KQ_NR, KQ_KC, KQ_MC, KQ_NC, KQ_ROWS, KQ_ELEM, 0,
                                       kq_pack_a, kq_item, NULL, NULL};
     kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 0};

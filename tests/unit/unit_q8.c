@@ -1,6 +1,7 @@
 /* unit_q8.c - the int8-activation GEMM (src/kernels/gemm_q8*.c, the int8 precision mode) vs a
  * double-precision reference built from the same quantized activations and weights, on every
- * instance this CPU runs (generic = the VNNI template on an emulated vpdpbusd, avx2, avx512vnni;
+ * instance this CPU runs (generic = the VNNI template on an emulated vpdpbusd, avx2, avx2u,
+ * avx512vnni;
  * a SKIP line names the others and why), plus the dispatch through kn_linear.
  *
  * The bound (docs/PRECISION.md, "int8 mode"): with exact int32 block sums, the only error is f32
@@ -182,7 +183,7 @@ static void kq_dispatch_checks(void) {
         kn_set_precision(KN_PREC_INT8);
         int rc = kn_linear(y, x, M, &W, NULL);
         if (c == 0) {
-            rc |= kn_gemm_q8_get(NULL)(z, N, x, K, M, N, K, &B, NULL, 0, 1);
+            rc |= kn_gemm_q8_get(dt, NULL)(z, N, x, K, M, N, K, &B, NULL, 0, 1);
         } else {
             kn_set_precision(KN_PREC_BF16);
             rc |= kn_linear(z, x, M, &W, NULL);
@@ -235,6 +236,7 @@ void unit_q8(void) {
             free(kq_run(kn_gemm_q8_generic, "generic (emulated VNNI)", M, K, N, dt, acc, 1, g));
 #if defined(__x86_64__)
             if (have_avx2) free(kq_run(kn_gemm_q8_avx2, "avx2", M, K, N, dt, acc, 2, g));
+            if (have_avx2 && kn_q8_kind(dt) == 2) free(kq_run(kn_gemm_q8_avx2u, "avx2u", M, K, N, dt, acc, 2, g));
             if (have_vnni) free(kq_run(kn_gemm_q8_avx512vnni, "avx512vnni", M, K, N, dt, acc, 2, g));
 #endif
             free(g);
@@ -242,7 +244,7 @@ void unit_q8(void) {
     kq_dispatch_checks();
     kq_nan_check(kn_gemm_q8_generic, "generic");
 #if defined(__x86_64__)
-    if (have_avx2) kq_nan_check(kn_gemm_q8_avx2, "avx2");
+    if (have_avx2) kq_nan_check(kn_gemm_q8_avx2, "avx2"), kq_nan_check(kn_gemm_q8_avx2u, "avx2u");
 #endif
-    printf("  int8 GEMM: %d types, generic%s%s\n", KQ_NTYPES, have_avx2 ? " + avx2" : "", have_vnni ? " + avx512vnni" : "");
+    printf("  int8 GEMM: %d types, generic%s%s\n", KQ_NTYPES, have_avx2 ? " + avx2 + avx2u" : "", have_vnni ? " + avx512vnni" : "");
 }
