@@ -1,5 +1,5 @@
 /* bench_int8.c - the int8 precision mode's GEMM (gemm_q8*) vs the f32 and bf16 modes on
- * block-quantized weights (PERF.md entry 21). Modes are alternated rep by rep in one run (A/B/C,
+ * block-quantized weights (PERF.md entry 22). Modes are alternated rep by rep in one run (A/B/C,
  * A/B/C, ...) so load from other jobs hits all alike; medians of --reps. Also the fp32 FMA peak
  * (AVX2, register-only loop) and the int16 vpmaddwd peak, measured in the same program.
  *
