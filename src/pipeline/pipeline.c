@@ -185,8 +185,9 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
         goto fail;
     }
     m->low_memory = p->low_memory != 0;
-    m->vae_precision = p->vae_precision == ZIMAGE_PRECISION_AUTO ? m->precision
-                                                                  : zi_precision_resolve(p->vae_precision, m->isa);
+    m->vae_precision = p->vae_precision != ZIMAGE_PRECISION_AUTO ? zi_precision_resolve(p->vae_precision, m->isa)
+                       : m->precision == KN_PREC_INT8 ? KN_PREC_BF16 /* int8 mode: the VAE as bf16 */
+                                                      : m->precision;
     kn_set_threads(m->n_threads); /* kernel settings belong to the calling thread */
     kn_set_isa(m->isa);
     m->transformer_path = zi_pipeline_component_path(p->transformer, p->model_dir, "transformer");
