@@ -137,7 +137,7 @@ void kn_q8_quant_block(const float *x, int8_t *q, float *d, float *sx) {
     if (!(id <= 3.4028235e38f)) id = 0.0f, dd = 0.0f; /* |x| < ~1e-36 (1/d overflows): all q = 0 */
     int sum = 0;
     for (int k = 0; k < KQ_BLK; k++) {
-        int v = (int)roundf(x[k] * id);
+        int v = id != 0.0f ? (int)roundf(x[k] * id) : 0; /* id != 0: every x finite, |x id| <= ~127 */
         q[k] = (int8_t)v;
         sum += v;
     }
