@@ -43,6 +43,8 @@ ifeq ($(UNAME_M),x86_64)
 ISA_avx2 = -mavx2 -mfma -mf16c
 ISA_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 ISA_avx512bf16 = $(ISA_avx512) -mavx512bf16
+ISA_avx512vnni = $(ISA_avx512) -mavx512vnni
+ISA_avx2u = $(ISA_avx2)
 ISA_amx = $(ISA_avx512) -mavx512bf16 -mamx-tile -mamx-bf16
 endif
 # flags of one source file: the ISA named by its suffix (gemm_avx2.c -> ISA_avx2)
@@ -140,6 +142,7 @@ test: all $(BUILD)/example-generate
 	$(BUILD)/zimage-unit $(FIXTURES)
 	$(BUILD)/zimage-golden $(FIXTURES)
 	$(BUILD)/zimage-golden --precision bf16 $(FIXTURES)
+	$(BUILD)/zimage-golden --precision int8 $(FIXTURES)
 	@echo "golden-bf16 on the portable path (emulated vdpbf16ps GEMM and attention):"
 	ZIMAGE_ISA=c $(BUILD)/zimage-golden --precision bf16 $(FIXTURES) > $(BUILD)/golden-bf16-c.log || { cat $(BUILD)/golden-bf16-c.log; exit 1; }
 	tail -1 $(BUILD)/golden-bf16-c.log

@@ -1,11 +1,13 @@
 /* bench_quant.c - DiT output error of quantized checkpoints against a reference.
  *
- *   build/bench_quant REF_DIT DIT [DIT ...] [--hw N] [--cap N] [--threads N]
+ *   build/bench_quant REF_DIT DIT [DIT ...] [--hw N] [--cap N] [--threads N] [--precision f32|bf16|int8]
  *
  * Runs one DiT forward (t = 0.5, latent N x N, `cap` caption tokens; fixed random inputs) with
  * the reference checkpoint (e.g. the bf16 diffusers folder) and with each other checkpoint
  * (e.g. GGUFs written by `zimage quantize`), one model in memory at a time, and prints the
- * relative L2 error ||out - ref|| / ||ref||, the forward time and the peak RSS so far. */
+ * relative L2 error ||out - ref|| / ||ref||, the forward time and the peak RSS so far.
+ * --precision: the kernels' mode for the compared checkpoints (the reference always runs in f32);
+ * e.g. `bench_quant q4_0.gguf q4_0.gguf --precision int8` is the int8 mode's error alone. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,7 @@ static int run(const char *path, int hw, int cap_len, float **out, double *secs)
 
 int main(int argc, char **argv) {
     int hw = 32, cap = 32, threads = 2, n_paths = 0;
+    kn_precision prec = KN_PREC_F32;
     const char *paths[32];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--hw") && i + 1 < argc)
@@ -67,11 +70,16 @@ int main(int argc, char **argv) {
             cap = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            const char *p = argv[++i];
+            prec = !strcmp(p, "int8") ? KN_PREC_INT8 : !strcmp(p, "bf16") ? KN_PREC_BF16 : KN_PREC_F32;
+            if (strcmp(p, "int8") && strcmp(p, "bf16") && strcmp(p, "f32")) hw = -1;
+        }
         else if (n_paths < 32)
             paths[n_paths++] = argv[i];
     }
     if (n_paths < 2 || hw < 2 || hw % 2 || cap < 1) {
-        fprintf(stderr, "usage: bench_quant REF_DIT DIT [DIT ...] [--hw N] [--cap N] [--threads N]\n");
+        fprintf(stderr, "usage: bench_quant REF_DIT DIT [DIT ...] [--hw N] [--cap N] [--threads N] [--precision f32|bf16|int8]\n");
         return 2;
     }
     kn_set_threads(threads);
@@ -85,6 +93,7 @@ int main(int argc, char **argv) {
     double rr = 0;
     for (int64_t i = 0; i < n; i++) rr += (double)ref[i] * ref[i];
     printf("%-60s forward %7.2f s  (reference)  peak RSS %.2f GiB\n", paths[0], secs, peak_gib());
+    kn_set_precision(prec);
     for (int k = 1; k < n_paths; k++) {
         if (run(paths[k], hw, cap, &o, &secs)) {
             fprintf(stderr, "bench_quant: %s\n", zi_last_error());

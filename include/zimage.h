@@ -96,6 +96,10 @@ typedef struct {
 #define ZIMAGE_PRECISION_AUTO 0
 #define ZIMAGE_PRECISION_F32 1
 #define ZIMAGE_PRECISION_BF16 2
+/* INT8: matmuls whose weights are block-quantized (GGUF Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K)
+ * run on int8 dot products with activations quantized per block of 32 (like ggml); everything
+ * else as BF16. Never chosen by AUTO (docs/PRECISION.md, PERF.md entry 23). */
+#define ZIMAGE_PRECISION_INT8 3
 
 typedef enum {
     ZIMAGE_STAGE_LOAD = 0,

@@ -60,8 +60,9 @@ static void usage(FILE *f) {
             "  -t, --threads N          worker threads (default: all cores)\n"
             "  -v, --verbose            more detail\n"
             "  -h, --help               this help\n"
-            "      --precision P        auto|f32|bf16: arithmetic of text encoder and DiT (auto: bf16 where\n"
-            "                           the CPU has bf16 units zimage uses, else f32; see zimage info)\n"
+            "      --precision P        auto|f32|bf16|int8: arithmetic of text encoder and DiT (auto: bf16 where\n"
+            "                           the CPU has bf16 units zimage uses, else f32; int8: GGUF-quantized\n"
+            "                           matmuls on int8 dot products, the rest as bf16; see zimage info)\n"
             "      --vae-precision P    auto|f32|bf16: arithmetic of the VAE (auto: as --precision; f32: the\n"
             "                           official loader's fp32 VAE)\n"
             "      --version            print the version, CPU features and kernel path (also: zimage info)\n"
@@ -70,10 +71,12 @@ static void usage(FILE *f) {
 }
 
 /* "auto" | "f32" | "bf16" -> ZIMAGE_PRECISION_*; -1 otherwise. */
-static int precision_parse(const char *s, int *out) {
-    static const char *const names[] = {"auto", "f32", "bf16"};
-    static const int values[] = {ZIMAGE_PRECISION_AUTO, ZIMAGE_PRECISION_F32, ZIMAGE_PRECISION_BF16};
-    for (int i = 0; i < 3; i++)
+/* int8 is a DiT/text-encoder mode only (the VAE's convs have no int8 form). */
+static int precision_parse(const char *s, int allow_int8, int *out) {
+    static const char *const names[] = {"auto", "f32", "bf16", "int8"};
+    static const int values[] = {ZIMAGE_PRECISION_AUTO, ZIMAGE_PRECISION_F32, ZIMAGE_PRECISION_BF16,
+                                 ZIMAGE_PRECISION_INT8};
+    for (int i = 0; i < (allow_int8 ? 4 : 3); i++)
         if (!strcmp(s, names[i])) return *out = values[i], 0;
     return -1;
 }
@@ -474,10 +477,11 @@ int main(int argc, char **argv) {
             lp.n_threads = (int)v;
         } else if (!strcmp(a, "--precision")) {
             NEED();
-            if (precision_parse(val, &lp.precision)) return die("--precision: '%s' is not one of auto, f32, bf16", val);
+            if (precision_parse(val, 1, &lp.precision))
+                return die("--precision: '%s' is not one of auto, f32, bf16, int8", val);
         } else if (!strcmp(a, "--vae-precision")) {
             NEED();
-            if (precision_parse(val, &lp.vae_precision))
+            if (precision_parse(val, 0, &lp.vae_precision))
                 return die("--vae-precision: '%s' is not one of auto, f32, bf16", val);
         } else {
             fprintf(stderr, "zimage: unknown option '%s' (see zimage --help)\n", a);

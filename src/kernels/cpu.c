@@ -172,6 +172,11 @@ kn_isa kn_isa_best(void) {
     return cpu_best();
 }
 
+int kn_cpu_has_avx512vnni(void) {
+    const kn_cpu_features *f = cpu_get();
+    return cpu_supported(KN_ISA_AVX512, NULL) && f->avx512vnni;
+}
+
 int kn_isa_supported(kn_isa isa, const char **why) {
     pthread_once(&kn_cpu_once, cpu_detect);
     return cpu_supported(isa, why);

@@ -9,11 +9,13 @@
  * on an exact emulation of vdpbf16ps on c, and on the fp32 kernels with rounded
  * inputs on avx2/avx512 (no bf16 units there). Attention in bf16 mode runs on AMX tiles on amx,
  * on vdpbf16ps on avx512bf16 (its emulation on c), on the fp32 kernels with rounded inputs on
- * avx2/avx512. */
+ * avx2/avx512. In the int8 precision mode, kn_linear on block-quantized weights (M > 4) runs the
+ * int8-activation GEMM (gemm_q8.h: avx512vnni / avx2 / portable), everything else as bf16. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/error.h"
+#include "gemm_q8.h"
 #include "impl.h"
 
 #define KN_TABLE(isa, bf16, att_bf16)                                                                         \
@@ -63,6 +65,12 @@ const char *kn_bf16_describe(void) {
     case KN_ISA_C: return "GEMM and attention on an exact emulation of vdpbf16ps";
     default: return "GEMM and attention on the fp32 kernels with bf16-rounded inputs (no bf16 units)";
     }
+}
+
+const char *kn_int8_describe(void) {
+    const char *name;
+    kn_gemm_q8_get(ZI_Q4_K, &name);
+    return name;
 }
 
 /* ---------------------------------------------------------------- weight sources */
@@ -121,8 +129,12 @@ int kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_
     const kn_impl *im = kn_impl_get();
     int T = kn_get_threads();
     kn_wsrc B = kn_wsrc_of_mat(W);
-    int bf16 = kn_get_precision() == KN_PREC_BF16;
-    if (bf16 && im->gemm_bf16 && M > 4) {
+    kn_precision prec = kn_get_precision();
+    int bf16 = prec == KN_PREC_BF16 || prec == KN_PREC_INT8;
+    if (prec == KN_PREC_INT8 && M > 4 && kn_q8_kind(W->dtype) && W->cols % 32 == 0 &&
+        (W->scale == 0.0f || W->scale == 1.0f)) { /* int8 mode: block-quantized W on int8 units */
+        if (kn_gemm_q8_get(W->dtype, NULL)(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, T)) return -1;
+    } else if (bf16 && im->gemm_bf16 && M > 4) {
         if (im->gemm_bf16(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, T)) return -1;
     } else if (M <= KN_SMALLM_MAX_M) {
         if (im->gemm_smallm(y, ldy, x, ldx, M, W->rows, W->cols, &B, bias, 0, bf16, T)) return -1;
@@ -139,7 +151,7 @@ int kn_linear(float *y, const float *x, int64_t M, const kn_mat *W, const float 
 int kn_gemm_nt(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                int64_t N, int64_t K) {
     kn_wsrc src = kn_wsrc_f32(B, ldb);
-    return kn_impl_get()->gemm(C, ldc, A, lda, M, N, K, &src, NULL, 0, kn_get_precision() == KN_PREC_BF16,
+    return kn_impl_get()->gemm(C, ldc, A, lda, M, N, K, &src, NULL, 0, kn_get_precision() != KN_PREC_F32,
                                kn_get_threads());
 }
 
@@ -151,7 +163,7 @@ int kn_attention(float *out, int64_t ldo, const float *q, int64_t ldq, const flo
     if (n_heads <= 0 || hd <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads)
         return zi_err("attention: %d heads, %d kv heads, head dim %d: invalid", n_heads, n_kv_heads, hd);
     const kn_impl *im = kn_impl_get();
-    int bf16 = kn_get_precision() == KN_PREC_BF16;
+    int bf16 = kn_get_precision() != KN_PREC_F32; /* bf16 and int8 modes */
     if (bf16 && im->attention_bf16)
         return im->attention_bf16(out, ldo, q, ldq, k, ldk, v, ldv, Lq, Lk, n_heads, n_kv_heads, hd, scale, causal,
                                   kn_get_threads());

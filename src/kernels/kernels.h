@@ -44,6 +44,8 @@ int kn_isa_parse(const char *s, kn_isa *out);
 /* 1 if this CPU/OS can run the path; otherwise 0 and *why (if why) says what is missing. */
 int kn_isa_supported(kn_isa isa, const char **why);
 kn_isa kn_isa_best(void);
+/* 1 if the CPU has AVX512-VNNI (the int8 precision mode's matmuls use vpdpbusd on AVX-512 paths). */
+int kn_cpu_has_avx512vnni(void);
 /* The process default: ZIMAGE_ISA if set and supported, else the best. -1 (with the reason,
  * *out = best) when ZIMAGE_ISA names an unknown or unsupported path. */
 int kn_isa_default(kn_isa *out);
@@ -58,7 +60,10 @@ kn_isa kn_get_isa(void);
 /* Arithmetic of matmuls and attention on this thread: f32 (inputs as stored/computed), or bf16
  * (inputs of every product rounded to bfloat16, accumulation, softmax and everything else in
  * f32: the numerics of a bf16 Linear / attention with f32 accumulation). Convs ignore it. */
-typedef enum { KN_PREC_F32 = 0, KN_PREC_BF16 } kn_precision;
+typedef enum { KN_PREC_F32 = 0, KN_PREC_BF16, KN_PREC_INT8 } kn_precision;
+/* KN_PREC_INT8: matmuls whose weights are block-quantized (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
+ * Q5_K) run on int8 units with activations quantized per block of 32 (gemm_q8.h); everything
+ * else as in bf16. */
 void kn_set_precision(kn_precision p);
 kn_precision kn_get_precision(void);
 /* Name of the fp32 kernel family actually used for GEMM/attention/conv on this thread. */
@@ -68,6 +73,8 @@ const char *kn_kernel_name(void);
 int kn_has_bf16_units(void);
 /* Where the bf16 precision mode's GEMM and attention run on the calling thread's path, in words. */
 const char *kn_bf16_describe(void);
+/* Where the int8 precision mode's quantized matmuls run on the calling thread's path, in words. */
+const char *kn_int8_describe(void);
 
 /* y[M, N] = x[M, K] . W[N, K]^T (+ bias[N] if not NULL) (+ W's low-rank adapters).
  * N = W->rows, K = W->cols. */

@@ -146,6 +146,7 @@ static int detect_base_model(const char *transformer_path) {
  * faster; elsewhere the bf16 mode only rounds inputs on the f32 units, so AUTO is f32. */
 kn_precision zi_precision_resolve(int precision, kn_isa isa) {
     if (precision == ZIMAGE_PRECISION_BF16) return KN_PREC_BF16;
+    if (precision == ZIMAGE_PRECISION_INT8) return KN_PREC_INT8;
     if (precision == ZIMAGE_PRECISION_F32) return KN_PREC_F32;
     kn_isa saved = kn_get_isa();
     kn_set_isa(isa);
@@ -174,8 +175,8 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
     if (!m) return -1;
     m->n_threads = p->n_threads;
     if (kn_isa_default(&m->isa)) goto fail;
-    if (p->precision < ZIMAGE_PRECISION_AUTO || p->precision > ZIMAGE_PRECISION_BF16) {
-        zi_err("precision = %d: expected ZIMAGE_PRECISION_AUTO, _F32 or _BF16", p->precision);
+    if (p->precision < ZIMAGE_PRECISION_AUTO || p->precision > ZIMAGE_PRECISION_INT8) {
+        zi_err("precision = %d: expected ZIMAGE_PRECISION_AUTO, _F32, _BF16 or _INT8", p->precision);
         goto fail;
     }
     m->precision = zi_precision_resolve(p->precision, m->isa);
@@ -184,8 +185,9 @@ int zimage_load(zimage_model **out, const zimage_load_params *lp) {
         goto fail;
     }
     m->low_memory = p->low_memory != 0;
-    m->vae_precision = p->vae_precision == ZIMAGE_PRECISION_AUTO ? m->precision
-                                                                  : zi_precision_resolve(p->vae_precision, m->isa);
+    m->vae_precision = p->vae_precision != ZIMAGE_PRECISION_AUTO ? zi_precision_resolve(p->vae_precision, m->isa)
+                       : m->precision == KN_PREC_INT8 ? KN_PREC_BF16 /* int8 mode: the VAE as bf16 */
+                                                      : m->precision;
     kn_set_threads(m->n_threads); /* kernel settings belong to the calling thread */
     kn_set_isa(m->isa);
     m->transformer_path = zi_pipeline_component_path(p->transformer, p->model_dir, "transformer");

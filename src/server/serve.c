@@ -40,7 +40,7 @@ static void serve_usage(FILE *f) {
             "                           may set its own with \"preview_every\"\n"
             "      --timeout S          drop clients idle for S seconds (default 30)\n"
             "      --max-connections N  simultaneous connections (default 64)\n"
-            "      --precision P        auto|f32|bf16, as for the CLI (zimage --help)\n"
+            "      --precision P        auto|f32|bf16|int8, as for the CLI (zimage --help)\n"
             "      --vae-precision P    auto|f32|bf16, as for the CLI\n"
             "      --low-memory         drop the transformer's pages before each VAE decode (peak = the larger\n"
             "                           stage, not both; each generation maps them back: ~0.2 s per GB)\n"
@@ -63,10 +63,12 @@ static int serve_int(const char *opt, const char *s, long lo, long hi, long *out
 }
 
 /* "auto" | "f32" | "bf16" -> ZIMAGE_PRECISION_*; -1 otherwise. */
-static int serve_precision(const char *s, int *out) {
-    static const char *const names[] = {"auto", "f32", "bf16"};
-    static const int values[] = {ZIMAGE_PRECISION_AUTO, ZIMAGE_PRECISION_F32, ZIMAGE_PRECISION_BF16};
-    for (int i = 0; i < 3; i++)
+/* int8 is a DiT/text-encoder mode only (the VAE's convs have no int8 form). */
+static int serve_precision(const char *s, int allow_int8, int *out) {
+    static const char *const names[] = {"auto", "f32", "bf16", "int8"};
+    static const int values[] = {ZIMAGE_PRECISION_AUTO, ZIMAGE_PRECISION_F32, ZIMAGE_PRECISION_BF16,
+                                 ZIMAGE_PRECISION_INT8};
+    for (int i = 0; i < (allow_int8 ? 4 : 3); i++)
         if (!strcmp(s, names[i])) return *out = values[i], 0;
     return -1;
 }
@@ -134,13 +136,13 @@ int zimage_serve_main(int argc, char **argv) {
             if (serve_int(a, val, 2, 1024, &max_conn)) return 2;
         } else if (!strcmp(a, "--precision")) {
             NEED();
-            if (serve_precision(val, &lp.precision)) {
-                fprintf(stderr, "zimage serve: --precision: '%s' is not one of auto, f32, bf16\n", val);
+            if (serve_precision(val, 1, &lp.precision)) {
+                fprintf(stderr, "zimage serve: --precision: '%s' is not one of auto, f32, bf16, int8\n", val);
                 return 2;
             }
         } else if (!strcmp(a, "--vae-precision")) {
             NEED();
-            if (serve_precision(val, &lp.vae_precision)) {
+            if (serve_precision(val, 0, &lp.vae_precision)) {
                 fprintf(stderr, "zimage serve: --vae-precision: '%s' is not one of auto, f32, bf16\n", val);
                 return 2;
             }

@@ -1,12 +1,14 @@
 /* golden_dit_forward.c - DiT forward cases (kind "dit_forward"): the output for each
  * weight variant the manifest lists, plus the <variant>/inter/ intermediates (valid
  * rows of each batch item), RoPE tables, masks and timestep frequencies. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../src/common/error.h"
 #include "../../src/dit/dit.h"
+#include "../../src/kernels/kernels.h"
 #include "golden.h"
 
 static double DIT_ATOL = 2e-4, DIT_RTOL = 2e-4; /* README defaults; the manifest's values win */
@@ -110,6 +112,35 @@ static void dit_check_cap_lens(golden_case *c, int B) {
     free(lens);
 }
 
+/* int8 mode (golden.h): the relative L2 error vs the golden, and proof that the int8 GEMM ran:
+ * the same forward in plain bf16 mode must give a different output. */
+static void dit_int8_ran(golden_case *c, const char *okey, zi_dit *m, const float *x, const float *t, const float *out, int B, int C,
+                         int H, int W, int64_t numel) {
+    float *want = golden_f32(c, okey, NULL), *b16 = malloc(sizeof(float) * (size_t)numel);
+    int differ = 0;
+    kn_set_precision(KN_PREC_BF16);
+    for (int b = 0; b < B && b16; b++) {
+        char key[64];
+        snprintf(key, sizeof key, "cap_feats.%d", b);
+        const zi_tensor *ct = golden_input(c, key);
+        float *cap = ct && ct->ndim == 2 ? zi_tensor_to_f32(ct) : NULL;
+        if (cap && zi_dit_forward(m, x + (size_t)b * C * H * W, H, W, t[b], cap, (int)ct->shape[0],
+                                  b16 + (size_t)b * C * H * W, NULL, NULL))
+            golden_fail(c, key, "bf16 forward: %s", zi_last_error());
+        free(cap);
+    }
+    kn_set_precision(KN_PREC_INT8);
+    double e2 = 0, w2 = 0;
+    for (int64_t i = 0; want && b16 && i < numel; i++) {
+        differ |= out[i] != b16[i];
+        e2 += ((double)out[i] - want[i]) * ((double)out[i] - want[i]), w2 += (double)want[i] * want[i];
+    }
+    printf("  int8 mode: output relative L2 error vs the golden %.3g\n", sqrt(e2 / (w2 + 1e-300)));
+    c->n_checked++;
+    if (!differ) golden_fail(c, okey, "int8 mode gave the bf16 mode's output: the int8 GEMM did not run");
+    free(want), free(b16);
+}
+
 /* One weight variant: load, forward every batch item, compare. */
 static int dit_run_variant(golden_case *c, const char *v, const float *x, const float *t, float *out, int B, int C,
                            int H, int W, int64_t numel) {
@@ -141,6 +172,7 @@ static int dit_run_variant(golden_case *c, const char *v, const float *x, const 
     }
     snprintf(key, sizeof key, "%s/out", v);
     golden_check(c, key, out, numel, DIT_ATOL, DIT_RTOL);
+    if (golden_int8) dit_int8_ran(c, key, m, x, t, out, B, C, H, W, numel);
     zi_dit_free(m);
     return GOLDEN_PASS;
 }

@@ -1,6 +1,6 @@
 /* golden_main.c - zimage-golden: run every golden case of a fixtures directory.
  *
- * usage: zimage-golden [-t threads] [-k case-substring] [--precision f32|bf16] FIXTURES_DIR
+ * usage: zimage-golden [-t threads] [-k case-substring] [--precision f32|bf16|int8] FIXTURES_DIR
  * Each case is dispatched on its manifest's "kind" (golden_kinds.c); an unknown
  * kind FAILs. Exit status is non-zero if any case failed or if no case ran at all.
  * Last line: "golden: N passed, N failed". The rules are listed in golden.h. */
@@ -93,7 +93,7 @@ void golden_note(golden_case *c, const char *fmt, ...) {
     printf("\n");
 }
 
-int golden_bf16 = 0;
+int golden_bf16 = 0, golden_int8 = 0;
 
 double golden_bf16_bound(int stages) { return sqrt((double)(stages > 0 ? stages : GOLDEN_BF16_STAGES)) / 256.0; }
 
@@ -104,7 +104,7 @@ int golden_check_vals(golden_case *c, const char *label, const float *got, const
     if (golden_bf16) { /* bf16 mode: GOLDEN_BF16_BOUND of the tensor's largest magnitude (golden.h) */
         for (int64_t i = 0; i < n; i++)
             if (isfinite(want[i]) && fabs((double)want[i]) > floor) floor = fabs((double)want[i]);
-        floor *= golden_bf16_bound(c->bf16_stages);
+        floor *= golden_int8 ? GOLDEN_INT8_BOUND : golden_bf16_bound(c->bf16_stages);
     }
     int64_t bad = 0, worst = 0, nonfinite = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -264,8 +264,9 @@ static int run_case(const char *dir, const char *gdir, const char *file_json, co
         goto done;
     }
     c.used = calloc((size_t)c.st.n_tensors + 1, 1);
-    /* bf16 mode: text encoder, DiT and VAE in bf16 (as the pipeline runs them by default) */
-    kn_set_precision(golden_bf16 ? KN_PREC_BF16 : KN_PREC_F32);
+    /* bf16 mode: text encoder, DiT and VAE in bf16 (as the pipeline runs them by default); int8:
+     * the GGUF DiT cases only, quantized matmuls on the int8 GEMM */
+    kn_set_precision(golden_bf16 ? (golden_int8 ? KN_PREC_INT8 : KN_PREC_BF16) : KN_PREC_F32);
     zi_err_clear();
     int r = run(&c);
     case_leftovers(&c);
@@ -293,23 +294,25 @@ int main(int argc, char **argv) {
             filter = argv[++i];
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !strcmp(argv[i + 1], "bf16"))
             golden_bf16 = 1, i++;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !strcmp(argv[i + 1], "int8"))
+            golden_bf16 = golden_int8 = 1, i++;
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !strcmp(argv[i + 1], "f32"))
             golden_bf16 = 0, i++;
         else if (argv[i][0] == '-' || dir) {
-            fprintf(stderr, "usage: zimage-golden [-t threads] [-k case-substring] [--precision f32|bf16] FIXTURES_DIR\n");
+            fprintf(stderr, "usage: zimage-golden [-t threads] [-k case-substring] [--precision f32|bf16|int8] FIXTURES_DIR\n");
             return 2;
         } else
             dir = argv[i];
     }
     if (!dir) {
-        fprintf(stderr, "usage: zimage-golden [-t threads] [-k case-substring] [--precision f32|bf16] FIXTURES_DIR\n");
+        fprintf(stderr, "usage: zimage-golden [-t threads] [-k case-substring] [--precision f32|bf16|int8] FIXTURES_DIR\n");
         return 2;
     }
     kn_set_threads(threads);
     int n_pass = 0, n_fail = 0;
 
     /* tokenizer_cases.json is a case of its own (name "tokenizer_cases") */
-    if (!filter || strstr("tokenizer_cases", filter)) {
+    if (!golden_int8 && (!filter || strstr("tokenizer_cases", filter))) {
         printf("== tokenizer_cases\n");
         golden_run_tokenizer(dir, &n_pass, &n_fail);
     }
@@ -344,7 +347,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_names; i++) {
         char name[1024];
         snprintf(name, sizeof name, "%.*s", (int)(strlen(names[i]) - 5) & 1023, names[i]);
-        if (!filter || strstr(name, filter)) {
+        if ((!filter || strstr(name, filter)) && (!golden_int8 || !strncmp(name, "gguf_dit_", 9))) {
             if (run_case(dir, gdir, names[i], name))
                 n_pass++;
             else
@@ -353,7 +356,8 @@ int main(int argc, char **argv) {
         free(names[i]);
     }
     free(names);
-    printf("%s: %d passed, %d failed\n", golden_bf16 ? "golden-bf16" : "golden", n_pass, n_fail);
+    printf("%s: %d passed, %d failed\n", golden_int8 ? "golden-int8" : golden_bf16 ? "golden-bf16" : "golden", n_pass,
+           n_fail);
     if (n_pass + n_fail == 0) {
         printf("golden: FAIL: no case ran (%s)\n", filter ? "-k matched nothing" : "no manifests in golden/");
         return 1;

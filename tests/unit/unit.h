@@ -16,6 +16,7 @@ extern int unit_failures, unit_passes;
     } while (0)
 void unit_safetensors(const char *fixtures);
 void unit_kernels(void);
+void unit_q8(void);
 void unit_png(void);
 void unit_vae(const char *fixtures);
 void unit_tokenizer(const char *fixtures);

@@ -8,6 +8,7 @@ int main(int argc, char **argv) {
     const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
     unit_safetensors(fixtures);
     unit_kernels();
+    unit_q8();
     unit_png();
     unit_vae(fixtures);
     unit_tokenizer(fixtures);

@@ -1,0 +1,162 @@
+/* gemm_q8.c - the ISA-independent scalar parts of the int8-activation GEMM (gemm_q8.h): which
+ * weight types have an int8 panel form, their unpacking, the activation quantizer, and the
+ * choice of instance. Compiled without ISA flags, so every instance quantizes and unpacks
+ * bit-identically (their float sequences are then identical too: see gemm_q8.h). */
+#include <math.h>
+#include <string.h>
+
+#include "../common/quant.h"
+#include "gemm_q8.h"
+
+int kn_q8_kind(zi_dtype dt) {
+    switch (dt) {
+    case ZI_Q8_0: return 1;
+    case ZI_Q4_0:
+    case ZI_Q5_0:
+    case ZI_Q4_1:
+    case ZI_Q5_1:
+    case ZI_Q4_K:
+    case ZI_Q5_K: return 2;
+    default: return 0; /* Q2_K, Q3_K, Q6_K have 16-element sub-scales: not yet */
+    }
+}
+
+/* ggml's get_scale_min_k4: 6-bit scale and min of sub-block j of a Q4_K/Q5_K block */
+static void q8_k4_scale_min(int j, const uint8_t *s, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+static uint32_t q8_rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+void kn_q8_unpack(zi_dtype dt, const void *src, int64_t n, int8_t *q, float *d, float *m) {
+    int64_t nb = n / KQ_BLK;
+    switch (dt) {
+    case ZI_Q8_0: {
+        const zi_block_q8_0 *x = src;
+        for (int64_t b = 0; b < nb; b++, q += 32) {
+            d[b] = zi_f16_to_f32(x[b].d), m[b] = 0.0f;
+            memcpy(q, x[b].qs, 32);
+        }
+        break;
+    }
+    case ZI_Q4_0: {
+        const zi_block_q4_0 *x = src; /* w = d (q - 8) = d q - 8 d (8 d exact): q stays unsigned */
+        for (int64_t b = 0; b < nb; b++, q += 32) {
+            d[b] = zi_f16_to_f32(x[b].d), m[b] = 8.0f * d[b];
+            for (int j = 0; j < 16; j++) {
+                q[j] = (int8_t)(x[b].qs[j] & 0x0F);
+                q[j + 16] = (int8_t)(x[b].qs[j] >> 4);
+            }
+        }
+        break;
+    }
+    case ZI_Q4_1: { /* w = q d + m = d q - (-m) */
+        const zi_block_q4_1 *x = src;
+        for (int64_t b = 0; b < nb; b++, q += 32) {
+            d[b] = zi_f16_to_f32(x[b].d), m[b] = -zi_f16_to_f32(x[b].m);
+            for (int j = 0; j < 16; j++) {
+                q[j] = (int8_t)(x[b].qs[j] & 0x0F);
+                q[j + 16] = (int8_t)(x[b].qs[j] >> 4);
+            }
+        }
+        break;
+    }
+    case ZI_Q5_0:
+    case ZI_Q5_1: {
+        for (int64_t b = 0; b < nb; b++, q += 32) {
+            const uint8_t *qs, *qhp;
+            int off;
+            if (dt == ZI_Q5_0) {
+                const zi_block_q5_0 *x = (const zi_block_q5_0 *)src + b;
+                d[b] = zi_f16_to_f32(x->d), m[b] = 16.0f * d[b], qs = x->qs, qhp = x->qh, off = 0; /* as Q4_0 */
+            } else {
+                const zi_block_q5_1 *x = (const zi_block_q5_1 *)src + b;
+                d[b] = zi_f16_to_f32(x->d), m[b] = -zi_f16_to_f32(x->m), qs = x->qs, qhp = x->qh, off = 0;
+            }
+            uint32_t qh = q8_rd32(qhp);
+            for (int j = 0; j < 16; j++) {
+                int h0 = (int)((qh >> j) << 4) & 0x10, h1 = (int)(qh >> (j + 12)) & 0x10;
+                q[j] = (int8_t)(((qs[j] & 0x0F) | h0) - off);
+                q[j + 16] = (int8_t)(((qs[j] >> 4) | h1) - off);
+            }
+        }
+        break;
+    }
+    case ZI_Q4_K:
+    case ZI_Q5_K: {
+        for (int64_t b = 0; b < nb; b++, q += 32) {
+            int64_t sb = b / 8;
+            int j = (int)(b % 8);
+            const uint8_t *scales, *qs, *qh = NULL;
+            float dd, dmin;
+            if (dt == ZI_Q4_K) {
+                const zi_block_q4_k *x = (const zi_block_q4_k *)src + sb;
+                dd = zi_f16_to_f32(x->d), dmin = zi_f16_to_f32(x->dmin), scales = x->scales, qs = x->qs;
+            } else {
+                const zi_block_q5_k *x = (const zi_block_q5_k *)src + sb;
+                dd = zi_f16_to_f32(x->d), dmin = zi_f16_to_f32(x->dmin), scales = x->scales, qs = x->qs, qh = x->qh;
+            }
+            uint8_t sc, mn;
+            q8_k4_scale_min(j, scales, &sc, &mn);
+            d[b] = dd * sc, m[b] = dmin * mn; /* as zi_dequant_q4_k: d1 = d * sc, m1 = dmin * m */
+            const uint8_t *p = qs + (j / 2) * 32;
+            int shift = (j & 1) * 4;
+            uint8_t hbit = (uint8_t)(1u << j);
+            for (int l = 0; l < 32; l++) {
+                int v = (p[l] >> shift) & 0xF;
+                if (qh && (qh[l] & hbit)) v += 16;
+                q[l] = (int8_t)v;
+            }
+        }
+        break;
+    }
+    default: memset(q, 0, (size_t)n), memset(d, 0, sizeof(float) * (size_t)nb), memset(m, 0, sizeof(float) * (size_t)nb);
+    }
+}
+
+void kn_q8_quant_block(const float *x, int8_t *q, float *d, float *sx) {
+    float amax = 0.0f;
+    int finite = 1;
+    for (int k = 0; k < KQ_BLK; k++) {
+        float a = fabsf(x[k]);
+        if (!(a <= 3.4028235e38f)) finite = 0; /* inf or NaN */
+        if (a > amax) amax = a;
+    }
+    float dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
+    if (!finite) dd = NAN, id = 0.0f;
+    if (!(id <= 3.4028235e38f)) id = 0.0f, dd = 0.0f; /* |x| < ~1e-36 (1/d overflows): all q = 0 */
+    int sum = 0;
+    for (int k = 0; k < KQ_BLK; k++) {
+        int v = id != 0.0f ? (int)roundf(x[k] * id) : 0; /* id != 0: every x finite, |x id| <= ~127 */
+        q[k] = (int8_t)v;
+        sum += v;
+    }
+    *d = dd;
+    *sx = dd * (float)sum;
+}
+
+kn_gemm_q8_fn kn_gemm_q8_get(zi_dtype dt, const char **name) {
+    const char *nm = "generic (emulated vpdpbusd)";
+    kn_gemm_q8_fn f = kn_gemm_q8_generic;
+    (void)dt;
+#if defined(__x86_64__)
+    kn_isa isa = kn_get_isa();
+    if (isa >= KN_ISA_AVX512 && kn_cpu_has_avx512vnni())
+        nm = "avx512vnni (vpdpbusd)", f = kn_gemm_q8_avx512vnni;
+    else if (isa >= KN_ISA_AVX2) /* AVX-512 without VNNI runs the AVX2 kernels */
+        nm = "avx2 (vpmaddubsw on u8 weights for the 4/5-bit types, vpmaddwd on int16 for Q8_0)",
+        f = kn_q8_kind(dt) == 2 ? kn_gemm_q8_avx2u : kn_gemm_q8_avx2;
+#endif
+    if (name) *name = nm;
+    return f;
+}

@@ -1,0 +1,42 @@
+/* vecq_avx2u.h - the integer vocabulary of gemm_q8_impl.h on AVX2 for weights stored as u8 <= 31
+ * (the kind-2 types of gemm_q8.h: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K): groups of four bytes,
+ * vpmaddubsw (u8 weight x s8 activation, pairs summed to int16: exact, <= 2 * 31 * 127) over four
+ * groups summed in int16 (<= 31496 < 2^15), then one vpmaddwd by ones widens to int32. Per 128
+ * products 5 multiplier instructions instead of the 8 vpmaddwd of vecq_avx2.h (Zen 3 issues one
+ * per cycle). Tile 4 x 16: 8 int32 accumulators + 4 weight vectors + sum + broadcast + ones.
+ * Included only by gemm_q8_avx2u.c (-mavx2 -mfma). */
+#ifndef ZI_VECQ_AVX2U_H
+#define ZI_VECQ_AVX2U_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#define KQ_VW 8
+#define KQ_NV 2
+#define KQ_MR 4
+#define KQ_G 4
+#define KQ_ABIAS 0
+#define KQ_U8W 1
+#define KN_FN(name) name##_avx2u
+#define KQ_INLINE static inline __attribute__((always_inline))
+
+typedef __m256i qi;
+typedef __m256 qf;
+
+KQ_INLINE qi qi_zero(void) { return _mm256_setzero_si256(); }
+KQ_INLINE qi qi_bcast(uint32_t a) { return _mm256_set1_epi32((int)a); }
+KQ_INLINE qi qi_loadw(const uint32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+KQ_INLINE qi qi_sub(qi a, qi b) { return _mm256_sub_epi32(a, b); }
+/* t (int16) += pairwise sums of u8 weights b x s8 activations a */
+KQ_INLINE qi qi_dot16(qi t, qi a, qi b) { return _mm256_add_epi16(t, _mm256_maddubs_epi16(b, a)); }
+/* acc (int32) += sums of adjacent int16 pairs of t */
+KQ_INLINE qi qi_widen(qi acc, qi t) { return _mm256_add_epi32(acc, _mm256_madd_epi16(t, _mm256_set1_epi16(1))); }
+KQ_INLINE qf qf_load(const float *p) { return _mm256_loadu_ps(p); }
+KQ_INLINE void qf_store(float *p, qf v) { _mm256_storeu_ps(p, v); }
+KQ_INLINE qf qf_set1(float x) { return _mm256_set1_ps(x); }
+KQ_INLINE qf qf_mul(qf a, qf b) { return _mm256_mul_ps(a, b); }
+KQ_INLINE qf qf_fma(qf a, qf b, qf c) { return _mm256_fmadd_ps(a, b, c); }
+KQ_INLINE qf qf_fnma(qf a, qf b, qf c) { return _mm256_fnmadd_ps(a, b, c); }
+KQ_INLINE qf qf_cvt(qi a) { return _mm256_cvtepi32_ps(a); }
+
+#endif

@@ -1,0 +1,250 @@
+/* unit_q8.c - the int8-activation GEMM (src/kernels/gemm_q8*.c, the int8 precision mode) vs a
+ * double-precision reference built from the same quantized activations and weights, on every
+ * instance this CPU runs (generic = the VNNI template on an emulated vpdpbusd, avx2, avx2u,
+ * avx512vnni;
+ * a SKIP line names the others and why), plus the dispatch through kn_linear.
+ *
+ * The bound (docs/PRECISION.md, "int8 mode"): with exact int32 block sums, the only error is f32
+ * rounding of the scale-and-accumulate sequence of gemm_q8.h. Every term passes through at most
+ * n = 2 * K/32 + (K blocks) + 3 roundings, so |y - ref| <= gamma_n * S, gamma_n = n u / (1 - n u),
+ * u = 2^-24, S = sum over blocks of |dx dw isum| + |mw dx sum(qx)| + |bias| + |y0|. All instances
+ * must also agree bit for bit (same float sequence) and not depend on the thread count. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/common/error.h"
+#include "../../src/common/quant.h"
+#include "../../src/kernels/gemm_q8.h"
+#include "../../src/kernels/kernels.h"
+#include "unit.h"
+
+static uint64_t kq_rng = 0x9E3779B97F4A7C15ull;
+static float kq_uniform(void) { /* [-1, 1) */
+    kq_rng ^= kq_rng << 13;
+    kq_rng ^= kq_rng >> 7;
+    kq_rng ^= kq_rng << 17;
+    return (float)((kq_rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+/* x [M, ldx]: uniform, one row of zeros, a row with a 1e3 outlier per block, a 1e-30-scale row */
+static float *kq_acts(int64_t M, int64_t K, int64_t ldx) {
+    float *x = malloc(sizeof(float) * (size_t)(M * ldx));
+    for (int64_t i = 0; i < M * ldx; i++) x[i] = kq_uniform();
+    if (M > 3) {
+        memset(x + 1 * ldx, 0, sizeof(float) * (size_t)K);
+        for (int64_t k = 0; k < K; k += 32) x[2 * ldx + k + 5] = 1000.0f;
+        for (int64_t k = 0; k < K; k++) x[3 * ldx + k] *= 1e-30f;
+    }
+    return x;
+}
+
+/* W [N, K] of type dt: quantized from uniform values (a shifted copy for offset types) */
+static void *kq_weights(zi_dtype dt, int64_t N, int64_t K) {
+    float *wf = malloc(sizeof(float) * (size_t)(N * K));
+    for (int64_t i = 0; i < N * K; i++) wf[i] = 0.1f * kq_uniform() + (i / K % 3 == 1 ? 0.05f : 0.0f);
+    size_t rb = zi_dtype_row_bytes(dt, K);
+    char *w = malloc(rb * (size_t)N);
+    for (int64_t r = 0; r < N; r++) zi_quantize(dt, wf + r * K, w + r * rb, K);
+    free(wf);
+    return w;
+}
+
+/* The reference: y0 (acc) + bias + sum over blocks of dx*q . (dw*qw - mw), exact in double up to
+ * one rounding per product; *bound: the gamma_n * S of the header. */
+static void kq_reference(const float *x, int64_t ldx, int64_t M, int64_t K, const void *w, zi_dtype dt, int64_t N,
+                         const float *bias, const float *y0, int64_t ldy, double *ref, double *bound) {
+    int64_t nb = K / 32, nkb = (K + 255) / 256;
+    int n = (int)(2 * nb + nkb + 3);
+    double u = ldexp(1.0, -24), gam = n * u / (1 - n * u);
+    int8_t *qx = malloc((size_t)K), *qw = malloc((size_t)K);
+    float *dx = malloc(sizeof(float) * (size_t)nb), *sx = malloc(sizeof(float) * (size_t)nb);
+    float *dw = malloc(sizeof(float) * (size_t)nb), *mw = malloc(sizeof(float) * (size_t)nb);
+    size_t rb = zi_dtype_row_bytes(dt, K);
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t b = 0; b < nb; b++) kn_q8_quant_block(x + i * ldx + 32 * b, qx + 32 * b, &dx[b], &sx[b]);
+        for (int64_t j = 0; j < N; j++) {
+            kn_q8_unpack(dt, (const char *)w + j * rb, K, qw, dw, mw);
+            double r = (bias ? bias[j] : 0.0) + (y0 ? y0[i * ldy + j] : 0.0);
+            double s = fabs(r);
+            for (int64_t b = 0; b < nb; b++) {
+                long isum = 0, qsum = 0;
+                for (int k = 0; k < 32; k++) isum += (long)qx[32 * b + k] * qw[32 * b + k], qsum += qx[32 * b + k];
+                double t1 = (double)dx[b] * dw[b] * (double)isum, t2 = (double)mw[b] * dx[b] * (double)qsum;
+                r += t1 - t2;
+                s += fabs(t1) + fabs(t2);
+            }
+            ref[i * N + j] = r;
+            bound[i * N + j] = gam * s;
+        }
+    }
+    free(qx), free(qw), free(dx), free(sx), free(dw), free(mw);
+}
+
+typedef int (*kq_fn)(float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, const kn_wsrc *,
+                     const float *, int, int);
+
+/* one instance on one shape: vs the reference, and vs `want` (bitwise) when given; returns y */
+static float *kq_run(kq_fn fn, const char *name, int64_t M, int64_t K, int64_t N, zi_dtype dt, int acc, int T,
+                     const float *want) {
+    int64_t ldx = K + 3, ldy = N + 5;
+    uint64_t seed = kq_rng;
+    float *x = kq_acts(M, K, ldx);
+    void *w = kq_weights(dt, N, K);
+    float *bias = malloc(sizeof(float) * (size_t)N), *y0 = malloc(sizeof(float) * (size_t)(M * ldy));
+    float *y = malloc(sizeof(float) * (size_t)(M * ldy));
+    for (int64_t j = 0; j < N; j++) bias[j] = kq_uniform();
+    for (int64_t i = 0; i < M * ldy; i++) y0[i] = kq_uniform();
+    memcpy(y, y0, sizeof(float) * (size_t)(M * ldy));
+    kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
+    kn_wsrc B = kn_wsrc_of_mat(&W);
+    int rc = fn(y, ldy, x, ldx, M, N, K, &B, bias, acc, T);
+    double *ref = malloc(sizeof(double) * (size_t)(M * N)), *bnd = malloc(sizeof(double) * (size_t)(M * N));
+    kq_reference(x, ldx, M, K, w, dt, N, bias, acc ? y0 : NULL, ldy, ref, bnd);
+    double worst = 0; /* error / bound */
+    int pad_ok = 1, same = 1;
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) {
+            double e = fabs(y[i * ldy + j] - ref[i * N + j]) / (bnd[i * N + j] + 1e-300);
+            if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+            if (want && memcmp(&y[i * ldy + j], &want[i * N + j], 4)) same = 0;
+        }
+        for (int64_t j = N; j < ldy; j++) pad_ok &= y[i * ldy + j] == y0[i * ldy + j];
+    }
+    UNIT_CHECK(rc == 0 && worst <= 1.0, "int8 GEMM %s M=%lld K=%lld N=%lld %s acc=%d T=%d: rc %d, error %.3g x the bound",
+               name, (long long)M, (long long)K, (long long)N, zi_dtype_name(dt), acc, T, rc, worst);
+    UNIT_CHECK(pad_ok, "int8 GEMM %s M=%lld N=%lld wrote outside [M, N]", name, (long long)M, (long long)N);
+    if (want)
+        UNIT_CHECK(same, "int8 GEMM %s M=%lld K=%lld N=%lld %s acc=%d T=%d: not bit-identical to the generic instance",
+                   name, (long long)M, (long long)K, (long long)N, zi_dtype_name(dt), acc, T);
+    float *out = malloc(sizeof(float) * (size_t)(M * N));
+    for (int64_t i = 0; i < M; i++) memcpy(out + i * N, y + i * ldy, sizeof(float) * (size_t)N);
+    free(x), free(w), free(bias), free(y0), free(y), free(ref), free(bnd);
+    kq_rng = seed; /* the next run on this case sees the same operands */
+    return out;
+}
+
+/* the activation quantizer: q in [-127, 127], d = max|x| / 127, |x - d q| <= d / 2 (+ rounding) */
+static void kq_quant_checks(void) {
+    float x[32], d, sx;
+    int8_t q[32];
+    int ok = 1;
+    for (int t = 0; t < 200; t++) {
+        float sc = ldexpf(1.0f, t % 60 - 30);
+        for (int k = 0; k < 32; k++) x[k] = kq_uniform() * sc;
+        kn_q8_quant_block(x, q, &d, &sx);
+        float amax = 0;
+        int sum = 0;
+        for (int k = 0; k < 32; k++) amax = fabsf(x[k]) > amax ? fabsf(x[k]) : amax, sum += q[k];
+        ok &= d == amax / 127.0f && sx == d * (float)sum;
+        for (int k = 0; k < 32; k++) ok &= q[k] != -128 && fabs(x[k] - (double)d * q[k]) <= d * (0.5 + 1e-6);
+    }
+    UNIT_CHECK(ok, "kn_q8_quant_block: q out of range or |x - d q| > d/2");
+    x[7] = NAN;
+    kn_q8_quant_block(x, q, &d, &sx);
+    UNIT_CHECK(isnan(d) && q[0] == 0, "kn_q8_quant_block: NaN input does not give d = NaN, q = 0");
+}
+
+/* kn_q8_unpack vs zi_dequantize (ggml's float expression d*q - m, two roundings) */
+static void kq_unpack_checks(zi_dtype dt) {
+    int64_t K = 512;
+    void *w = kq_weights(dt, 3, K);
+    float *deq = malloc(sizeof(float) * (size_t)K), d[16], m[16];
+    int8_t q[512];
+    size_t rb = zi_dtype_row_bytes(dt, K);
+    int ok = 1;
+    for (int r = 0; r < 3; r++) {
+        zi_dequantize(dt, (const char *)w + r * rb, deq, K);
+        kn_q8_unpack(dt, (const char *)w + r * rb, K, q, d, m);
+        for (int64_t k = 0; k < K; k++) {
+            double ex = (double)d[k / 32] * q[k] - m[k / 32];
+            ok &= fabs(deq[k] - ex) <= ldexp(1.0, -23) * (fabs((double)d[k / 32] * q[k]) + fabs(m[k / 32]));
+        }
+    }
+    UNIT_CHECK(ok, "kn_q8_unpack %s disagrees with zi_dequantize", zi_dtype_name(dt));
+    free(w), free(deq);
+}
+
+static const zi_dtype kq_types[] = {ZI_Q8_0, ZI_Q4_0, ZI_Q4_1, ZI_Q5_0, ZI_Q5_1, ZI_Q4_K, ZI_Q5_K};
+#define KQ_NTYPES (int)(sizeof kq_types / sizeof kq_types[0])
+
+/* kn_linear in the int8 mode takes the int8 GEMM for M > 4 (bit-identical to the instance),
+ * the bf16 mode's path for M <= 4 and for types without an int8 form. */
+static void kq_dispatch_checks(void) {
+    int64_t K = 512, N = 40;
+    kn_precision saved = kn_get_precision();
+    for (int c = 0; c < 3; c++) {
+        zi_dtype dt = c == 2 ? ZI_Q6_K : ZI_Q4_K;
+        int64_t M = c == 1 ? 3 : 21;
+        float *x = kq_acts(M, K, K), *y = malloc(sizeof(float) * (size_t)(M * N)), *z = malloc(sizeof(float) * (size_t)(M * N));
+        void *w = kq_weights(dt, N, K);
+        kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
+        kn_wsrc B = kn_wsrc_of_mat(&W);
+        kn_set_precision(KN_PREC_INT8);
+        int rc = kn_linear(y, x, M, &W, NULL);
+        if (c == 0) {
+            rc |= kn_gemm_q8_get(dt, NULL)(z, N, x, K, M, N, K, &B, NULL, 0, 1);
+        } else {
+            kn_set_precision(KN_PREC_BF16);
+            rc |= kn_linear(z, x, M, &W, NULL);
+        }
+        UNIT_CHECK(rc == 0 && !memcmp(y, z, sizeof(float) * (size_t)(M * N)),
+                   "kn_linear int8 mode M=%lld %s: not the %s path", (long long)M, zi_dtype_name(dt),
+                   c == 0 ? "int8" : "bf16 mode's");
+        free(x), free(y), free(z), free(w);
+    }
+    kn_set_precision(saved);
+}
+
+/* a NaN activation makes its own output row NaN and nothing else */
+static void kq_nan_check(kq_fn fn, const char *name) {
+    int64_t M = 7, K = 64, N = 20;
+    float *x = kq_acts(M, K, K), *y = malloc(sizeof(float) * (size_t)(M * N));
+    x[4 * K + 40] = NAN;
+    void *w = kq_weights(ZI_Q4_0, N, K);
+    kn_mat W = {.dtype = ZI_Q4_0, .rows = N, .cols = K, .data = w};
+    kn_wsrc B = kn_wsrc_of_mat(&W);
+    int rc = fn(y, N, x, K, M, N, K, &B, NULL, 0, 1), ok = rc == 0;
+    for (int64_t i = 0; i < M * N; i++) ok &= (i / N == 4) == (isnan(y[i]) != 0);
+    UNIT_CHECK(ok, "int8 GEMM %s: a NaN activation does not give exactly its row NaN", name);
+    free(x), free(y), free(w);
+}
+
+void unit_q8(void) {
+    static const int64_t shapes[][3] = {
+        {5, 32, 1}, {9, 64, 33}, {37, 544, 70}, {300, 288, 45}, {6, 256, 16}, {17, 800, 131},
+    };
+    kq_quant_checks();
+    for (int t = 0; t < KQ_NTYPES; t++) kq_unpack_checks(kq_types[t]);
+    const char *why_avx2 = NULL;
+    int have_avx2 = 0, have_vnni = 0;
+#if defined(__x86_64__)
+    have_avx2 = kn_isa_supported(KN_ISA_AVX2, &why_avx2);
+    have_vnni = kn_cpu_has_avx512vnni();
+#else
+    why_avx2 = "not an x86-64 build";
+#endif
+    if (!have_avx2) printf("  SKIP int8 GEMM path avx2: %s\n", why_avx2);
+    if (!have_vnni) printf("  SKIP int8 GEMM path avx512vnni: the CPU lacks AVX512-VNNI (its template ran as generic, emulated vpdpbusd)\n");
+    for (int t = 0; t < KQ_NTYPES; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            zi_dtype dt = kq_types[t];
+            int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+            if (K % zi_dtype_block_elems(dt)) K = (K + 255) / 256 * 256; /* k-quants: whole 256 blocks */
+            int acc = (int)((s + t) & 1);
+            float *g = kq_run(kn_gemm_q8_generic, "generic (emulated VNNI)", M, K, N, dt, acc, 2, NULL);
+            free(kq_run(kn_gemm_q8_generic, "generic (emulated VNNI)", M, K, N, dt, acc, 1, g));
+#if defined(__x86_64__)
+            if (have_avx2) free(kq_run(kn_gemm_q8_avx2, "avx2", M, K, N, dt, acc, 2, g));
+            if (have_avx2 && kn_q8_kind(dt) == 2) free(kq_run(kn_gemm_q8_avx2u, "avx2u", M, K, N, dt, acc, 2, g));
+            if (have_vnni) free(kq_run(kn_gemm_q8_avx512vnni, "avx512vnni", M, K, N, dt, acc, 2, g));
+#endif
+            free(g);
+        }
+    kq_dispatch_checks();
+    kq_nan_check(kn_gemm_q8_generic, "generic");
+#if defined(__x86_64__)
+    if (have_avx2) kq_nan_check(kn_gemm_q8_avx2, "avx2"), kq_nan_check(kn_gemm_q8_avx2u, "avx2u");
+#endif
+    printf("  int8 GEMM: %d types, generic%s%s\n", KQ_NTYPES, have_avx2 ? " + avx2 + avx2u" : "", have_vnni ? " + avx512vnni" : "");
+}
