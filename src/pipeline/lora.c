@@ -1,4 +1,4 @@
-/* lora.c - LoRA / LoKr adapter files -> merged DiT / text-encoder weights, or run-time low-rank terms.
+/* lora.c - LoRA / LoKr / LoHa adapter files -> merged DiT / text-encoder weights, or run-time low-rank terms.
  * Formats and rules: see lora.h. Flow: open every file, group its tensors by module,
  * resolve each module to one or three (fused qkv) DiT weights or to one Qwen3 weight, check
  * shapes, then per weight either merge all contributions row by row in float32 and round once,

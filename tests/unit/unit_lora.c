@@ -136,7 +136,7 @@ static void check_weights(zi_dit *d, zi_st_file *merged, const char *const *name
         if (m->dtype == ZI_BF16)
             UNIT_CHECK(worse == 0 && ulp1 <= t->numel / 100, "%s %s: %lld values 1 ulp off, %lld more", label, k,
                        (long long)ulp1, (long long)worse);
-        else UNIT_CHECK(maxd <= 1e-6, "%s %s: merged weight differs from diffusers' fuse_lora by %.3g", label, k, maxd);
+        else UNIT_CHECK(maxd <= 1e-6, "%s %s: merged weight differs from the offline merge by %.3g", label, k, maxd);
     }
 }
 
