@@ -447,25 +447,31 @@ static float *transpose_new(const float *A, int r, int64_t cols) {
 }
 
 /* Merge all contributions of one weight into a dense copy: a new buffer (or in place when the
- * model owns it and the dtype stays), 64 rows at a time in f32 (low-rank products B_rows . A
- * through kn_gemm_nt; a LoHa's two products likewise, then multiplied elementwise), rounded once
- * to the weight's dtype; a block-quantized or scaled (fp8) weight is dequantized and becomes F32
- * (exactly "merged into the dequantized weight"). */
-#define MERGE_ROWS 64
+ * model owns it and the dtype stays), in row chunks of ~MERGE_ELEMS floats (at least 64 rows) in
+ * f32 (low-rank products B_rows . A through kn_gemm_nt; a LoHa's two products likewise, then
+ * multiplied elementwise), rounded once to the weight's dtype; a block-quantized or scaled (fp8)
+ * weight is dequantized and becomes F32 (exactly "merged into the dequantized weight"). Large
+ * chunks: each kn_gemm_nt is one parallel region, and between regions the OpenMP workers spin
+ * while this thread converts and adds (PERF.md, LoRA merge). */
+#define MERGE_ELEMS ((int64_t)1 << 21)
 static int merge_dense(lora_target *t) {
     kn_mat *m = t->mat;
     const lora_owner *own = t->own;
     const int64_t R = m->rows, C = m->cols;
+    int64_t chunk = C > 0 && MERGE_ELEMS / C > 64 ? MERGE_ELEMS / C : 64; /* rows per step */
+    if (chunk > R) chunk = R > 0 ? R : 1;
     int dense = zi_dtype_is_float(m->dtype) && (m->scale == 0 || m->scale == 1);
     zi_dtype out_dt = dense ? m->dtype : ZI_F32;
     size_t es = zi_dtype_size(out_dt), row_bytes = zi_dtype_row_bytes(m->dtype, C);
     int in_place = dense && own->owns(own->model, m->data), rc = -1;
     void *dst = in_place ? (void *)m->data : zi_malloc_aligned((size_t)(R * C) * es);
-    float *rows = zi_malloc_aligned(sizeof(float) * (size_t)(MERGE_ROWS * C));
-    float *dlt = zi_malloc_aligned(sizeof(float) * (size_t)(MERGE_ROWS * C));
-    float *dlt2 = zi_malloc_aligned(sizeof(float) * (size_t)(MERGE_ROWS * C));
+    float *rows = zi_malloc_aligned(sizeof(float) * (size_t)(chunk * C));
+    float *dlt = zi_malloc_aligned(sizeof(float) * (size_t)(chunk * C));
+    int any_hada = 0;
+    for (int k = 0; k < t->n_c; k++) any_hada |= t->c[k].kind == C_HADA;
+    float *dlt2 = any_hada ? zi_malloc_aligned(sizeof(float) * (size_t)(chunk * C)) : NULL;
     float **at = zi_calloc((size_t)(2 * t->n_c), sizeof *at); /* per term: A^T [C, r] (LoHa: w1b^T, w2b^T) */
-    if (!dst || !rows || !dlt || !dlt2 || !at) goto out;
+    if (!dst || !rows || !dlt || (any_hada && !dlt2) || !at) goto out;
     for (int k = 0; k < t->n_c; k++) {
         const contrib *c = &t->c[k];
         if (c->kind == C_LORA && !(at[2 * k] = transpose_new(c->a, c->r, C))) goto out;
@@ -473,8 +479,8 @@ static int merge_dense(lora_target *t) {
             (!(at[2 * k] = transpose_new(c->w1b, c->r1, C)) || !(at[2 * k + 1] = transpose_new(c->w2b, c->r2, C))))
             goto out;
     }
-    for (int64_t i0 = 0; i0 < R; i0 += MERGE_ROWS) {
-        int64_t nr = R - i0 < MERGE_ROWS ? R - i0 : MERGE_ROWS;
+    for (int64_t i0 = 0; i0 < R; i0 += chunk) {
+        int64_t nr = R - i0 < chunk ? R - i0 : chunk;
         for (int64_t r = 0; r < nr; r++) // rows[r, C] = dequantized W[i0 + r]
             zi_convert_to_f32(rows + r * C, (const char *)m->data + (size_t)(i0 + r) * row_bytes, m->dtype, (size_t)C);
         if (m->scale != 0 && m->scale != 1)
