@@ -58,8 +58,8 @@ typedef struct zimage_model zimage_model;
  * transformer/, text_encoder/, tokenizer/, vae/, scheduler/). Any explicit path
  * below overrides the folder's component (e.g. ComfyUI split files:
  * z_image_turbo_bf16.safetensors, qwen_3_4b.safetensors, ae.safetensors). */
-/* A LoRA / LoKr adapter file for the transformer and/or the text encoder (diffusers/PEFT, kohya/musubi, ComfyUI or
- * LyCORIS LoKr keys) and its strength (1.0: as trained; 0: no effect). */
+/* A LoRA / LoKr / LoHa adapter file for the transformer and/or the text encoder (diffusers/PEFT, kohya/musubi, ComfyUI
+ * or LyCORIS LoKr / LoHa keys) and its strength (1.0: as trained; 0: no effect). */
 typedef struct {
     const char *path;
     float scale;

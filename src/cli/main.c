@@ -49,7 +49,7 @@ static void usage(FILE *f) {
             "      --strength S         img2img/inpainting: how much to change, in (0, 1] (default 0.6; inpainting 1.0)\n"
             "      --mask PATH          inpainting: PNG/JPEG the size of --init-img, white = repaint\n"
             "      --mask-blur R        inpainting: paste the original back outside the mask blurred by R px\n"
-            "      --lora PATH[:SCALE]  LoRA/LoKr for the transformer and/or text encoder (repeatable; scale 1.0;\n"
+            "      --lora PATH[:SCALE]  LoRA/LoKr/LoHa for the transformer and/or text encoder (repeatable; scale 1.0;\n"
             "                           diffusers, kohya/musubi, ComfyUI or LyCORIS keys)\n"
             "      --lora-lenient       skip adapter keys that match no weight (warn) instead of failing\n"
             "      --preview PATH       write a preview PNG of the current estimate while sampling (1/8 size,\n"

@@ -1,4 +1,4 @@
-/* lora.c - LoRA / LoKr adapter files -> merged DiT / text-encoder weights, or run-time low-rank terms.
+/* lora.c - LoRA / LoKr / LoHa adapter files -> merged DiT / text-encoder weights, or run-time low-rank terms.
  * Formats and rules: see lora.h. Flow: open every file, group its tensors by module,
  * resolve each module to one or three (fused qkv) DiT weights or to one Qwen3 weight, check
  * shapes, then per weight either merge all contributions row by row in float32 and round once,
@@ -19,7 +19,11 @@
 
 #define LORA_MAX_RANK 65536 /* low-rank factors and LoKr decompositions (full-rank LoRAs of the real DiT: 3840) */
 
-enum { PART_A, PART_B, PART_ALPHA, PART_W1, PART_W1A, PART_W1B, PART_W2, PART_W2A, PART_W2B, N_PARTS };
+enum {
+    PART_A, PART_B, PART_ALPHA, PART_W1, PART_W1A, PART_W1B, PART_W2, PART_W2A, PART_W2B, /* LoRA, alpha, LoKr */
+    PART_H1A, PART_H1B, PART_H2A, PART_H2B, PART_HT1, PART_HT2, /* LoHa (t1/t2: Tucker, conv layers only) */
+    N_PARTS
+};
 
 static const struct {
     const char *suffix;
@@ -28,11 +32,15 @@ static const struct {
     {".lora_A.weight", PART_A},   {".lora_B.weight", PART_B},     {".lora_down.weight", PART_A},
     {".lora_up.weight", PART_B},  {".alpha", PART_ALPHA},         {".lokr_w1", PART_W1},
     {".lokr_w1_a", PART_W1A},     {".lokr_w1_b", PART_W1B},       {".lokr_w2", PART_W2},
-    {".lokr_w2_a", PART_W2A},     {".lokr_w2_b", PART_W2B},
+    {".lokr_w2_a", PART_W2A},     {".lokr_w2_b", PART_W2B},       {".hada_w1_a", PART_H1A},
+    {".hada_w1_b", PART_H1B},     {".hada_w2_a", PART_H2A},       {".hada_w2_b", PART_H2B},
+    {".hada_t1", PART_HT1},       {".hada_t2", PART_HT2},
 };
 
+/* lycoris_: LyCORIS' own kohya-style names (LycorisNetwork.LORA_PREFIX = "lycoris" + "_" + module path
+ * with '.' as '_', lycoris/kohya.py) */
 static const char *const strip_prefixes[] = {"transformer.", "model.diffusion_model.", "diffusion_model.",
-                                             "base_model.model.", "lora_unet_", "unet."};
+                                             "base_model.model.", "lora_unet_", "unet.", "lycoris_"};
 /* text-encoder prefixes: kohya sd-scripts / musubi (lora_te_, lora_te1_ with several encoders),
  * diffusers / PEFT (text_encoder.), ComfyUI (text_encoders.<name>.transformer.model.) */
 static const char *const te_prefixes[] = {"lora_te_", "lora_te1_", "text_encoder.", "text_encoders.", "te.",
@@ -55,8 +63,10 @@ typedef struct {
     int n_c;
 } lora_target;
 
+enum { C_LORA, C_KRON, C_HADA };
+
 typedef struct contrib {
-    int kron;
+    int kind; /* C_LORA, C_KRON or C_HADA */
     float scale;
     float *a, *b; /* low-rank: a [r, cols], b [rows, r] (owned, f32) */
     int r;
@@ -64,6 +74,8 @@ typedef struct contrib {
     int p, q, s, t;
     float *w1a, *w1b, *w2a, *w2b; /* the factors when w1 / w2 came decomposed (else NULL): [p,r1] [r1,q] [s,r2] [r2,t] */
     int r1, r2;
+    /* LoHa (kind == C_HADA): delta = (w1a [rows, r1] . w1b [r1, cols]) * (w2a [rows, r2] . w2b [r2, cols]),
+     * the four owned in w1a, w1b, w2a, w2b */
 } contrib;
 
 typedef struct {
@@ -237,6 +249,59 @@ static int bad_shape(const char *path, const lora_group *g, const char *what, co
                   target_desc(d, sizeof d, tg, n_tg));
 }
 
+/* LoHa (LyCORIS "Hadamard product"): delta = (w1_a [rows, r] . w1_b [r, cols]) * (w2_a [rows, r2] .
+ * w2_b [r2, cols]) elementwise, x alpha / r with r = hada_w1_b's rows (no alpha: 1). Checked against
+ * LyCORIS: lycoris/functional/loha.py (HadaWeight.forward: (w1u @ w1d) * (w2u @ w2d) * scale) and
+ * lycoris/modules/loha.py (LohaModule: scale = alpha / lora_dim; make_module_from_state_dict takes
+ * lora_dim = w1b.size(0)); ComfyUI's weight_adapter/loha.py divides alpha by w1b.shape[0] too.
+ * Rows of a fused qkv weight split like a LoRA's: the row slices of w1_a and w2_a. */
+static int hada_apply(const char *path, const lora_group *g, lora_target **tg, int n_tg, float user_scale,
+                      int has_alpha, float alpha) {
+    const int64_t rows = tg[0]->mat->rows * n_tg, cols = tg[0]->mat->cols;
+    const zi_tensor *H1A = g->part[PART_H1A], *H1B = g->part[PART_H1B], *H2A = g->part[PART_H2A], *H2B = g->part[PART_H2B];
+    if (!H1A || !H1B || !H2A || !H2B)
+        return zi_err("%s: %s: LoHa module needs all of hada_w1_a, hada_w1_b, hada_w2_a, hada_w2_b", path, g->orig);
+    int64_t ar1, r1, x1, c1, ar2, r2, x2, c2;
+    if (shape2(H1A, &ar1, &r1) || ar1 != rows) return bad_shape(path, g, "hada_w1_a", H1A, tg, n_tg);
+    if (shape2(H2A, &ar2, &r2) || ar2 != rows) return bad_shape(path, g, "hada_w2_a", H2A, tg, n_tg);
+    if (shape2(H1B, &x1, &c1) || x1 != r1 || c1 != cols) return bad_shape(path, g, "hada_w1_b", H1B, tg, n_tg);
+    if (shape2(H2B, &x2, &c2) || x2 != r2 || c2 != cols) return bad_shape(path, g, "hada_w2_b", H2B, tg, n_tg);
+    if (r1 < 1 || r1 > LORA_MAX_RANK || r2 < 1 || r2 > LORA_MAX_RANK)
+        return zi_err("%s: %s: LoHa rank %lld is out of range (1 to %d)", path, g->orig,
+                      (long long)(r1 < 1 || r1 > LORA_MAX_RANK ? r1 : r2), LORA_MAX_RANK);
+    float scale = user_scale * (has_alpha ? alpha / (float)r1 : 1.0f);
+    if (!isfinite(scale)) return zi_err("%s: %s: scale x alpha / rank is not a finite number", path, g->orig);
+    float *f[4] = {f32_copy(H1A), f32_copy(H1B), f32_copy(H2A), f32_copy(H2B)};
+    int rc = -1;
+    if (!f[0] || !f[1] || !f[2] || !f[3]) goto hada_out;
+    int64_t sub = rows / n_tg;
+    for (int k = 0; k < n_tg; k++) {
+        contrib c = {0};
+        c.kind = C_HADA;
+        c.scale = scale;
+        c.r1 = (int)r1, c.r2 = (int)r2;
+        c.w1a = malloc(sizeof(float) * (size_t)(sub * r1));
+        c.w2a = malloc(sizeof(float) * (size_t)(sub * r2));
+        c.w1b = malloc(sizeof(float) * (size_t)(r1 * cols));
+        c.w2b = malloc(sizeof(float) * (size_t)(r2 * cols));
+        if (c.w1a && c.w2a && c.w1b && c.w2b) {
+            memcpy(c.w1a, f[0] + (size_t)(k * sub * r1), sizeof(float) * (size_t)(sub * r1)); /* rows k*sub.. */
+            memcpy(c.w2a, f[2] + (size_t)(k * sub * r2), sizeof(float) * (size_t)(sub * r2));
+            memcpy(c.w1b, f[1], sizeof(float) * (size_t)(r1 * cols));
+            memcpy(c.w2b, f[3], sizeof(float) * (size_t)(r2 * cols));
+        }
+        if (!c.w1a || !c.w2a || !c.w1b || !c.w2b || add_contrib(tg[k], &c)) {
+            if (!c.w1a || !c.w2a || !c.w1b || !c.w2b) zi_err("out of memory");
+            free(c.w1a), free(c.w2a), free(c.w1b), free(c.w2b);
+            goto hada_out;
+        }
+    }
+    rc = 0;
+hada_out:
+    for (int k = 0; k < 4; k++) free(f[k]);
+    return rc;
+}
+
 /* Turn one module group into contributions on 1 (or 3 for fused qkv) targets. */
 static int group_apply(const char *path, const lora_group *g, lora_target **tg, int n_tg, float user_scale) {
     const int64_t rows = tg[0]->mat->rows * n_tg, cols = tg[0]->mat->cols;
@@ -253,7 +318,15 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
         free(al);
         if (!isfinite(alpha)) return zi_err("%s: %s.alpha is not a finite number", path, g->orig);
     }
-    if (g->part[PART_A] || g->part[PART_B]) {
+    int is_lora = g->part[PART_A] || g->part[PART_B];
+    int is_lokr = g->part[PART_W1] || g->part[PART_W1A] || g->part[PART_W1B] || g->part[PART_W2] ||
+                  g->part[PART_W2A] || g->part[PART_W2B];
+    int is_hada = g->part[PART_H1A] || g->part[PART_H1B] || g->part[PART_H2A] || g->part[PART_H2B];
+    if (is_lora + is_lokr + is_hada > 1)
+        return zi_err("%s: %s: one module holds factors of two adapter kinds (LoRA lora_A/B, LoKr lokr_*, LoHa hada_*)",
+                      path, g->orig);
+    if (is_hada) return hada_apply(path, g, tg, n_tg, user_scale, has_alpha, alpha);
+    if (is_lora) {
         int64_t ar, ac, br, bc;
         if (!g->part[PART_A] || !g->part[PART_B])
             return zi_err("%s: %s: LoRA module has only one of its two factors (down/A and up/B)", path, g->orig);
@@ -344,7 +417,7 @@ static int group_apply(const char *path, const lora_group *g, lora_target **tg, 
     }
     if (!w1 || !w2) goto lokr_out;
     contrib c = {0};
-    c.kron = 1;
+    c.kind = C_KRON;
     c.scale = scale;
     c.p = (int)p, c.q = (int)q, c.s = (int)s, c.t = (int)t;
     c.w1 = zi_malloc_aligned(sizeof(float) * (size_t)(p * q));
@@ -364,42 +437,64 @@ lokr_out:
     return rc;
 }
 
+/* A^T [cols, r] of A [r, cols] (new buffer): the right-hand side kn_gemm_nt wants. */
+static float *transpose_new(const float *A, int r, int64_t cols) {
+    float *at = zi_malloc_aligned(sizeof(float) * (size_t)(cols * r));
+    if (!at) return NULL;
+    for (int x = 0; x < r; x++)
+        for (int64_t j = 0; j < cols; j++) at[(size_t)j * r + x] = A[(size_t)x * cols + j];
+    return at;
+}
+
 /* Merge all contributions of one weight into a dense copy: a new buffer (or in place when the
- * model owns it and the dtype stays), 64 rows at a time in f32 (low-rank products B_rows . A
- * through kn_gemm_nt), rounded once to the weight's dtype; a block-quantized or scaled (fp8)
- * weight is dequantized and becomes F32 (exactly "merged into the dequantized weight"). */
-#define MERGE_ROWS 64
+ * model owns it and the dtype stays), in row chunks of ~MERGE_ELEMS floats (at least 64 rows) in
+ * f32 (low-rank products B_rows . A through kn_gemm_nt; a LoHa's two products likewise, then
+ * multiplied elementwise), rounded once to the weight's dtype; a block-quantized or scaled (fp8)
+ * weight is dequantized and becomes F32 (exactly "merged into the dequantized weight"). Large
+ * chunks: each kn_gemm_nt is one parallel region, and between regions the OpenMP workers spin
+ * while this thread converts and adds (PERF.md, LoRA merge). */
+#define MERGE_ELEMS ((int64_t)1 << 21)
 static int merge_dense(lora_target *t) {
     kn_mat *m = t->mat;
     const lora_owner *own = t->own;
     const int64_t R = m->rows, C = m->cols;
+    int64_t chunk = C > 0 && MERGE_ELEMS / C > 64 ? MERGE_ELEMS / C : 64; /* rows per step */
+    if (chunk > R) chunk = R > 0 ? R : 1;
     int dense = zi_dtype_is_float(m->dtype) && (m->scale == 0 || m->scale == 1);
     zi_dtype out_dt = dense ? m->dtype : ZI_F32;
     size_t es = zi_dtype_size(out_dt), row_bytes = zi_dtype_row_bytes(m->dtype, C);
     int in_place = dense && own->owns(own->model, m->data), rc = -1;
     void *dst = in_place ? (void *)m->data : zi_malloc_aligned((size_t)(R * C) * es);
-    float *rows = zi_malloc_aligned(sizeof(float) * (size_t)(MERGE_ROWS * C));
-    float *dlt = zi_malloc_aligned(sizeof(float) * (size_t)(MERGE_ROWS * C));
-    float **at = zi_calloc((size_t)t->n_c, sizeof *at); /* A^T [C, r] per low-rank term */
-    if (!dst || !rows || !dlt || !at) goto out;
+    float *rows = zi_malloc_aligned(sizeof(float) * (size_t)(chunk * C));
+    float *dlt = zi_malloc_aligned(sizeof(float) * (size_t)(chunk * C));
+    int any_hada = 0;
+    for (int k = 0; k < t->n_c; k++) any_hada |= t->c[k].kind == C_HADA;
+    float *dlt2 = any_hada ? zi_malloc_aligned(sizeof(float) * (size_t)(chunk * C)) : NULL;
+    float **at = zi_calloc((size_t)(2 * t->n_c), sizeof *at); /* per term: A^T [C, r] (LoHa: w1b^T, w2b^T) */
+    if (!dst || !rows || !dlt || (any_hada && !dlt2) || !at) goto out;
     for (int k = 0; k < t->n_c; k++) {
         const contrib *c = &t->c[k];
-        if (c->kron) continue;
-        if (!(at[k] = zi_malloc_aligned(sizeof(float) * (size_t)(C * c->r)))) goto out;
-        for (int x = 0; x < c->r; x++)
-            for (int64_t j = 0; j < C; j++) at[k][(size_t)j * c->r + x] = c->a[(size_t)x * C + j];
+        if (c->kind == C_LORA && !(at[2 * k] = transpose_new(c->a, c->r, C))) goto out;
+        if (c->kind == C_HADA &&
+            (!(at[2 * k] = transpose_new(c->w1b, c->r1, C)) || !(at[2 * k + 1] = transpose_new(c->w2b, c->r2, C))))
+            goto out;
     }
-    for (int64_t i0 = 0; i0 < R; i0 += MERGE_ROWS) {
-        int64_t nr = R - i0 < MERGE_ROWS ? R - i0 : MERGE_ROWS;
+    for (int64_t i0 = 0; i0 < R; i0 += chunk) {
+        int64_t nr = R - i0 < chunk ? R - i0 : chunk;
         for (int64_t r = 0; r < nr; r++) // rows[r, C] = dequantized W[i0 + r]
             zi_convert_to_f32(rows + r * C, (const char *)m->data + (size_t)(i0 + r) * row_bytes, m->dtype, (size_t)C);
         if (m->scale != 0 && m->scale != 1)
             for (int64_t q = 0; q < nr * C; q++) rows[q] *= m->scale;
         for (int k = 0; k < t->n_c; k++) {
             const contrib *c = &t->c[k];
-            if (!c->kron) { /* dlt[nr, C] = B[i0.., r] . A[r, C] */
-                if (kn_gemm_nt(dlt, C, c->b + (size_t)i0 * c->r, c->r, at[k], c->r, nr, C, c->r)) goto out;
+            if (c->kind == C_LORA) { /* dlt[nr, C] = B[i0.., r] . A[r, C] */
+                if (kn_gemm_nt(dlt, C, c->b + (size_t)i0 * c->r, c->r, at[2 * k], c->r, nr, C, c->r)) goto out;
                 for (int64_t q = 0; q < nr * C; q++) rows[q] += c->scale * dlt[q];
+            } else if (c->kind == C_HADA) { /* dlt = w1a[i0..] . w1b, dlt2 = w2a[i0..] . w2b: [nr, C] */
+                if (kn_gemm_nt(dlt, C, c->w1a + (size_t)i0 * c->r1, c->r1, at[2 * k], c->r1, nr, C, c->r1) ||
+                    kn_gemm_nt(dlt2, C, c->w2a + (size_t)i0 * c->r2, c->r2, at[2 * k + 1], c->r2, nr, C, c->r2))
+                    goto out;
+                for (int64_t q = 0; q < nr * C; q++) rows[q] += c->scale * (dlt[q] * dlt2[q]);
             } else { /* kron: delta[i, jb*t + l] = w1[i / s, jb] * w2[i % s, l] */
                 for (int64_t r = 0; r < nr; r++) {
                     int64_t i = i0 + r;
@@ -410,7 +505,7 @@ static int merge_dense(lora_target *t) {
                 }
             }
         }
-        size_t o = (size_t)(i0 * C);
+    size_t o = (size_t)(i0 * C);
         if (out_dt == ZI_F32) memcpy((float *)dst + o, rows, sizeof(float) * (size_t)(nr * C));
         else if (out_dt == ZI_BF16)
             for (int64_t q = 0; q < nr * C; q++) ((uint16_t *)dst)[o + q] = zi_f32_to_bf16(rows[q]);
@@ -434,10 +529,11 @@ static int merge_dense(lora_target *t) {
     rc = 0;
 out:
     if (!in_place) zi_free_aligned(dst);
-    for (int k = 0; at && k < t->n_c; k++) zi_free_aligned(at[k]);
+    for (int k = 0; at && k < 2 * t->n_c; k++) zi_free_aligned(at[k]);
     free(at);
     zi_free_aligned(rows);
     zi_free_aligned(dlt);
+    zi_free_aligned(dlt2);
     return rc;
 }
 
@@ -499,8 +595,29 @@ out:
     return rc;
 }
 
+/* (w1a . w1b) * (w2a . w2b) as one low-rank product (Khatri-Rao): B [rows, r1*r2] with
+ * B[i, a*r2 + b] = w1a[i, a] w2a[i, b], A [r1*r2, cols] with A[a*r2 + b, j] = w1b[a, j] w2b[b, j]:
+ * sum over (a, b) of B A = (sum_a w1a w1b) (sum_b w2a w2b) elementwise. */
+static int hada_lowrank(contrib *c, int64_t rows, int64_t cols) {
+    int64_t r = (int64_t)c->r1 * c->r2;
+    if (r > LORA_MAX_RANK) return zi_err("LoHa rank %d x %d is too large for run-time terms", c->r1, c->r2);
+    c->b = zi_malloc_aligned(sizeof(float) * (size_t)(rows * r));
+    c->a = zi_malloc_aligned(sizeof(float) * (size_t)(r * cols));
+    if (!c->a || !c->b) return -1;
+    for (int64_t i = 0; i < rows; i++)
+        for (int a = 0; a < c->r1; a++)
+            for (int b = 0; b < c->r2; b++)
+                c->b[(size_t)(i * r + a * c->r2 + b)] = c->w1a[(size_t)(i * c->r1 + a)] * c->w2a[(size_t)(i * c->r2 + b)];
+    for (int a = 0; a < c->r1; a++)
+        for (int b = 0; b < c->r2; b++)
+            for (int64_t j = 0; j < cols; j++)
+                c->a[(size_t)((a * c->r2 + b) * cols + j)] = c->w1b[(size_t)(a * cols + j)] * c->w2b[(size_t)(b * cols + j)];
+    c->r = (int)r;
+    return 0;
+}
+
 /* Run-time terms: kn_mat.lora gets one kn_lowrank per contribution (a LoKr one in its
- * Kronecker-factored low-rank form). */
+ * Kronecker-factored low-rank form, a LoHa one in its Khatri-Rao form). */
 static int attach_runtime(lora_target *t) {
     const lora_owner *own = t->own;
     kn_lowrank *lr = zi_malloc_aligned(sizeof *lr * (size_t)(t->n_c + t->mat->n_lora));
@@ -509,7 +626,7 @@ static int attach_runtime(lora_target *t) {
     int n = t->mat->n_lora;
     for (int k = 0; k < t->n_c; k++) {
         contrib *c = &t->c[k];
-        if (c->kron && !c->a && kron_lowrank(c)) {
+        if (c->kind != C_LORA && !c->a && (c->kind == C_KRON ? kron_lowrank(c) : hada_lowrank(c, t->mat->rows, t->mat->cols))) {
             zi_free_aligned(lr);
             return -1;
         }
@@ -538,10 +655,14 @@ static void list_add(char *buf, size_t cap, int *count, const char *name) {
     }
 }
 
-/* Factors of a Kronecker contribution in low-rank form larger than a dense f32 delta? */
-static int kron_too_big(const lora_target *t) {
-    for (int k = 0; k < t->n_c; k++)
-        if (t->c[k].kron && kron_rank(&t->c[k]) * (t->mat->rows + t->mat->cols) > t->mat->rows * t->mat->cols) return 1;
+/* Factors of a Kronecker or Hadamard contribution in low-rank form larger than a dense f32 delta
+ * (or of a rank kn_lowrank cannot hold)? */
+static int lowrank_too_big(const lora_target *t) {
+    for (int k = 0; k < t->n_c; k++) {
+        const contrib *c = &t->c[k];
+        int64_t r = c->kind == C_KRON ? kron_rank(c) : c->kind == C_HADA ? (int64_t)c->r1 * c->r2 : 0;
+        if (r > LORA_MAX_RANK || r * (t->mat->rows + t->mat->cols) > t->mat->rows * t->mat->cols) return 1;
+    }
     return 0;
 }
 
@@ -675,6 +796,15 @@ int zi_lora_apply(zi_dit *dit, zi_qwen3 *te, const zimage_lora *loras, int n, in
                 list_add(bad, sizeof bad, &n_bad, g->orig);
                 continue;
             }
+            if (g->part[PART_HT1] || g->part[PART_HT2]) { /* Tucker LoHa: conv kernels, no Linear weight */
+                if (!lenient) {
+                    zi_err("%s: %s: LoHa with Tucker factors (hada_t1 / hada_t2) is for convolution layers; the "
+                           "module is a Linear weight (--lora-lenient skips it)", loras[li].path, g->orig);
+                    goto out;
+                }
+                list_add(bad, sizeof bad, &n_bad, g->orig);
+                continue;
+            }
             if (group_apply(loras[li].path, g, one ? &one : three, one ? 1 : 3, loras[li].scale)) goto out;
         }
         if (n_bad) {
@@ -706,7 +836,7 @@ int zi_lora_apply(zi_dit *dit, zi_qwen3 *te, const zimage_lora *loras, int n, in
         int dense = is_dense(t->mat->dtype) && (t->mat->scale == 0 || t->mat->scale == 1);
         int forced = !is_te && (mode & ZI_LORA_RUNTIME);
         int runtime = forced || (is_te ? !(mode & ZI_LORA_TE_MERGE) : !dense);
-        if (runtime && !forced && kron_too_big(t)) runtime = 0; /* dequantize and merge instead */
+        if (runtime && !forced && lowrank_too_big(t)) runtime = 0; /* dequantize and merge instead */
         if (runtime ? attach_runtime(t) : merge_dense(t)) goto out;
     }
     if (warnings && warn[0]) *warnings = zi_strdup(warn);

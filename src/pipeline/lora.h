@@ -1,4 +1,4 @@
-/* lora.h - LoRA / LoKr adapters on the DiT and the Qwen3 text encoder (diffusers/PEFT,
+/* lora.h - LoRA / LoKr / LoHa adapters on the DiT and the Qwen3 text encoder (diffusers/PEFT,
  * kohya/musubi, ComfyUI, LyCORIS keys).
  *
  * Pipeline position: load time, right after zi_dit_load (DiT), and right after each
@@ -9,8 +9,9 @@
  * file pages are dropped); other dtypes (block-quantized, scaled fp8) get kn_mat.lora
  * run-time low-rank terms x.A^T.B^T instead. A LoKr delta kron(w1, w2) is run at run time
  * in the low-rank form kron(U1, U2) . kron(V1, V2) (w = U V: the given lokr_*_a/_b factors,
- * else w with an identity on its smaller side); where that form would be larger than a
- * dense f32 delta, the weight is dequantized and merged into an F32 copy instead.
+ * else w with an identity on its smaller side), a LoHa one in its Khatri-Rao form; where that
+ * form would be larger than a dense f32 delta, the weight is dequantized and merged into an F32
+ * copy instead.
  * Text encoder: run-time terms on every dtype (ZI_LORA_TE_MERGE merges dense ones): it is
  * reloaded for every prompt and runs on few tokens, so merging would cost a pass over all
  * its weights and a second copy per generation, while the terms cost rank/width of a matmul.
@@ -21,14 +22,18 @@
  *   diffusion_model.<module>.lora_down/up ... with attention.qkv (fused q|k|v rows) and
  *     attention.out (= attention.to_out.0)                            ComfyUI
  *   <module>.lokr_w1 | lokr_w1_a + lokr_w1_b, lokr_w2 | lokr_w2_a + lokr_w2_b, .alpha   LoKr
+ *   <module>.hada_w1_a, hada_w1_b, hada_w2_a, hada_w2_b, .alpha   LoHa (hada_t1/t2, Tucker: conv only, refused)
+ *   lycoris_<module with . as _>.<any of the above>   LyCORIS' own (kohya-style) names
  *   lora_te_<layers_N_self_attn_q_proj ...> (kohya sd-scripts, ComfyUI; "model_" after the prefix
  *     allowed), text_encoder.layers.N.<proj>.lora_A/B (diffusers/PEFT), text_encoders.<name>.
  *     transformer.model.layers.N.<proj> (ComfyUI), or bare layers.N.self_attn.q_proj (raw PEFT)
  *     for the text encoder; keys of its last layer are accepted and have no effect (it does
  *     not reach hidden_states[-2]).
  * Prefixes stripped: transformer., diffusion_model., model.diffusion_model., base_model.model.,
- * lora_unet_, unet.; "default." adapter names are dropped. Scale: user scale x alpha/rank
- * (alpha absent: 1). LoKr: delta = kron(w1, w2) x alpha/rank when a factor is decomposed. */
+ * lora_unet_, unet., lycoris_; "default." adapter names are dropped. Scale: user scale x alpha/rank
+ * (alpha absent: 1). LoKr: delta = kron(w1, w2) x alpha/rank when a factor is decomposed.
+ * LoHa: delta = (w1_a w1_b) * (w2_a w2_b) elementwise x alpha/r, r = rows of hada_w1_b; run-time
+ * form: one low-rank term of rank r r2 (Khatri-Rao products of the factors). */
 #ifndef ZI_LORA_H
 #define ZI_LORA_H
 

@@ -1,6 +1,6 @@
-/* fuzz_lora.c - libFuzzer target: LoRA / LoKr adapter files (src/pipeline/lora.c) on the
+/* fuzz_lora.c - libFuzzer target: LoRA / LoKr / LoHa adapter files (src/pipeline/lora.c) on the
  * tiny fixture DiT: key formats and prefixes, module matching (fused qkv, aliases),
- * factor shape checks, alpha, LoKr factor products, merge and run-time terms.
+ * factor shape checks, alpha, LoKr and LoHa factor products, merge and run-time terms.
  *
  * The first input byte picks the setting, the rest is the adapter (.safetensors):
  *   bits 0-1  the model: 0, 3 tiny-zimage (F32, merged), 1 tiny-zimage-bf16 (BF16, merged),

@@ -123,6 +123,10 @@ def corpus_lora():
     put("lora", "comfy_qkv_q8", bytes([2]) + safetensors(comfy))
     put("lora", "lokr", bytes([0]) + safetensors(lokr))
     put("lora", "lokr_bf16_twice", bytes([1 | 16]) + safetensors(lokr))
+    # LoHa: to_q (runtime rank 6 on Q8_0) and a lycoris_-named ffn w1 (dequantize + merge on Q8_0)
+    loha = pick("loha", ["layers.1.attention.to_q.", "lycoris_noise_refiner_1_feed_forward_w1."])
+    put("lora", "loha", bytes([0]) + safetensors(loha))
+    put("lora", "loha_q8", bytes([2]) + safetensors(loha))
     # PEFT adapter names (.default.), half-precision factors, a text-encoder key and an unknown key (lenient)
     f16 = {k.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight"):
            ("F16", v[1], struct.pack(f"<{len(v[2]) // 4}e", *struct.unpack(f"<{len(v[2]) // 4}f", v[2])))
@@ -138,6 +142,12 @@ def corpus_lora():
     put("lora", "lokr_huge_sides", bytes([0]) + safetensors({
         "layers.0.attention.to_q.lokr_w1": ("F32", [1 << 59, 0], b""),
         "layers.0.attention.to_q.lokr_w2": ("F32", [1 << 59, 0], b"")}))
+    put("lora", "loha_rank0_tucker", bytes([4]) + safetensors({
+        "layers.0.attention.to_q.hada_w1_a": ("F32", [64, 0], b""),
+        "layers.0.attention.to_q.hada_w1_b": ("F32", [0, 64], b""),
+        "layers.0.attention.to_q.hada_w2_a": ("F32", [64, 0], b""),
+        "layers.0.attention.to_q.hada_w2_b": ("F32", [0, 64], b""),
+        "layers.1.attention.to_k.hada_t1": ("F32", [1, 1], struct.pack("<f", 1))}))
 
 
 GGML = {  # name: (ggml type, block elements, block bytes)

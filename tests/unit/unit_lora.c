@@ -5,6 +5,9 @@
  *     one rounding of the f32 sum, at most 1 ulp on rare ties);
  *   - the DiT forward with our merge equals the forward with the offline-merged weights;
  *   - LoKr (full and factorized Kronecker factors) equals the offline merge;
+ *   - LoHa (LyCORIS Hadamard product; make_loha_fixtures.py: plain torch, the LyCORIS formula)
+ *     equals the offline merge, on dense weights and on the Q8_0 GGUF (run-time Khatri-Rao terms,
+ *     or dequantize + merge); scale 0 is exactly no LoHa; a LyCORIS "lycoris_" file = kohya's;
  *   - scale 0 is exactly no LoRA; run-time terms equal the merge (once kn_linear applies them);
  *   - LoKr on a Q8_0 GGUF DiT (run-time Kronecker-factored terms, or dequantize + merge when
  *     those would be larger) equals LoKr merged into gguf-py's dequantized weights;
@@ -33,6 +36,9 @@ static const char *const targets[] = {
     "noise_refiner.0.attention.to_v", "context_refiner.1.feed_forward.w2", "all_x_embedder.2-1",
     "all_final_layer.2-1.linear", "t_embedder.mlp.2", "cap_embedder.1"};
 static const char *const lokr_targets[] = {"layers.1.attention.to_q", "layers.0.feed_forward.w2",
+                                           "noise_refiner.1.feed_forward.w1"};
+/* loha.safetensors (make_loha_fixtures.py) has the same three targets */
+static const char *const loha_targets[] = {"layers.1.attention.to_q", "layers.0.feed_forward.w2",
                                            "noise_refiner.1.feed_forward.w1"};
 
 /* The kn_mat of a diffusers weight name (the subset used here). */
@@ -130,7 +136,7 @@ static void check_weights(zi_dit *d, zi_st_file *merged, const char *const *name
         if (m->dtype == ZI_BF16)
             UNIT_CHECK(worse == 0 && ulp1 <= t->numel / 100, "%s %s: %lld values 1 ulp off, %lld more", label, k,
                        (long long)ulp1, (long long)worse);
-        else UNIT_CHECK(maxd <= 1e-6, "%s %s: merged weight differs from diffusers' fuse_lora by %.3g", label, k, maxd);
+        else UNIT_CHECK(maxd <= 1e-6, "%s %s: merged weight differs from the offline merge by %.3g", label, k, maxd);
     }
 }
 
@@ -214,6 +220,64 @@ static void unit_lora_hostile(zi_dit *d, const char *tmp) {
     write_spec(tmp, dup2, 3, 0);
     UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "same factor"),
                "duplicate prefixes: %s", zi_last_error());
+    /* LoHa: rank 0, ranks that disagree, a missing factor, shapes of 2^59, mixed kinds, a
+     * duplicate factor, non-finite alpha / scale, Tucker (conv) factors */
+    const lora_spec h0[] = {{"layers.0.attention.to_q.hada_w1_a", 2, {64, 0}}, {"layers.0.attention.to_q.hada_w1_b", 2, {0, 64}},
+                            {"layers.0.attention.to_q.hada_w2_a", 2, {64, 0}}, {"layers.0.attention.to_q.hada_w2_b", 2, {0, 64}}};
+    write_spec(tmp, h0, 4, 0);
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "LoHa rank 0"),
+               "loha rank 0: %s", zi_last_error());
+    const lora_spec hr[] = {{"layers.0.attention.to_q.hada_w1_a", 2, {64, 2}}, {"layers.0.attention.to_q.hada_w1_b", 2, {3, 64}},
+                            {"layers.0.attention.to_q.hada_w2_a", 2, {64, 2}}, {"layers.0.attention.to_q.hada_w2_b", 2, {2, 64}}};
+    write_spec(tmp, hr, 4, 0);
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "hada_w1_b") &&
+                   strstr(zi_last_error(), "does not fit"),
+               "loha rank mismatch: %s", zi_last_error());
+    write_spec(tmp, hr + 1, 3, 0);
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "needs all"),
+               "loha missing factor: %s", zi_last_error());
+    const lora_spec hh[] = {{"layers.0.attention.to_q.hada_w1_a", 2, {(int64_t)1 << 59, 0}},
+                            {"layers.0.attention.to_q.hada_w1_b", 2, {0, (int64_t)1 << 59}},
+                            {"layers.0.attention.to_q.hada_w2_a", 2, {(int64_t)1 << 59, 0}},
+                            {"layers.0.attention.to_q.hada_w2_b", 2, {0, (int64_t)1 << 59}}};
+    write_spec(tmp, hh, 4, 0);
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "does not fit"),
+               "loha huge: %s", zi_last_error());
+    const lora_spec hm[] = {{"layers.0.attention.to_q.hada_w1_a", 2, {64, 2}}, {"layers.0.attention.to_q.hada_w1_b", 2, {2, 64}},
+                            {"layers.0.attention.to_q.hada_w2_a", 2, {64, 2}}, {"layers.0.attention.to_q.hada_w2_b", 2, {2, 64}},
+                            {"layers.0.attention.to_q.lora_A.weight", 2, {4, 64}},
+                            {"layers.0.attention.to_q.lora_B.weight", 2, {64, 4}}};
+    write_spec(tmp, hm, 6, 0);
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "two adapter kinds"),
+               "loha + lora: %s", zi_last_error());
+    const lora_spec hd[] = {{"layers.0.attention.to_q.hada_w1_a", 2, {64, 2}},
+                            {"diffusion_model.layers.0.attention.to_q.hada_w1_a", 2, {64, 2}},
+                            {"layers.0.attention.to_q.hada_w1_b", 2, {2, 64}}};
+    write_spec(tmp, hd, 3, 0);
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "same factor"),
+               "loha duplicate: %s", zi_last_error());
+    const lora_spec ha[] = {{"layers.0.attention.to_q.hada_w1_a", 2, {64, 2}}, {"layers.0.attention.to_q.hada_w1_b", 2, {2, 64}},
+                            {"layers.0.attention.to_q.hada_w2_a", 2, {64, 3}}, {"layers.0.attention.to_q.hada_w2_b", 2, {3, 64}},
+                            {"layers.0.attention.to_q.alpha", 0, {0, 0}}};
+    write_spec(tmp, ha, 5, NAN);
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "finite"),
+               "loha alpha: %s", zi_last_error());
+    write_spec(tmp, ha, 5, 3e38f); /* 100 x alpha / 2 overflows */
+    l.scale = 100;
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "finite"),
+               "loha scale: %s", zi_last_error());
+    l.scale = 1;
+    const lora_spec ht[] = {{"layers.0.attention.to_q.hada_w1_a", 2, {64, 2}}, {"layers.0.attention.to_q.hada_w1_b", 2, {2, 64}},
+                            {"layers.0.attention.to_q.hada_w2_a", 2, {64, 2}}, {"layers.0.attention.to_q.hada_w2_b", 2, {2, 64}},
+                            {"layers.0.attention.to_q.hada_t1", 2, {2, 2}}, {"layers.0.attention.to_q.hada_t2", 2, {2, 2}}};
+    write_spec(tmp, ht, 6, 0);
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) != 0 && strstr(zi_last_error(), "Tucker") &&
+                   strstr(zi_last_error(), "layers.0.attention.to_q"),
+               "loha tucker: %s", zi_last_error());
+    char *warn = NULL;
+    UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 1, ZI_LORA_AUTO, &warn, NULL) == 0 && warn && strstr(warn, "to_q"),
+               "loha tucker lenient: %s", warn ? warn : zi_last_error());
+    free(warn);
     /* a module name longer than the grouping key: unmatched, not truncated into another module */
     char longname[400];
     snprintf(longname, sizeof longname, "layers.0.attention.to_q.%0300d.lora_A.weight", 0);
@@ -311,12 +375,14 @@ static double max_rel_tol(const float *a, const float *b, int64_t n, double tol)
     return m;
 }
 
-/* LoKr on the Q8_0 GGUF DiT == LoKr merged into the dequantized weights; scale 0 == none. */
-static void unit_lora_lokr_gguf(const char *fixtures) {
+/* LoKr / LoHa (kind "lokr" / "loha") on the Q8_0 GGUF DiT == the adapter merged into the dequantized
+ * weights; scale 0 == none. In auto mode to_q gets run-time terms of rank q_rank and noise_refiner.1's
+ * ffn w1 (factored form larger than a dense delta) is dequantized and merged. */
+static void unit_lora_lyco_gguf(const char *fixtures, const char *kind, const char *const *tgts, int q_rank) {
     char gp[4096], lp[4096], mp[4096];
     snprintf(gp, sizeof gp, "%s/gguf/gguf_dit_q8_0_sdcpp.gguf", fixtures);
-    snprintf(lp, sizeof lp, "%s/lora/lokr.safetensors", fixtures);
-    snprintf(mp, sizeof mp, "%s/lora/merged_lokr_q8_0.safetensors", fixtures);
+    snprintf(lp, sizeof lp, "%s/lora/%s.safetensors", fixtures, kind);
+    snprintf(mp, sizeof mp, "%s/lora/merged_%s_q8_0.safetensors", fixtures, kind);
     zi_st_file merged;
     if (zi_st_open(&merged, mp)) {
         UNIT_CHECK(0, "%s", zi_last_error());
@@ -330,12 +396,12 @@ static void unit_lora_lokr_gguf(const char *fixtures) {
     }
     UNIT_CHECK(mat_of(off, "noise_refiner.1.feed_forward.w1")->dtype == ZI_Q8_0 &&
                    mat_of(off, "layers.1.attention.to_q")->dtype == ZI_Q8_0,
-               "the GGUF's LoKr targets are not Q8_0");
+               "the GGUF's %s targets are not Q8_0", kind);
     for (int i = 0; i < 3; i++) { /* = a checkpoint with these three weights merged offline (f32) */
         char k[128];
-        snprintf(k, sizeof k, "%s.weight", lokr_targets[i]);
+        snprintf(k, sizeof k, "%s.weight", tgts[i]);
         const zi_tensor *t = zi_st_find(&merged, k);
-        kn_mat *m = mat_of(off, lokr_targets[i]);
+        kn_mat *m = mat_of(off, tgts[i]);
         if (!t || t->numel != m->rows * m->cols) {
             UNIT_CHECK(0, "%s missing", k);
             continue;
@@ -347,24 +413,25 @@ static void unit_lora_lokr_gguf(const char *fixtures) {
         zi_dit *d = NULL;
         zimage_lora l = {lp, 1.0f};
         if (zi_dit_load(&d, gp) || zi_lora_apply(d, NULL, &l, 1, 0, mode ? ZI_LORA_RUNTIME : ZI_LORA_AUTO, NULL, NULL)) {
-            UNIT_CHECK(0, "lokr on gguf: %s", zi_last_error());
+            UNIT_CHECK(0, "%s on gguf: %s", kind, zi_last_error());
             zi_dit_free(d);
             continue;
         }
         kn_mat *q = mat_of(d, "layers.1.attention.to_q"), *w1 = mat_of(d, "noise_refiner.1.feed_forward.w1");
         if (mode) UNIT_CHECK(q->dtype == ZI_Q8_0 && q->n_lora == 1 && w1->dtype == ZI_Q8_0 && w1->n_lora == 1,
-                             "runtime: LoKr not attached as run-time terms");
-        else /* to_q: rank 2*3 terms; w1: w2 is a full [85, 32] (rank 64 > dense size): dequantized + merged */
-            UNIT_CHECK(q->dtype == ZI_Q8_0 && q->n_lora == 1 && q->lora[0].rank == 6 && w1->dtype == ZI_F32 &&
+                             "runtime: %s not attached as run-time terms", kind);
+        else /* LoKr to_q: rank 2*3 terms; w1: w2 is a full [85, 32] (rank 64 > dense size): dequantized + merged;
+              * LoHa to_q: rank 2*3 terms; w1: rank 8*7 = 56 x (170 + 64) > 170 x 64: dequantized + merged */
+            UNIT_CHECK(q->dtype == ZI_Q8_0 && q->n_lora == 1 && q->lora[0].rank == q_rank && w1->dtype == ZI_F32 &&
                            w1->n_lora == 0,
-                       "auto: to_q %s (%d terms), w1 %s (%d terms)", zi_dtype_name(q->dtype), q->n_lora,
+                       "%s auto: to_q %s (%d terms), w1 %s (%d terms)", kind, zi_dtype_name(q->dtype), q->n_lora,
                        zi_dtype_name(w1->dtype), w1->n_lora);
         float *got = forward(d);
         double e = max_rel(got, want, 16 * 64), e0 = max_rel(none, want, 16 * 64);
-        printf("  lora: lokr on Q8_0 GGUF (%s) vs merged into the dequantized weights: %.3g of the DiT tolerance "
-               "(without the LoKr: %.3g)\n", mode ? "run-time" : "auto", e, e0);
-        UNIT_CHECK(e <= 0.1 && e0 > 10, "lokr on gguf (%s): %.3g of tol (no LoKr: %.3g)", mode ? "run-time" : "auto",
-                   e, e0);
+        printf("  lora: %s on Q8_0 GGUF (%s) vs merged into the dequantized weights: %.3g of the DiT tolerance "
+               "(without it: %.3g)\n", kind, mode ? "run-time" : "auto", e, e0);
+        UNIT_CHECK(e <= 0.1 && e0 > 10, "%s on gguf (%s): %.3g of tol (without it: %.3g)", kind,
+                   mode ? "run-time" : "auto", e, e0);
         free(got);
         zi_dit_free(d);
     }
@@ -372,9 +439,9 @@ static void unit_lora_lokr_gguf(const char *fixtures) {
     zimage_lora l0 = {lp, 0.0f};
     if (!zi_dit_load(&z, gp) && !zi_lora_apply(z, NULL, &l0, 1, 0, ZI_LORA_RUNTIME, NULL, NULL)) {
         float *got = forward(z);
-        UNIT_CHECK(memcmp(got, none, sizeof(float) * 16 * 64) == 0, "lokr on gguf at scale 0 changed the output");
+        UNIT_CHECK(memcmp(got, none, sizeof(float) * 16 * 64) == 0, "%s on gguf at scale 0 changed the output", kind);
         free(got);
-    } else UNIT_CHECK(0, "lokr scale 0: %s", zi_last_error());
+    } else UNIT_CHECK(0, "%s scale 0: %s", kind, zi_last_error());
     zi_dit_free(z);
     free(want), free(none);
     zi_dit_free(off), zi_dit_free(base);
@@ -594,6 +661,48 @@ static void unit_lora_te_pipeline(const char *fixtures) {
     rmdir(dir);
 }
 
+/* LyCORIS' kohya-style names (lycoris_<module path with _>): the kohya file renamed from
+ * lora_unet_ to lycoris_ must merge to the same weights, bit for bit. */
+static void unit_lora_lycoris_prefix(const char *fixtures) {
+    char kp[4096], tmp[] = "/tmp/zimage-unit-lycorisXXXXXX";
+    snprintf(kp, sizeof kp, "%s/lora/lora_kohya.safetensors", fixtures);
+    int fd = mkstemp(tmp);
+    zi_st_file kf;
+    if (fd < 0 || zi_st_open(&kf, kp)) {
+        UNIT_CHECK(0, "lycoris prefix setup: %s", zi_last_error());
+        if (fd >= 0) close(fd), remove(tmp);
+        return;
+    }
+    close(fd);
+    zi_st_writer w;
+    zi_st_writer_init(&w);
+    char(*names)[256] = calloc((size_t)kf.n_tensors, sizeof *names);
+    int n_renamed = 0;
+    for (int i = 0; names && i < kf.n_tensors; i++) {
+        const zi_tensor *t = &kf.tensors[i];
+        n_renamed += !strncmp(t->name, "lora_unet_", 10);
+        snprintf(names[i], sizeof names[i], "lycoris_%s", strncmp(t->name, "lora_unet_", 10) ? t->name : t->name + 10);
+        zi_st_writer_add(&w, names[i], t->dtype, t->ndim, t->shape, t->data);
+    }
+    int wrc = zi_st_writer_write(&w, tmp);
+    zi_st_writer_free(&w);
+    zi_dit *a = load(fixtures, "tiny-zimage"), *b = load(fixtures, "tiny-zimage");
+    zimage_lora la = {kp, 1.0f}, lb = {tmp, 1.0f};
+    if (names && !wrc && n_renamed == kf.n_tensors && a && b && !zi_lora_apply(a, NULL, &la, 1, 0, ZI_LORA_AUTO, NULL, NULL) &&
+        !zi_lora_apply(b, NULL, &lb, 1, 0, ZI_LORA_AUTO, NULL, NULL)) {
+        int same = 1;
+        for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+            kn_mat *x = mat_of(a, targets[i]), *y = mat_of(b, targets[i]);
+            same &= x->dtype == y->dtype && !memcmp(x->data, y->data, (size_t)(x->rows * x->cols) * zi_dtype_size(x->dtype));
+        }
+        UNIT_CHECK(same, "lycoris_ names merge differently from lora_unet_ ones");
+    } else UNIT_CHECK(0, "lycoris prefix: %s (%d of %d renamed)", zi_last_error(), n_renamed, kf.n_tensors);
+    zi_dit_free(a), zi_dit_free(b);
+    free(names);
+    zi_st_close(&kf);
+    remove(tmp);
+}
+
 void unit_lora(const char *fixtures) {
     const char *formats[3] = {"lora_peft", "lora_kohya", "lora_comfy"};
     const int NT = (int)(sizeof targets / sizeof targets[0]);
@@ -651,27 +760,35 @@ void unit_lora(const char *fixtures) {
         zi_st_close(&merged);
     }
 
-    /* LoKr */
-    {
+    /* LoKr, LoHa: merged weights and forward vs the offline merge; scale 0 == none, bit for bit */
+    for (int k = 0; k < 2; k++) {
+        const char *kind = k ? "loha" : "lokr";
+        const char *const *tgts = k ? loha_targets : lokr_targets;
         char lp[4096], mp[4096];
-        snprintf(lp, sizeof lp, "%s/lora/lokr.safetensors", fixtures);
-        snprintf(mp, sizeof mp, "%s/lora/merged_lokr_f32.safetensors", fixtures);
+        snprintf(lp, sizeof lp, "%s/lora/%s.safetensors", fixtures, kind);
+        snprintf(mp, sizeof mp, "%s/lora/merged_%s_f32.safetensors", fixtures, kind);
         zi_st_file merged;
-        zi_dit *d = load(fixtures, "tiny-zimage"), *off = load(fixtures, "tiny-zimage");
-        zimage_lora l = {lp, 1.0f};
-        if (d && off && !zi_st_open(&merged, mp)) {
-            UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) == 0, "lokr: %s", zi_last_error());
-            check_weights(d, &merged, lokr_targets, 3, "lokr");
-            use_offline(off, &merged, lokr_targets, 3);
+        zi_dit *d = load(fixtures, "tiny-zimage"), *off = load(fixtures, "tiny-zimage"), *z = load(fixtures, "tiny-zimage");
+        zimage_lora l = {lp, 1.0f}, l0 = {lp, 0.0f};
+        if (d && off && z && !zi_st_open(&merged, mp)) {
+            UNIT_CHECK(zi_lora_apply(d, NULL, &l, 1, 0, ZI_LORA_AUTO, NULL, NULL) == 0, "%s: %s", kind, zi_last_error());
+            check_weights(d, &merged, tgts, 3, kind);
+            float *none = forward(off);
+            use_offline(off, &merged, tgts, 3);
             float *a = forward(d), *b = forward(off);
-            double e = max_rel(a, b, 16 * 64);
-            printf("  lora: lokr forward vs offline merge: %.3g of the DiT tolerance\n", e);
-            UNIT_CHECK(e <= 0.1, "lokr forward differs (%.3g of tol)", e);
-            free(a), free(b);
+            double e = max_rel(a, b, 16 * 64), e0 = max_rel(none, b, 16 * 64);
+            printf("  lora: %s forward vs offline merge: %.3g of the DiT tolerance (without it: %.3g)\n", kind, e, e0);
+            UNIT_CHECK(e <= 0.1 && e0 > 10, "%s forward differs (%.3g of tol; without it: %.3g)", kind, e, e0);
+            UNIT_CHECK(zi_lora_apply(z, NULL, &l0, 1, 0, ZI_LORA_AUTO, NULL, NULL) == 0, "%s scale 0: %s", kind,
+                       zi_last_error());
+            float *c = forward(z);
+            UNIT_CHECK(memcmp(c, none, sizeof(float) * 16 * 64) == 0, "%s at scale 0 changed the output", kind);
+            free(a), free(b), free(c), free(none);
             zi_st_close(&merged);
-        } else UNIT_CHECK(0, "lokr setup: %s", zi_last_error());
-        zi_dit_free(d), zi_dit_free(off);
+        } else UNIT_CHECK(0, "%s setup: %s", kind, zi_last_error());
+        zi_dit_free(d), zi_dit_free(off), zi_dit_free(z);
     }
+    unit_lora_lycoris_prefix(fixtures);
 
     /* scale 0 == no LoRA, exactly; run-time terms == merge */
     {
@@ -708,7 +825,8 @@ void unit_lora(const char *fixtures) {
         }
     }
     unit_lora_errors(fixtures);
-    unit_lora_lokr_gguf(fixtures);
+    unit_lora_lyco_gguf(fixtures, "lokr", lokr_targets, 6);
+    unit_lora_lyco_gguf(fixtures, "loha", loha_targets, 6);
     unit_lora_te_hidden(fixtures);
     unit_lora_te_pipeline(fixtures);
     unit_lora_te_gguf(fixtures);
