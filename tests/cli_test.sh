@@ -232,7 +232,7 @@ expect_fail "guidance negative" "between 0 and 100" -m "$M" -p x --guidance -1
 expect_fail "seed negative" "non-negative integer" -m "$M" -p x --seed -5
 expect_fail "max tokens zero" "between 1 and 1024" -m "$M" -p x --max-tokens 0
 expect_fail "threads zero" "between 1 and 1024" -m "$M" -p x -t 0
-expect_fail "bad precision" "not one of auto, f32, bf16" -m "$M" -p x --precision f16
+expect_fail "bad precision" "not one of auto, f32, bf16, int8" -m "$M" -p x --precision f16
 ZIMAGE_ISA=vax expect_fail "unknown ZIMAGE_ISA" "ZIMAGE_ISA=vax: unknown instruction set" -m "$M" -p x -o "$TMP/isa.png"
 if "$ZIMAGE" info | grep -q "^path: "; then ok "info names the kernel path"; else bad "info names the kernel path"; fi
 # every path this CPU supports (a SKIP names the others) gives a picture within 1 level of the default path's
@@ -271,6 +271,13 @@ sys.exit(0 if len(a) == len(b) and 0 < d <= 8 and a != c else 1)
 PY
 then ok "--vae-precision f32: the VAE leaves bf16 mode (differs from all-bf16, within 8 levels of f32)"; else bad "--vae-precision f32"; fi
 expect_fail "bad vae precision" "not one of auto, f32, bf16" -m "$M" -p x --vae-precision f16
+expect_fail "vae precision int8 refused" "not one of auto, f32, bf16" -m "$M" -p x --vae-precision int8
+# int8 mode on a Q8_0 GGUF transformer: runs and writes a 64x64 picture (its numerics: golden-int8)
+if "$ZIMAGE" -m "$M" --transformer "$FIX/gguf/gguf_dit_q8_0_sdcpp.gguf" -p "a red fox" -W 64 -H 64 --seed 42 \
+     --precision int8 -o "$TMP/int8.png" >/dev/null 2>&1 &&
+   /usr/bin/python3 -c 'import sys; from PIL import Image; sys.exit(0 if Image.open(sys.argv[1]).size == (64, 64) else 1)' "$TMP/int8.png"
+then ok "--precision int8 on a Q8_0 GGUF transformer writes a 64x64 picture"; else bad "--precision int8"; fi
+if "$ZIMAGE" info | grep -q "^--precision int8: "; then ok "info names the int8 GEMM"; else bad "info names the int8 GEMM"; fi
 expect_fail "unwritable output" "does not exist" -m "$M" -p x -o /nonexistent-dir/x.png
 expect_fail "no prompt" "no prompt" -m "$M"
 expect_fail "no model" "no model" -p x

@@ -894,12 +894,14 @@ def test_cli_args():
     for args, pat in ((["--port", "70000", "-m", MODEL], "between 0 and 65535"), (["--queue", "0", "-m", MODEL], "--queue"),
                       (["--host", "not-an-ip", "-m", MODEL, "--port", "0"], "not an IPv4"),
                       (["--bogus"], "unknown option"), (["--precision", "f64", "-m", MODEL], "not one of"), ([], "no model given"), (["-m", "/nonexistent"], "nonexistent"),
-                      (["--preview-every", "101", "-m", MODEL], "between 0 and 100")):
+                      (["--preview-every", "101", "-m", MODEL], "between 0 and 100"),
+                      (["--vae-precision", "int8", "-m", MODEL], "not one of auto, f32, bf16"),
+                      (["--precision", "int8", "-m", "/nonexistent"], "nonexistent")):  # int8 parsed, then the model refused
         r = run(*args)
         check(r.returncode != 0 and pat in r.stderr, "serve %s: rc %d, %s" % (args, r.returncode, r.stderr))
     r = run("--help")
     check(r.returncode == 0 and "--api-key" in r.stdout, "serve --help")
-    ok("serve option errors (8) and --help")
+    ok("serve option errors (10) and --help")
 
 
 def timed(fn, *a):
