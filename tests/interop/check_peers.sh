@@ -133,7 +133,7 @@ else skip "llama (no --llama-simple)"; fi
 # ---- stable-diffusion.cpp: DiT + text encoder + VAE -> image --------------------------------
 if [ -n "$SD" ] && [ -n "$VAE" ]; then
     "$SD" --diffusion-model "$DIT" --llm "$TE" --vae "$VAE" -p "a red fox in the snow" -W "$SIZE" -H "$SIZE" \
-        --steps "$STEPS" --cfg-scale 1.0 --seed 42 -t "$THREADS" -v -o "$OUT/sd.png" > "$OUT/sd.log" 2>&1
+        --steps "$STEPS" --cfg-scale 1.0 --seed 42 -t "$THREADS" --mmap -v -o "$OUT/sd.png" > "$OUT/sd.log" 2>&1
     rc=$?
     probs=$(grep -i -E "unknown tensor|not in model file|wrong shape|shape mismatch|gguf_init_from_file|error" "$OUT/sd.log" | head -n 5)
     if [ $rc = 0 ] && [ -s "$OUT/sd.png" ] && [ -z "$probs" ]; then
