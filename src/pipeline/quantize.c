@@ -235,9 +235,27 @@ static int write_part(zi_gguf_writer *w, const zi_tensor *t, zi_dtype type, cons
     return rc;
 }
 
+/* An added token that llama.cpp treats as a control token although tokenizer.json does not mark
+ * it special: "<|...|>" (Qwen's <|fim_prefix|>, <|repo_name|>...), the same with U+FF5C
+ * (fullwidth bar), "<unused...>" and a few fixed names (prefix and suffix may overlap, as in
+ * Python). llama.cpp's converter types these 3 (control); typed 4, llama.cpp's loader warns
+ * "control-looking token ... was not control-type" and overrides it. Our reader takes both. */
+static int token_looks_control(const char *s) {
+    static const char *const fixed[] = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"};
+    static const char *const wrap[][2] = {{"<|", "|>"}, {"<\xef\xbd\x9c", "\xef\xbd\x9c>"}, {"<unused", ">"}};
+    size_t n = strlen(s);
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, fixed[i])) return 1;
+    for (int i = 0; i < 3; i++) {
+        size_t a = strlen(wrap[i][0]), b = strlen(wrap[i][1]);
+        if (n >= a && n >= b && !strncmp(s, wrap[i][0], a) && !strcmp(s + n - b, wrap[i][1])) return 1;
+    }
+    return 0;
+}
+
 /* tokenizer.json -> tokenizer.ggml.* as llama.cpp's converter writes them: one token per id up
- * to the embedding size ([PADn] unused fillers), types 1 normal / 3 control (special added) /
- * 4 user-defined (other added) / 5 unused, merges "a b". */
+ * to the embedding size ([PADn] unused fillers), types 1 normal / 3 control (special added, or
+ * control-looking: token_looks_control) / 4 user-defined (other added) / 5 unused, merges "a b". */
 static int add_tokenizer_kvs(zi_gguf_writer *w, const char *tok_path, int vocab_rows) {
     json_t *j = zi_json_load_file(tok_path);
     if (!j) return -1;
@@ -274,7 +292,7 @@ static int add_tokenizer_kvs(zi_gguf_writer *w, const char *tok_path, int vocab_
         }
         free(toks[id]);
         toks[id] = strdup(c);
-        types[id] = json_is_true(json_object_get(v, "special")) ? 3 : 4;
+        types[id] = json_is_true(json_object_get(v, "special")) || token_looks_control(c) ? 3 : 4;
     }
     for (i = 0; i < n; i++)
         if (!toks[i]) {

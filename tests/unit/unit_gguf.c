@@ -393,6 +393,28 @@ static void unit_gguf_text_encoder(const char *fixtures) {
                    rc ? zi_last_error() : "");
         if (q) zi_qwen3_free(q);
     }
+    /* token types as llama.cpp's converter writes them (its loader warns and retypes otherwise):
+     * special added tokens and control-looking ones ("<|fim_prefix|>", special false in
+     * tokenizer.json) 3, other added tokens ("<tool_call>", "<think>") 4, vocabulary 1, the
+     * embedding rows past the vocabulary 5. Pinned ids: Qwen3's tokenizer. */
+    zi_st_file tg;
+    if (zi_st_open(&tg, out) == 0) {
+        const zi_gguf_kv *ty = zi_gguf_find(&tg, "tokenizer.ggml.token_type");
+        static const struct { uint64_t id; int64_t type; } want_t[] = {
+            {0, 1},      {151642, 1}, {151643, 3}, {151644, 3}, {151656, 3}, {151657, 4},
+            {151659, 3}, {151664, 3}, {151665, 4}, {151667, 4}, {151668, 4}, {151669, 5}};
+        int ok_t = ty && ty->arr_n == 151936;
+        for (size_t k = 0; ok_t && k < sizeof want_t / sizeof want_t[0]; k++)
+            if (zi_gguf_arr_int(ty, want_t[k].id) != want_t[k].type) {
+                UNIT_CHECK(0, "token_type[%llu] = %lld, llama.cpp's converter writes %lld",
+                           (unsigned long long)want_t[k].id, (long long)zi_gguf_arr_int(ty, want_t[k].id),
+                           (long long)want_t[k].type);
+                ok_t = 0;
+            }
+        UNIT_CHECK(ty && ty->arr_n == 151936, "tokenizer.ggml.token_type: one per embedding row");
+        zi_st_close(&tg);
+    } else
+        UNIT_CHECK(0, "open the text-encoder GGUF: %s", zi_last_error());
     snprintf(path, sizeof path, "%s/no-such-encoder", gg_dir);
     UNIT_CHECK(zi_qwen3_load_config(&(zi_qwen3_config){0}, path) != 0 && strstr(zi_last_error(), "no-such-encoder"),
                "zi_qwen3_load_config on a missing path: '%s'", zi_last_error());
