@@ -268,15 +268,15 @@ void unit_q8(void) {
 #endif
     if (!have_avx2) printf("  SKIP int8 GEMM path avx2: %s\n", why_avx2);
     if (!have_vnni) printf("  SKIP int8 GEMM path avx512vnni: the CPU lacks AVX512-VNNI (its template ran as generic, emulated vpdpbusd)\n");
-    const char *why_amx = "not an x86-64 build";
+    const char *why_amx = "not an x86-64 build", *why_path = NULL;
     int have_amx8 = 0;
 #if defined(__x86_64__)
     have_amx8 = kn_cpu_has_amx_int8();
-    if (!kn_isa_supported(KN_ISA_AMX, &why_amx)) why_amx = why_amx ? why_amx : "the amx path is unavailable";
-    else why_amx = "the CPU lacks AMX-INT8";
+    why_amx = kn_isa_supported(KN_ISA_AMX, &why_path) ? "the CPU lacks AMX-INT8" : "no amx path";
 #endif
     if (!have_amx8)
-        printf("  SKIP int8 GEMM path amx (TDPBSSD): %s (its template ran on emulated tiles)\n", why_amx);
+        printf("  SKIP int8 GEMM path amx (TDPBSSD): %s%s%s (its template ran on emulated tiles)\n", why_amx,
+               why_path ? ": " : "", why_path ? why_path : "");
     for (int t = 0; t < KQ_NTYPES; t++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             zi_dtype dt = kq_types[t];
