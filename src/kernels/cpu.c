@@ -177,6 +177,13 @@ int kn_cpu_has_avx512vnni(void) {
     return cpu_supported(KN_ISA_AVX512, NULL) && f->avx512vnni;
 }
 
+/* AMX-INT8 (CPUID 7 EDX bit 25) on top of everything the amx path needs (tile state, palette,
+ * tile data permission) */
+int kn_cpu_has_amx_int8(void) {
+    const kn_cpu_features *f = cpu_get();
+    return cpu_supported(KN_ISA_AMX, NULL) && f->amx_int8;
+}
+
 int kn_isa_supported(kn_isa isa, const char **why) {
     pthread_once(&kn_cpu_once, cpu_detect);
     return cpu_supported(isa, why);

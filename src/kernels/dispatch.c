@@ -10,7 +10,7 @@
  * inputs on avx2/avx512 (no bf16 units there). Attention in bf16 mode runs on AMX tiles on amx,
  * on vdpbf16ps on avx512bf16 (its emulation on c), on the fp32 kernels with rounded inputs on
  * avx2/avx512. In the int8 precision mode, kn_linear on block-quantized weights (M > 4) runs the
- * int8-activation GEMM (gemm_q8.h: avx512vnni / avx2 / portable), everything else as bf16. */
+ * int8-activation GEMM (gemm_q8.h: amx-int8 / avx512vnni / avx2 / portable), everything else as bf16. */
 #include <stdlib.h>
 #include <string.h>
 

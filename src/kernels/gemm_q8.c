@@ -151,7 +151,10 @@ kn_gemm_q8_fn kn_gemm_q8_get(zi_dtype dt, const char **name) {
     (void)dt;
 #if defined(__x86_64__)
     kn_isa isa = kn_get_isa();
-    if (isa >= KN_ISA_AVX512 && kn_cpu_has_avx512vnni())
+    int kind = kn_q8_kind(dt);
+    if (isa == KN_ISA_AMX && kn_cpu_has_amx_int8() && (kind == 1 || kind == 2))
+        nm = "amx (TDPBSSD tiles, per-32-block scaling on AVX-512)", f = kn_gemm_q8_amx;
+    else if (isa >= KN_ISA_AVX512 && kn_cpu_has_avx512vnni())
         nm = "avx512vnni (vpdpbusd)", f = kn_gemm_q8_avx512vnni;
     else if (isa >= KN_ISA_AVX2) /* AVX-512 without VNNI runs the AVX2 kernels */
         nm = "avx2 (vpmaddubsw on u8 weights for the 4/5-bit types, vpmaddwd on int16 for Q8_0)",

@@ -1,6 +1,7 @@
 /* gemm_q8.h - private interface of the int8-activation GEMM (the int8 precision mode): the
  * ISA-independent scalar pieces (gemm_q8.c) and the per-ISA instances of gemm_q8_impl.h
- * (gemm_q8_generic.c, gemm_q8_avx2.c, gemm_q8_avx512vnni.c). Include only from src/kernels/.
+ * (gemm_q8_generic.c, gemm_q8_avx2.c, gemm_q8_avx512vnni.c) and of gemm_q8_amx_impl.h (AMX-INT8
+ * tiles: gemm_q8_amx.c, gemm_q8_amx_emulated.c). Include only from src/kernels/.
  *
  * y[M, N] = x[M, K] . W[N, K]^T with W block-quantized: x is quantized per block of 32 to int8
  * (Q8_0 style: d = max|x| / 127, q = round(x / d)), W is unpacked per packed panel to int8 with a
@@ -33,15 +34,17 @@ void kn_q8_quant_block(const float *x, int8_t *q, float *d, float *sx);
     int kn_gemm_q8_##isa(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K, \
                          const kn_wsrc *B, const float *bias, int acc, int T);
 KN_DECLARE_Q8(generic) /* the VNNI template on an emulated vpdpbusd: the portable path */
+KN_DECLARE_Q8(amxemu)  /* the AMX-INT8 template (gemm_q8_amx_impl.h) on emulated tiles: for tests only */
 #if defined(__x86_64__)
 KN_DECLARE_Q8(avx2)
 KN_DECLARE_Q8(avx2u) /* unsigned (offset) weight types only: vpmaddubsw */
 KN_DECLARE_Q8(avx512vnni)
+KN_DECLARE_Q8(amx) /* TDPBSSD tiles: only where kn_cpu_has_amx_int8() */
 #endif
 
-/* The instance for weights of type dt on the calling thread's path (avx512vnni on
- * avx512/avx512bf16/amx CPUs with AVX512-VNNI; avx2u for kind-2 types / avx2 on AVX2; else
- * generic) and its description (NULL ok). */
+/* The instance for weights of type dt on the calling thread's path (amx on the amx path where
+ * the CPU has AMX-INT8; avx512vnni on avx512/avx512bf16/amx CPUs with AVX512-VNNI; avx2u for
+ * kind-2 types / avx2 on AVX2; else generic) and its description (NULL ok). */
 typedef int (*kn_gemm_q8_fn)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                              const kn_wsrc *B, const float *bias, int acc, int T);
 kn_gemm_q8_fn kn_gemm_q8_get(zi_dtype dt, const char **name);

@@ -46,6 +46,8 @@ int kn_isa_supported(kn_isa isa, const char **why);
 kn_isa kn_isa_best(void);
 /* 1 if the CPU has AVX512-VNNI (the int8 precision mode's matmuls use vpdpbusd on AVX-512 paths). */
 int kn_cpu_has_avx512vnni(void);
+/* 1 if the amx path is usable and the CPU has AMX-INT8 (the int8 mode then runs on TDPBSSD tiles). */
+int kn_cpu_has_amx_int8(void);
 /* The process default: ZIMAGE_ISA if set and supported, else the best. -1 (with the reason,
  * *out = best) when ZIMAGE_ISA names an unknown or unsupported path. */
 int kn_isa_default(kn_isa *out);

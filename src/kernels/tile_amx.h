@@ -1,6 +1,8 @@
-/* tile_amx.h - the tile vocabulary of gemm_amx_impl.h on real AMX (palette 1). Included only by
- * gemm_amx.c, compiled with -mamx-tile -mamx-bf16. Tile numbers must be constants. The OS
- * permission for the tile data state is requested once by cpu.c (arch_prctl). */
+/* tile_amx.h - the tile vocabulary of gemm_amx_impl.h and gemm_q8_amx_impl.h on real AMX
+ * (palette 1). Included only by the amx files (gemm_amx.c, attention_amx.c, gemm_q8_amx.c),
+ * compiled with -mamx-tile -mamx-bf16 -mamx-int8 (TILE_DPBSSD is used only where the CPU has
+ * AMX-INT8: kn_cpu_has_amx_int8). Tile numbers must be constants. The OS permission for the
+ * tile data state is requested once by cpu.c (arch_prctl). */
 #ifndef ZI_TILE_AMX_H
 #define ZI_TILE_AMX_H
 
@@ -25,11 +27,23 @@ static inline void kn_tile_config(void) {
     _tile_loadconfig(&cfg);
 }
 
+/* int8 GEMM (gemm_q8_amx_impl.h): tiles 0-3 16 rows x 64 B (int32 C), 4-5 16 rows x 32 B (A:
+ * 32 int8 of K, one quantization block), 6-7 8 rows x 64 B (B: 8 quads of K x 16 columns) */
+static inline void kn_tile_config_q8(void) {
+    kn_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) cfg.colsb[t] = t >= 4 && t < 6 ? 32 : 64, cfg.rows[t] = t >= 6 ? 8 : 16;
+    _tile_loadconfig(&cfg);
+}
+
 #define TILE_CONFIG() kn_tile_config()
+#define TILE_CONFIG_Q8() kn_tile_config_q8()
 #define TILE_RELEASE() _tile_release()
 #define TILE_ZERO(t) _tile_zero(t)
 #define TILE_LOAD(t, p, stride) _tile_loadd(t, (const void *)(p), stride)
 #define TILE_STORE(t, p, stride) _tile_stored(t, (void *)(p), stride)
 #define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
+#define TILE_DPBSSD(c, a, b) _tile_dpbssd(c, a, b) /* int32 C += s8 A . s8 B (needs -mamx-int8) */
 
 #endif

@@ -1,8 +1,8 @@
 /* unit_q8.c - the int8-activation GEMM (src/kernels/gemm_q8*.c, the int8 precision mode) vs a
  * double-precision reference built from the same quantized activations and weights, on every
  * instance this CPU runs (generic = the VNNI template on an emulated vpdpbusd, avx2, avx2u,
- * avx512vnni;
- * a SKIP line names the others and why), plus the dispatch through kn_linear.
+ * avx512vnni, amx = TDPBSSD tiles; a SKIP line names the others and why) and on the AMX-INT8
+ * template on emulated tiles (amxemu, every CPU), plus the dispatch through kn_linear.
  *
  * The bound (docs/PRECISION.md, "int8 mode"): with exact int32 block sums, the only error is f32
  * rounding of the scale-and-accumulate sequence of gemm_q8.h. Every term passes through at most
@@ -210,6 +210,48 @@ static void kq_nan_check(kq_fn fn, const char *name) {
     free(x), free(y), free(w);
 }
 
+/* The AMX-INT8 template (gemm_q8_amx_impl.h: 32 x 32 tile blocks, one TDPBSSD per 32-block, int32
+ * tiles scaled per block) on shapes around its tile edges: M, N at 31/32/33 and past the 256-row
+ * group, K of one block and a ragged K tail, 1 and 3 threads; every type, vs the reference and
+ * bit for bit vs the generic instance. fn: the emulated or the real instance. */
+static void kq_amx_checks(kq_fn fn, const char *name) {
+    static const int64_t shapes[][3] = {{32, 32, 32}, {33, 96, 31}, {31, 288, 33}, {259, 64, 65}, {64, 544, 96}};
+    for (int t = 0; t < KQ_NTYPES; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            zi_dtype dt = kq_types[t];
+            int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+            if (K % zi_dtype_block_elems(dt)) K = (K + 255) / 256 * 256;
+            int acc = (int)((s + t) & 1), T = s & 1 ? 3 : 1;
+            float *g = kq_run(kn_gemm_q8_generic, "generic (emulated VNNI)", M, K, N, dt, acc, 1, NULL);
+            free(kq_run(fn, name, M, K, N, dt, acc, T, g));
+            free(g);
+        }
+    kq_nan_check(fn, name);
+}
+
+/* kn_gemm_q8_get: the amx instance on the amx path exactly where the CPU has AMX-INT8, never elsewhere */
+static void kq_choice_checks(int have_amx8) {
+    kn_isa saved = kn_get_isa();
+    for (int i = 0; i < KN_ISA_COUNT; i++) {
+        if (!kn_isa_supported((kn_isa)i, NULL)) continue;
+        kn_set_isa((kn_isa)i);
+        for (int t = 0; t < KQ_NTYPES; t++) {
+            const char *nm = NULL;
+            kn_gemm_q8_fn f = kn_gemm_q8_get(kq_types[t], &nm);
+            int want = have_amx8 && i == KN_ISA_AMX;
+#if defined(__x86_64__)
+            int is_amx = f == kn_gemm_q8_amx;
+#else
+            int is_amx = 0;
+#endif
+            UNIT_CHECK(is_amx == want && f != kn_gemm_q8_amxemu && nm && (strstr(nm, "TDPBSSD") != NULL) == want,
+                       "kn_gemm_q8_get on path %s for %s: '%s' (AMX-INT8 instance expected: %d)",
+                       kn_isa_name((kn_isa)i), zi_dtype_name(kq_types[t]), nm ? nm : "(null)", want);
+        }
+    }
+    kn_set_isa(saved);
+}
+
 void unit_q8(void) {
     static const int64_t shapes[][3] = {
         {5, 32, 1}, {9, 64, 33}, {37, 544, 70}, {300, 288, 45}, {6, 256, 16}, {17, 800, 131},
@@ -226,6 +268,15 @@ void unit_q8(void) {
 #endif
     if (!have_avx2) printf("  SKIP int8 GEMM path avx2: %s\n", why_avx2);
     if (!have_vnni) printf("  SKIP int8 GEMM path avx512vnni: the CPU lacks AVX512-VNNI (its template ran as generic, emulated vpdpbusd)\n");
+    const char *why_amx = "not an x86-64 build", *why_path = NULL;
+    int have_amx8 = 0;
+#if defined(__x86_64__)
+    have_amx8 = kn_cpu_has_amx_int8();
+    why_amx = kn_isa_supported(KN_ISA_AMX, &why_path) ? "the CPU lacks AMX-INT8" : "no amx path";
+#endif
+    if (!have_amx8)
+        printf("  SKIP int8 GEMM path amx (TDPBSSD): %s%s%s (its template ran on emulated tiles)\n", why_amx,
+               why_path ? ": " : "", why_path ? why_path : "");
     for (int t = 0; t < KQ_NTYPES; t++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             zi_dtype dt = kq_types[t];
@@ -238,13 +289,21 @@ void unit_q8(void) {
             if (have_avx2) free(kq_run(kn_gemm_q8_avx2, "avx2", M, K, N, dt, acc, 2, g));
             if (have_avx2 && kn_q8_kind(dt) == 2) free(kq_run(kn_gemm_q8_avx2u, "avx2u", M, K, N, dt, acc, 2, g));
             if (have_vnni) free(kq_run(kn_gemm_q8_avx512vnni, "avx512vnni", M, K, N, dt, acc, 2, g));
+            if (have_amx8) free(kq_run(kn_gemm_q8_amx, "amx (TDPBSSD)", M, K, N, dt, acc, 2, g));
 #endif
+            free(kq_run(kn_gemm_q8_amxemu, "amx (emulated tiles)", M, K, N, dt, acc, 2, g));
             free(g);
         }
+    kq_amx_checks(kn_gemm_q8_amxemu, "amx (emulated tiles)");
+#if defined(__x86_64__)
+    if (have_amx8) kq_amx_checks(kn_gemm_q8_amx, "amx (TDPBSSD)");
+#endif
+    kq_choice_checks(have_amx8);
     kq_dispatch_checks();
     kq_nan_check(kn_gemm_q8_generic, "generic");
 #if defined(__x86_64__)
     if (have_avx2) kq_nan_check(kn_gemm_q8_avx2, "avx2"), kq_nan_check(kn_gemm_q8_avx2u, "avx2u");
 #endif
-    printf("  int8 GEMM: %d types, generic%s%s\n", KQ_NTYPES, have_avx2 ? " + avx2 + avx2u" : "", have_vnni ? " + avx512vnni" : "");
+    printf("  int8 GEMM: %d types, generic%s%s + amx on emulated tiles%s\n", KQ_NTYPES, have_avx2 ? " + avx2 + avx2u" : "",
+           have_vnni ? " + avx512vnni" : "", have_amx8 ? " + amx (TDPBSSD)" : "");
 }
