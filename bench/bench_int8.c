@@ -4,6 +4,7 @@
  * (AVX2, register-only loop) and the int16 vpmaddwd peak, measured in the same program.
  *
  *   build/bench_int8 [--reps N] [--threads N] [--types q8_0,q4_k] [--shape M,K,N]...
+ * Types: q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, q3_k, q2_k.
  * Default shapes: the DiT at 512x512 (M = 1056: 3840x3840, 3840->10240, 10240->3840) and the text
  * encoder at 20 tokens (2560->9728, 9728->2560). Rates per wall second and per CPU second. */
 #include <math.h>
@@ -141,6 +142,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(tn, "q4_k")) dt = ZI_Q4_K;
         else if (!strcmp(tn, "q5_k")) dt = ZI_Q5_K;
         else if (!strcmp(tn, "q4_1")) dt = ZI_Q4_1;
+        else if (!strcmp(tn, "q6_k")) dt = ZI_Q6_K;
+        else if (!strcmp(tn, "q3_k")) dt = ZI_Q3_K;
+        else if (!strcmp(tn, "q2_k")) dt = ZI_Q2_K;
         else {
             fprintf(stderr, "unknown type %s\n", tn);
             return 2;

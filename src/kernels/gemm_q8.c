@@ -202,8 +202,9 @@ kn_gemm_q8_fn kn_gemm_q8_get(zi_dtype dt, const char **name) {
     if (isa >= KN_ISA_AVX512 && kn_cpu_has_avx512vnni())
         nm = "avx512vnni (vpdpbusd)", f = kn_gemm_q8_avx512vnni;
     else if (isa >= KN_ISA_AVX2) /* AVX-512 without VNNI runs the AVX2 kernels */
-        nm = "avx2 (vpmaddubsw on u8 weights for the offset types, vpmaddwd on int16 for Q8_0, Q6_K, Q3_K)",
-        f = KN_Q8_OFFSET(kn_q8_kind(dt)) ? kn_gemm_q8_avx2u : kn_gemm_q8_avx2;
+        nm = "avx2 (vpmaddubsw on u8 weights for the offset types, on u8 activations for Q6_K/Q3_K; "
+             "vpmaddwd on int16 for Q8_0)",
+        f = KN_Q8_OFFSET(kn_q8_kind(dt)) ? kn_gemm_q8_avx2u : kn_q8_kind(dt) == 3 ? kn_gemm_q8_avx2s : kn_gemm_q8_avx2;
 #endif
     if (name) *name = nm;
     return f;

@@ -46,11 +46,13 @@ KN_DECLARE_Q8(generic) /* the VNNI template on an emulated vpdpbusd: the portabl
 #if defined(__x86_64__)
 KN_DECLARE_Q8(avx2)
 KN_DECLARE_Q8(avx2u) /* unsigned (offset) weight types only: vpmaddubsw */
+KN_DECLARE_Q8(avx2s) /* Q6_K, Q3_K only: vpmaddubsw on biased activations */
 KN_DECLARE_Q8(avx512vnni)
 #endif
 
 /* The instance for weights of type dt on the calling thread's path (avx512vnni on
- * avx512/avx512bf16/amx CPUs with AVX512-VNNI; avx2u for offset (u8) types / avx2 on AVX2; else
+ * avx512/avx512bf16/amx CPUs with AVX512-VNNI; on AVX2 avx2u for offset (u8) types, avx2s for
+ * kind 3, else avx2; else
  * generic) and its description (NULL ok). */
 typedef int (*kn_gemm_q8_fn)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                              const kn_wsrc *B, const float *bias, int acc, int T);

@@ -21,9 +21,17 @@
  * Needs: KQ_VW (int32 lanes), KQ_NV (vectors per NR), KQ_MR, KQ_G, KQ_ABIAS, types qi/qf and
  * qi_zero/qi_bcast/qi_loadw/qi_sub/qi_dot/qf_load/qf_store/qf_set1/qf_mul/qf_fma/qf_fnma/qf_cvt, KN_FN;
  * KQ_U8W 1 (vecq_avx2u.h): weights are u8 <= 31 (the offset types only), activations s8, and
- * qi_dot16 (int16 products) / qi_widen (int16 pairs -> int32) replace qi_dot. */
+ * qi_dot16 (int16 products) / qi_widen (int16 pairs -> int32) replace qi_dot, KQ_SUMG groups (4
+ * or 2) summed in int16 between widenings; vecq_avx2s.h: the same loop on u8 activations
+ * (KQ_ABIAS) x small s8 weights; KQ_ACCEPTS(kind): the weight kinds an instance runs. */
 #ifndef KQ_U8W
 #define KQ_U8W 0
+#endif
+#ifndef KQ_SUMG
+#define KQ_SUMG 4 /* KQ_U8W: groups per int16 partial sum */
+#endif
+#ifndef KQ_ACCEPTS
+#define KQ_ACCEPTS(kind) ((kind) != 0) /* the kn_q8_kind values this instance runs */
 #endif
 #include <string.h>
 
@@ -136,7 +144,8 @@ static inline __attribute__((always_inline)) void kq_ukr_hb(int64_t nb, const ch
         const uint32_t *a = qa + b * gpw * KQ_MR, *w = qb + b * gpw * KQ_NR;
         const float *dxb = dx + b / hb * KQ_MR;
 #if KQ_U8W
-        /* u8 weights <= 31: 4 groups of products summed in int16 (<= 4 * 2 * 31 * 127 < 2^15), widened once */
+        /* u8 weights <= 31: 4 groups of products summed in int16 (<= 4 * 2 * 31 * 127 < 2^15), widened
+         * once; or (KQ_SUMG 2, vecq_avx2s.h) u8 activations x |w| <= 32: 2 groups (<= 4 * 255 * 32) */
         for (int g0 = 0; g0 < gpw; g0 += 4)
 #pragma GCC unroll 4
             for (int v = 0; v < KQ_NV; v++) {
@@ -146,6 +155,7 @@ static inline __attribute__((always_inline)) void kq_ukr_hb(int64_t nb, const ch
                 for (int i = 0; i < KQ_MR; i++) {
                     qi t = qi_dot16(qi_zero(), qi_bcast(a[(g0 + 0) * KQ_MR + i]), b0);
                     t = qi_dot16(t, qi_bcast(a[(g0 + 1) * KQ_MR + i]), b1);
+                    if (KQ_SUMG == 2) s[i][v] = qi_widen(s[i][v], t), t = qi_zero();
                     t = qi_dot16(t, qi_bcast(a[(g0 + 2) * KQ_MR + i]), b2);
                     t = qi_dot16(t, qi_bcast(a[(g0 + 3) * KQ_MR + i]), b3);
                     s[i][v] = qi_widen(s[i][v], t);
@@ -225,7 +235,7 @@ static void kq_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
 int KN_FN(kn_gemm_q8)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                       const kn_wsrc *B, const float *bias, int acc, int T) {
     if (M <= 0 || N <= 0 || K <= 0) return 0;
-    if (K % KQ_BLK || !kn_q8_kind(B->dt) || (KQ_U8W && !KN_Q8_OFFSET(kn_q8_kind(B->dt)))) return zi_err("int8 GEMM: K = %lld or the weight type unsupported", (long long)K);
+    if (K % KQ_BLK || !kn_q8_kind(B->dt) || !KQ_ACCEPTS(kn_q8_kind(B->dt))) return zi_err("int8 GEMM: K = %lld or the weight type unsupported", (long long)K);
     static const kn_gemm_plan plan = {"int8", KQ_MR, KQ_NR, KQ_KC, KQ_MC, KQ_NC, KQ_ROWS, KQ_ELEM, 0,
                                       kq_pack_a, kq_item, NULL, NULL};
     kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 0};

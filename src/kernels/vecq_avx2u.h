@@ -17,6 +17,7 @@
 #define KQ_G 4
 #define KQ_ABIAS 0
 #define KQ_U8W 1
+#define KQ_ACCEPTS(kind) KN_Q8_OFFSET(kind) /* u8 weights <= 31 */
 #define KN_FN(name) name##_avx2u
 #define KQ_INLINE static inline __attribute__((always_inline))
 

@@ -1,7 +1,7 @@
 /* unit_q8.c - the int8-activation GEMM (src/kernels/gemm_q8*.c, the int8 precision mode) vs a
  * double-precision reference built from the same quantized activations and weights, on every
  * instance this CPU runs (generic = the VNNI template on an emulated vpdpbusd, avx2, avx2u,
- * avx512vnni;
+ * avx2s, avx512vnni;
  * a SKIP line names the others and why), plus the dispatch through kn_linear.
  *
  * The bound (docs/PRECISION.md, "int8 mode"): with exact int32 block sums, the only error is f32
@@ -249,6 +249,7 @@ void unit_q8(void) {
             free(kq_run(kn_gemm_q8_generic, "generic (emulated VNNI)", M, K, N, dt, acc, 1, g));
 #if defined(__x86_64__)
             if (have_avx2) free(kq_run(kn_gemm_q8_avx2, "avx2", M, K, N, dt, acc, 2, g));
+            if (have_avx2 && kn_q8_kind(dt) == 3) free(kq_run(kn_gemm_q8_avx2s, "avx2s", M, K, N, dt, acc, 2, g));
             if (have_avx2 && KN_Q8_OFFSET(kn_q8_kind(dt))) free(kq_run(kn_gemm_q8_avx2u, "avx2u", M, K, N, dt, acc, 2, g));
             if (have_vnni) free(kq_run(kn_gemm_q8_avx512vnni, "avx512vnni", M, K, N, dt, acc, 2, g));
 #endif
@@ -260,8 +261,9 @@ void unit_q8(void) {
     if (have_avx2) {
         kq_nan_check(kn_gemm_q8_avx2, "avx2", ZI_Q4_0), kq_nan_check(kn_gemm_q8_avx2u, "avx2u", ZI_Q4_0);
         kq_nan_check(kn_gemm_q8_avx2, "avx2", ZI_Q6_K), kq_nan_check(kn_gemm_q8_avx2u, "avx2u", ZI_Q2_K);
+        kq_nan_check(kn_gemm_q8_avx2s, "avx2s", ZI_Q6_K), kq_nan_check(kn_gemm_q8_avx2s, "avx2s", ZI_Q3_K);
     }
     if (have_vnni) kq_nan_check(kn_gemm_q8_avx512vnni, "avx512vnni", ZI_Q3_K);
 #endif
-    printf("  int8 GEMM: %d types, generic%s%s\n", KQ_NTYPES, have_avx2 ? " + avx2 + avx2u" : "", have_vnni ? " + avx512vnni" : "");
+    printf("  int8 GEMM: %d types, generic%s%s\n", KQ_NTYPES, have_avx2 ? " + avx2 + avx2u + avx2s" : "", have_vnni ? " + avx512vnni" : "");
 }
