@@ -1,6 +1,7 @@
 /* gemm_q8.h - private interface of the int8-activation GEMM (the int8 precision mode): the
  * ISA-independent scalar pieces (gemm_q8.c) and the per-ISA instances of gemm_q8_impl.h
- * (gemm_q8_generic.c, gemm_q8_avx2.c, gemm_q8_avx512vnni.c). Include only from src/kernels/.
+ * (gemm_q8_generic.c, gemm_q8_avx2.c, gemm_q8_avx2u.c, gemm_q8_avx2s.c, gemm_q8_avx512vnni.c).
+ * Include only from src/kernels/.
  *
  * y[M, N] = x[M, K] . W[N, K]^T with W block-quantized: x is quantized per block of 32 to int8
  * (Q8_0 style: d = max|x| / 127, q = round(x / d)), W is unpacked per packed panel to int8 with a

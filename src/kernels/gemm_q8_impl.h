@@ -1,11 +1,12 @@
 /* gemm_q8_impl.h - the int8-activation GEMM template for block-quantized weights (the int8
  * precision mode of kn_linear; numerics in gemm_q8.h and docs/PRECISION.md). Instantiated per
  * ISA after an integer vocabulary (vecq_<isa>.h): gemm_q8_avx2.c (vpmaddwd on int16 pairs),
- * gemm_q8_avx512vnni.c (vpdpbusd) and gemm_q8_generic.c (vpdpbusd emulated in C, so the VNNI
+ * gemm_q8_avx2u.c / gemm_q8_avx2s.c (vpmaddubsw: u8 weights / u8-biased activations), gemm_q8_avx512vnni.c (vpdpbusd) and gemm_q8_generic.c (vpdpbusd emulated in C, so the VNNI
  * blocking and packing are tested on every CPU).
  *
  * One int8 panel format serves every weight type: kn_q8_unpack turns any supported type into
- * int8 values + per-32-block f32 scale and offset, so a single microkernel runs them all.
+ * int8 values + per-weight-block (32, or 16 elements) f32 scale and offset, so a single
+ * microkernel runs them all.
  * A "group" is KQ_G consecutive k of one row in one 32-bit word (G = 2: two int16; G = 4: four
  * bytes, activations stored as u8 = q + 128 for vpdpbusd, corrected by 128 * sum(w) per block).
  * Layouts per K block (kc <= KQ_KC, nb = kc / 32 blocks, GPB = 32 / G groups per block; HB = 1
