@@ -1,7 +1,8 @@
 /* gemm_q8_impl.h - the int8-activation GEMM template for block-quantized weights (the int8
  * precision mode of kn_linear; numerics in gemm_q8.h and docs/PRECISION.md). Instantiated per
  * ISA after an integer vocabulary (vecq_<isa>.h): gemm_q8_avx2.c (vpmaddwd on int16 pairs),
- * gemm_q8_avx2u.c / gemm_q8_avx2s.c (vpmaddubsw: u8 weights / u8-biased activations), gemm_q8_avx512vnni.c (vpdpbusd) and gemm_q8_generic.c (vpdpbusd emulated in C, so the VNNI
+ * gemm_q8_avx2u.c / gemm_q8_avx2s.c (vpmaddubsw: u8 weights / u8-biased activations),
+ * gemm_q8_avx512vnni.c (vpdpbusd) and gemm_q8_generic.c (vpdpbusd emulated in C, so the VNNI
  * blocking and packing are tested on every CPU).
  *
  * One int8 panel format serves every weight type: kn_q8_unpack turns any supported type into
@@ -45,7 +46,7 @@
 #define KQ_MC (KQ_MR * 32)          /* rows per A group */
 #define KQ_NC 2048                  /* max columns per work item */
 #define KQ_ROWS (3 * KQ_MC)         /* max rows per work item */
-#define KQ_ELEM 3                   /* bytes per element the driver reserves (A: <= 2.25, B: <= 2.4) */
+#define KQ_ELEM 3                   /* bytes per element the driver reserves (A: <= 2.375, B: <= 2.75) */
 #define KQ_APANEL ((int64_t)KQ_MR * (KQ_KC / KQ_G * 4 + KQ_KC / KQ_BLK * 12)) /* bytes per A panel (sx per 16) */
 
 /* one group word from G int8 values (a: activation side) */
@@ -192,8 +193,12 @@ static inline __attribute__((always_inline)) void kq_ukr_hb(int64_t nb, const ch
     }
 }
 
-static void kq_ukr32(int64_t nb, const char *ap, const char *bpan, int off, float *ct) { kq_ukr_hb(nb, ap, bpan, off, ct, 1); }
-static void kq_ukr16(int64_t nb, const char *ap, const char *bpan, int off, float *ct) { kq_ukr_hb(nb, ap, bpan, off, ct, 2); }
+static void kq_ukr32(int64_t nb, const char *ap, const char *bpan, int off, float *ct) {
+    kq_ukr_hb(nb, ap, bpan, off, ct, 1);
+}
+static void kq_ukr16(int64_t nb, const char *ap, const char *bpan, int off, float *ct) {
+    kq_ukr_hb(nb, ap, bpan, off, ct, 2);
+}
 
 /* ct -> y rows < mr, columns < n: mode 0: y = ct (+ bias), 1: y += ct, 2: y += ct (+ bias) */
 static void kq_store(float *y, int64_t ldy, const float *ct, int mr, int64_t n, int mode, const float *bias) {
