@@ -45,6 +45,7 @@ ISA_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 ISA_avx512bf16 = $(ISA_avx512) -mavx512bf16
 ISA_avx512vnni = $(ISA_avx512) -mavx512vnni
 ISA_avx2u = $(ISA_avx2)
+ISA_avx2s = $(ISA_avx2)
 ISA_amx = $(ISA_avx512) -mavx512bf16 -mamx-tile -mamx-bf16 -mamx-int8
 endif
 # flags of one source file: the ISA named by its suffix (gemm_avx2.c -> ISA_avx2)

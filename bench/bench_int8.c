@@ -4,6 +4,8 @@
  * (AVX2, register-only loop) and the int16 vpmaddwd peak, measured in the same program.
  *
  *   build/bench_int8 [--reps N] [--threads N] [--types q8_0,q4_k] [--shape M,K,N]...
+ * Types: q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, q3_k, q2_k. --vs-avx2: a fourth mode, the avx2
+ * (vpmaddwd) instance called directly, alternated with the others (to compare int8 instances).
  * Default shapes: the DiT at 512x512 (M = 1056: 3840x3840, 3840->10240, 10240->3840) and the text
  * encoder at 20 tokens (2560->9728, 9728->2560). Rates per wall second and per CPU second. */
 #include <math.h>
@@ -18,6 +20,7 @@
 #include "../src/common/dtype.h"
 #include "../src/common/error.h"
 #include "../src/common/quant.h"
+#include "../src/kernels/gemm_q8.h"
 #include "../src/kernels/kernels.h"
 
 static double now_s(void) {
@@ -89,13 +92,14 @@ __attribute__((target("avx2"))) static double peak_madd(long iters, int T, doubl
 #endif
 
 int main(int argc, char **argv) {
-    int reps = 5, T = 2, nshape = 0;
+    int reps = 5, T = 2, nshape = 0, nmode = 3;
     int64_t shapes[8][3];
     const char *types = "q8_0,q4_k";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) T = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
+        else if (!strcmp(argv[i], "--vs-avx2")) nmode = 4;
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc && nshape < 8) {
             long long a, b, c;
             if (sscanf(argv[++i], "%lld,%lld,%lld", &a, &b, &c) != 3 || a < 1 || b < 1 || c < 1) return 2;
@@ -141,6 +145,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(tn, "q4_k")) dt = ZI_Q4_K;
         else if (!strcmp(tn, "q5_k")) dt = ZI_Q5_K;
         else if (!strcmp(tn, "q4_1")) dt = ZI_Q4_1;
+        else if (!strcmp(tn, "q6_k")) dt = ZI_Q6_K;
+        else if (!strcmp(tn, "q3_k")) dt = ZI_Q3_K;
+        else if (!strcmp(tn, "q2_k")) dt = ZI_Q2_K;
         else {
             fprintf(stderr, "unknown type %s\n", tn);
             return 2;
@@ -158,23 +165,30 @@ int main(int argc, char **argv) {
                 zi_quantize(dt, row, w + r * rb, K);
             }
             kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
-            double tw[3][64], tc[3][64], fl = 2.0 * (double)M * (double)N * (double)K;
-            for (int m = 0; m < 3; m++) kn_set_precision(mode[m]), kn_linear(y, x, M, &W, NULL); /* warm-up */
-            for (int r = 0; r < reps; r++)
-                for (int m = 0; m < 3; m++) {
-                    kn_set_precision(mode[m]);
+            double tw[4][64], tc[4][64], fl = 2.0 * (double)M * (double)N * (double)K;
+            kn_wsrc B = kn_wsrc_of_mat(&W);
+            for (int r = -1; r < reps; r++) /* r = -1: warm-up */
+                for (int m = 0; m < nmode; m++) {
+                    kn_set_precision(mode[m < 3 ? m : 2]);
                     double t0 = now_s(), c0 = cpu_s();
-                    if (kn_linear(y, x, M, &W, NULL)) {
+                    int rc = 1;
+#if defined(__x86_64__)
+                    if (m == 3) rc = kn_gemm_q8_avx2(y, N, x, K, M, N, K, &B, NULL, 0, T);
+#endif
+                    if (m < 3 ? kn_linear(y, x, M, &W, NULL) : rc) {
                         fprintf(stderr, "%s\n", zi_last_error());
                         return 1;
                     }
-                    tw[m][r] = now_s() - t0, tc[m][r] = cpu_s() - c0;
+                    if (r >= 0) tw[m][r] = now_s() - t0, tc[m][r] = cpu_s() - c0;
                 }
-            double g[3], gc[3];
-            for (int m = 0; m < 3; m++) g[m] = fl / median(tw[m], reps) * 1e-9, gc[m] = fl / median(tc[m], reps) * 1e-9;
+            double g[4], gc[4];
+            for (int m = 0; m < nmode; m++) g[m] = fl / median(tw[m], reps) * 1e-9, gc[m] = fl / median(tc[m], reps) * 1e-9;
             printf("%-5s %6lld %6lld %6lld | %9.1f (%9.1f) | %9.1f (%9.1f) | %9.1f (%9.1f) | %.2fx (%.2fx)\n", tn,
                    (long long)M, (long long)K, (long long)N, g[0], gc[0], g[1], gc[1], g[2], gc[2], g[2] / g[0],
                    gc[2] / gc[0]);
+            if (nmode == 4)
+                printf("      avx2 (vpmaddwd) instance: %9.1f (%9.1f) GOP/s; int8 / avx2 %.2fx (%.2fx)\n", g[3], gc[3],
+                       g[2] / g[3], gc[2] / gc[3]);
             fflush(stdout);
             (void)mname;
             free(x), free(y), free(row), free(w);

@@ -17,7 +17,10 @@ int kn_q8_kind(zi_dtype dt) {
     case ZI_Q5_1:
     case ZI_Q4_K:
     case ZI_Q5_K: return 2;
-    default: return 0; /* Q2_K, Q3_K, Q6_K have 16-element sub-scales: not yet */
+    case ZI_Q6_K:
+    case ZI_Q3_K: return 3;
+    case ZI_Q2_K: return 4;
+    default: return 0;
     }
 }
 
@@ -120,6 +123,43 @@ void kn_q8_unpack(zi_dtype dt, const void *src, int64_t n, int8_t *q, float *d, 
         }
         break;
     }
+    case ZI_Q6_K:
+    case ZI_Q3_K:
+    case ZI_Q2_K: { /* 16 scales per 256; 32-block j of a super-block: 16-blocks 2j, 2j + 1 */
+        for (int64_t b = 0; b < nb; b++, q += 32, d += 2, m += 2) {
+            int64_t sb = b / 8;
+            int j = (int)(b % 8), half = j / 4, c = j % 4; /* 128-half, quarter (2-bit shift) */
+            if (dt == ZI_Q6_K) { /* as zi_dequant_q6_k: (d * sc) * (q - 32), both products exact */
+                const zi_block_q6_k *x = (const zi_block_q6_k *)src + sb;
+                float dd = zi_f16_to_f32(x->d);
+                const uint8_t *ql = x->ql + half * 64 + (c & 1) * 32, *qh = x->qh + half * 32;
+                for (int h = 0; h < 2; h++) d[h] = dd * x->scales[2 * j + h], m[h] = 0.0f;
+                for (int l = 0; l < 32; l++)
+                    q[l] = (int8_t)((((ql[l] >> (c / 2 * 4)) & 0xF) | ((qh[l] >> (2 * c)) & 3) << 4) - 32);
+            } else if (dt == ZI_Q3_K) { /* as zi_dequant_q3_k: d * sc6 * (q - 4 or q), exact */
+                const zi_block_q3_k *x = (const zi_block_q3_k *)src + sb;
+                float dd = zi_f16_to_f32(x->d);
+                const uint8_t *qs = x->qs + half * 32, *hm = x->hmask, *s = x->scales;
+                uint8_t hb = (uint8_t)(1u << j);
+                for (int h = 0; h < 2; h++) {
+                    int i = 2 * j + h; /* 6-bit signed scale i, as q3k_scale */
+                    int lo = i < 8 ? s[i] & 0xF : s[i - 8] >> 4, hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+                    d[h] = dd * (float)((lo | hi << 4) - 32), m[h] = 0.0f;
+                }
+                for (int l = 0; l < 32; l++) q[l] = (int8_t)(((qs[l] >> (2 * c)) & 3) - (hm[l] & hb ? 0 : 4));
+            } else { /* Q2_K, as zi_dequant_q2_k: dl = d (sc & 15), ml = dmin (sc >> 4), w = dl q - ml */
+                const zi_block_q2_k *x = (const zi_block_q2_k *)src + sb;
+                float dd = zi_f16_to_f32(x->d), dmin = zi_f16_to_f32(x->dmin);
+                const uint8_t *qs = x->qs + half * 32;
+                for (int h = 0; h < 2; h++) {
+                    uint8_t sc = x->scales[2 * j + h];
+                    d[h] = dd * (float)(sc & 0xF), m[h] = dmin * (float)(sc >> 4);
+                }
+                for (int l = 0; l < 32; l++) q[l] = (int8_t)((qs[l] >> (2 * c)) & 3);
+            }
+        }
+        break;
+    }
     default: memset(q, 0, (size_t)n), memset(d, 0, sizeof(float) * (size_t)nb), memset(m, 0, sizeof(float) * (size_t)nb);
     }
 }
@@ -145,6 +185,14 @@ void kn_q8_quant_block(const float *x, int8_t *q, float *d, float *sx) {
     *sx = dd * (float)sum;
 }
 
+void kn_q8_half_sums(const int8_t *q, float d, float *sx) {
+    for (int h = 0; h < 2; h++) {
+        int sum = 0;
+        for (int k = 0; k < KQ_BLK / 2; k++) sum += q[h * KQ_BLK / 2 + k];
+        sx[h] = d * (float)sum;
+    }
+}
+
 kn_gemm_q8_fn kn_gemm_q8_get(zi_dtype dt, const char **name) {
     const char *nm = "generic (emulated vpdpbusd)";
     kn_gemm_q8_fn f = kn_gemm_q8_generic;
@@ -157,8 +205,9 @@ kn_gemm_q8_fn kn_gemm_q8_get(zi_dtype dt, const char **name) {
     else if (isa >= KN_ISA_AVX512 && kn_cpu_has_avx512vnni())
         nm = "avx512vnni (vpdpbusd)", f = kn_gemm_q8_avx512vnni;
     else if (isa >= KN_ISA_AVX2) /* AVX-512 without VNNI runs the AVX2 kernels */
-        nm = "avx2 (vpmaddubsw on u8 weights for the 4/5-bit types, vpmaddwd on int16 for Q8_0)",
-        f = kn_q8_kind(dt) == 2 ? kn_gemm_q8_avx2u : kn_gemm_q8_avx2;
+        nm = "avx2 (vpmaddubsw on u8 weights for the offset types, on u8 activations for Q6_K/Q3_K; "
+             "vpmaddwd on int16 for Q8_0)",
+        f = KN_Q8_OFFSET(kn_q8_kind(dt)) ? kn_gemm_q8_avx2u : kn_q8_kind(dt) == 3 ? kn_gemm_q8_avx2s : kn_gemm_q8_avx2;
 #endif
     if (name) *name = nm;
     return f;

@@ -63,8 +63,8 @@ kn_isa kn_get_isa(void);
  * (inputs of every product rounded to bfloat16, accumulation, softmax and everything else in
  * f32: the numerics of a bf16 Linear / attention with f32 accumulation). Convs ignore it. */
 typedef enum { KN_PREC_F32 = 0, KN_PREC_BF16, KN_PREC_INT8 } kn_precision;
-/* KN_PREC_INT8: matmuls whose weights are block-quantized (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
- * Q5_K) run on int8 units with activations quantized per block of 32 (gemm_q8.h); everything
+/* KN_PREC_INT8: matmuls whose weights are block-quantized (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K,
+ * Q3_K, Q4_K, Q5_K, Q6_K) run on int8 units with activations quantized per block of 32 (gemm_q8.h); everything
  * else as in bf16. */
 void kn_set_precision(kn_precision p);
 kn_precision kn_get_precision(void);

@@ -1,5 +1,5 @@
 /* vecq_avx2u.h - the integer vocabulary of gemm_q8_impl.h on AVX2 for weights stored as u8 <= 31
- * (the kind-2 types of gemm_q8.h: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K): groups of four bytes,
+ * (the offset types of gemm_q8.h: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q2_K): groups of four bytes,
  * vpmaddubsw (u8 weight x s8 activation, pairs summed to int16: exact, <= 2 * 31 * 127) over four
  * groups summed in int16 (<= 31496 < 2^15), then one vpmaddwd by ones widens to int32. Per 128
  * products 5 multiplier instructions instead of the 8 vpmaddwd of vecq_avx2.h (Zen 3 issues one
@@ -17,6 +17,7 @@
 #define KQ_G 4
 #define KQ_ABIAS 0
 #define KQ_U8W 1
+#define KQ_ACCEPTS(kind) KN_Q8_OFFSET(kind) /* u8 weights <= 31 */
 #define KN_FN(name) name##_avx2u
 #define KQ_INLINE static inline __attribute__((always_inline))
 

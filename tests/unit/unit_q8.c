@@ -1,14 +1,15 @@
 /* unit_q8.c - the int8-activation GEMM (src/kernels/gemm_q8*.c, the int8 precision mode) vs a
  * double-precision reference built from the same quantized activations and weights, on every
  * instance this CPU runs (generic = the VNNI template on an emulated vpdpbusd, avx2, avx2u,
- * avx512vnni, amx = TDPBSSD tiles; a SKIP line names the others and why) and on the AMX-INT8
- * template on emulated tiles (amxemu, every CPU), plus the dispatch through kn_linear.
+ * avx2s, avx512vnni, amx = TDPBSSD tiles; a SKIP line names the others and why) and on the
+ * AMX-INT8 template on emulated tiles (amxemu, every CPU), plus the dispatch through kn_linear.
  *
  * The bound (docs/PRECISION.md, "int8 mode"): with exact int32 block sums, the only error is f32
  * rounding of the scale-and-accumulate sequence of gemm_q8.h. Every term passes through at most
- * n = 2 * K/32 + (K blocks) + 3 roundings, so |y - ref| <= gamma_n * S, gamma_n = n u / (1 - n u),
- * u = 2^-24, S = sum over blocks of |dx dw isum| + |mw dx sum(qx)| + |bias| + |y0|. All instances
- * must also agree bit for bit (same float sequence) and not depend on the thread count. */
+ * n = 2 * K/B + (K blocks) + 3 roundings (B: the weight block, 32, or 16 for Q6_K, Q3_K, Q2_K),
+ * so |y - ref| <= gamma_n * S, gamma_n = n u / (1 - n u), u = 2^-24, S = sum over weight blocks
+ * of |dx dw isum| + |mw dx sum(qx)| + |bias| + |y0|. All instances must also agree bit for bit
+ * (same float sequence) and not depend on the thread count. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,27 +51,30 @@ static void *kq_weights(zi_dtype dt, int64_t N, int64_t K) {
     return w;
 }
 
-/* The reference: y0 (acc) + bias + sum over blocks of dx*q . (dw*qw - mw), exact in double up to
- * one rounding per product; *bound: the gamma_n * S of the header. */
+/* The reference: y0 (acc) + bias + sum over weight blocks of dx*q . (dw*qw - mw), exact in double
+ * up to one rounding per product; *bound: the gamma_n * S of the header. */
 static void kq_reference(const float *x, int64_t ldx, int64_t M, int64_t K, const void *w, zi_dtype dt, int64_t N,
                          const float *bias, const float *y0, int64_t ldy, double *ref, double *bound) {
-    int64_t nb = K / 32, nkb = (K + 255) / 256;
-    int n = (int)(2 * nb + nkb + 3);
+    int wl = 32 / KN_Q8_HALVES(kn_q8_kind(dt)); /* weight block: 32 or 16 */
+    int64_t nb = K / 32, nw = K / wl, nkb = (K + 255) / 256;
+    int n = (int)(2 * nw + nkb + 3);
     double u = ldexp(1.0, -24), gam = n * u / (1 - n * u);
     int8_t *qx = malloc((size_t)K), *qw = malloc((size_t)K);
     float *dx = malloc(sizeof(float) * (size_t)nb), *sx = malloc(sizeof(float) * (size_t)nb);
-    float *dw = malloc(sizeof(float) * (size_t)nb), *mw = malloc(sizeof(float) * (size_t)nb);
+    float *dw = malloc(sizeof(float) * (size_t)nw), *mw = malloc(sizeof(float) * (size_t)nw);
     size_t rb = zi_dtype_row_bytes(dt, K);
     for (int64_t i = 0; i < M; i++) {
         for (int64_t b = 0; b < nb; b++) kn_q8_quant_block(x + i * ldx + 32 * b, qx + 32 * b, &dx[b], &sx[b]);
         for (int64_t j = 0; j < N; j++) {
             kn_q8_unpack(dt, (const char *)w + j * rb, K, qw, dw, mw);
-            double r = (bias ? bias[j] : 0.0) + (y0 ? y0[i * ldy + j] : 0.0);
-            double s = fabs(r);
-            for (int64_t b = 0; b < nb; b++) {
+            double b0 = bias ? bias[j] : 0.0, a0 = y0 ? y0[i * ldy + j] : 0.0;
+            double r = b0 + a0;
+            double s = fabs(b0) + fabs(a0); /* the header's S: |bias| + |y0| apart (they may cancel in r) */
+            for (int64_t b = 0; b < nw; b++) { /* weight block b, in activation block b * wl / 32 */
                 long isum = 0, qsum = 0;
-                for (int k = 0; k < 32; k++) isum += (long)qx[32 * b + k] * qw[32 * b + k], qsum += qx[32 * b + k];
-                double t1 = (double)dx[b] * dw[b] * (double)isum, t2 = (double)mw[b] * dx[b] * (double)qsum;
+                double d = dx[b * wl / 32];
+                for (int k = 0; k < wl; k++) isum += (long)qx[wl * b + k] * qw[wl * b + k], qsum += qx[wl * b + k];
+                double t1 = d * dw[b] * (double)isum, t2 = (double)mw[b] * d * (double)qsum;
                 r += t1 - t2;
                 s += fabs(t1) + fabs(t2);
             }
@@ -145,11 +149,13 @@ static void kq_quant_checks(void) {
     UNIT_CHECK(isnan(d) && q[0] == 0, "kn_q8_quant_block: NaN input does not give d = NaN, q = 0");
 }
 
-/* kn_q8_unpack vs zi_dequantize (ggml's float expression d*q - m, two roundings) */
+/* kn_q8_unpack vs zi_dequantize (ggml's float expression d*q - m, two roundings; the signed
+ * types without offset, Q8_0, Q6_K and Q3_K, exactly) */
 static void kq_unpack_checks(zi_dtype dt) {
     int64_t K = 512;
+    int wl = 32 / KN_Q8_HALVES(kn_q8_kind(dt)), exact = !KN_Q8_OFFSET(kn_q8_kind(dt));
     void *w = kq_weights(dt, 3, K);
-    float *deq = malloc(sizeof(float) * (size_t)K), d[16], m[16];
+    float *deq = malloc(sizeof(float) * (size_t)K), d[32], m[32];
     int8_t q[512];
     size_t rb = zi_dtype_row_bytes(dt, K);
     int ok = 1;
@@ -157,15 +163,15 @@ static void kq_unpack_checks(zi_dtype dt) {
         zi_dequantize(dt, (const char *)w + r * rb, deq, K);
         kn_q8_unpack(dt, (const char *)w + r * rb, K, q, d, m);
         for (int64_t k = 0; k < K; k++) {
-            double ex = (double)d[k / 32] * q[k] - m[k / 32];
-            ok &= fabs(deq[k] - ex) <= ldexp(1.0, -23) * (fabs((double)d[k / 32] * q[k]) + fabs(m[k / 32]));
+            double ex = (double)d[k / wl] * q[k] - m[k / wl];
+            ok &= exact ? deq[k] == ex : fabs(deq[k] - ex) <= ldexp(1.0, -23) * (fabs((double)d[k / wl] * q[k]) + fabs(m[k / wl]));
         }
     }
     UNIT_CHECK(ok, "kn_q8_unpack %s disagrees with zi_dequantize", zi_dtype_name(dt));
     free(w), free(deq);
 }
 
-static const zi_dtype kq_types[] = {ZI_Q8_0, ZI_Q4_0, ZI_Q4_1, ZI_Q5_0, ZI_Q5_1, ZI_Q4_K, ZI_Q5_K};
+static const zi_dtype kq_types[] = {ZI_Q8_0, ZI_Q4_0, ZI_Q4_1, ZI_Q5_0, ZI_Q5_1, ZI_Q4_K, ZI_Q5_K, ZI_Q6_K, ZI_Q3_K, ZI_Q2_K};
 #define KQ_NTYPES (int)(sizeof kq_types / sizeof kq_types[0])
 
 /* kn_linear in the int8 mode takes the int8 GEMM for M > 4 (bit-identical to the instance),
@@ -173,16 +179,24 @@ static const zi_dtype kq_types[] = {ZI_Q8_0, ZI_Q4_0, ZI_Q4_1, ZI_Q5_0, ZI_Q5_1,
 static void kq_dispatch_checks(void) {
     int64_t K = 512, N = 40;
     kn_precision saved = kn_get_precision();
-    for (int c = 0; c < 3; c++) {
-        zi_dtype dt = c == 2 ? ZI_Q6_K : ZI_Q4_K;
+    for (int c = 0; c < 5; c++) { /* int8: Q4_K, Q6_K, Q2_K at M = 21; bf16 path: Q4_K M = 3, F16 */
+        static const zi_dtype dts[] = {ZI_Q4_K, ZI_Q4_K, ZI_F16, ZI_Q6_K, ZI_Q2_K};
+        zi_dtype dt = dts[c];
         int64_t M = c == 1 ? 3 : 21;
         float *x = kq_acts(M, K, K), *y = malloc(sizeof(float) * (size_t)(M * N)), *z = malloc(sizeof(float) * (size_t)(M * N));
-        void *w = kq_weights(dt, N, K);
+        void *w;
+        if (dt == ZI_F16) {
+            uint16_t *h = malloc(sizeof(uint16_t) * (size_t)(N * K));
+            for (int64_t i = 0; i < N * K; i++) h[i] = zi_f32_to_f16(0.1f * kq_uniform());
+            w = h;
+        } else {
+            w = kq_weights(dt, N, K);
+        }
         kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
         kn_wsrc B = kn_wsrc_of_mat(&W);
         kn_set_precision(KN_PREC_INT8);
         int rc = kn_linear(y, x, M, &W, NULL);
-        if (c == 0) {
+        if (c != 1 && c != 2) {
             rc |= kn_gemm_q8_get(dt, NULL)(z, N, x, K, M, N, K, &B, NULL, 0, 1);
         } else {
             kn_set_precision(KN_PREC_BF16);
@@ -190,35 +204,37 @@ static void kq_dispatch_checks(void) {
         }
         UNIT_CHECK(rc == 0 && !memcmp(y, z, sizeof(float) * (size_t)(M * N)),
                    "kn_linear int8 mode M=%lld %s: not the %s path", (long long)M, zi_dtype_name(dt),
-                   c == 0 ? "int8" : "bf16 mode's");
+                   c != 1 && c != 2 ? "int8" : "bf16 mode's");
         free(x), free(y), free(z), free(w);
     }
     kn_set_precision(saved);
 }
 
 /* a NaN activation makes its own output row NaN and nothing else */
-static void kq_nan_check(kq_fn fn, const char *name) {
-    int64_t M = 7, K = 64, N = 20;
+static void kq_nan_check(kq_fn fn, const char *name, zi_dtype dt) {
+    int64_t M = 7, K = zi_dtype_block_elems(dt) > 64 ? 256 : 64, N = 20;
     float *x = kq_acts(M, K, K), *y = malloc(sizeof(float) * (size_t)(M * N));
     x[4 * K + 40] = NAN;
-    void *w = kq_weights(ZI_Q4_0, N, K);
-    kn_mat W = {.dtype = ZI_Q4_0, .rows = N, .cols = K, .data = w};
+    void *w = kq_weights(dt, N, K);
+    kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
     kn_wsrc B = kn_wsrc_of_mat(&W);
     int rc = fn(y, N, x, K, M, N, K, &B, NULL, 0, 1), ok = rc == 0;
     for (int64_t i = 0; i < M * N; i++) ok &= (i / N == 4) == (isnan(y[i]) != 0);
-    UNIT_CHECK(ok, "int8 GEMM %s: a NaN activation does not give exactly its row NaN", name);
+    UNIT_CHECK(ok, "int8 GEMM %s %s: a NaN activation does not give exactly its row NaN", name, zi_dtype_name(dt));
     free(x), free(y), free(w);
 }
 
 /* The AMX-INT8 template (gemm_q8_amx_impl.h: 32 x 32 tile blocks, one TDPBSSD per 32-block, int32
  * tiles scaled per block) on shapes around its tile edges: M, N at 31/32/33 and past the 256-row
- * group, K of one block and a ragged K tail, 1 and 3 threads; every type, vs the reference and
+ * group, K of one block and a ragged K tail, 1 and 3 threads; every type with 32-element weight
+ * blocks (kinds 1 and 2; Q6_K/Q3_K/Q2_K go to avx512vnni on AMX CPUs), vs the reference and
  * bit for bit vs the generic instance. fn: the emulated or the real instance. */
 static void kq_amx_checks(kq_fn fn, const char *name) {
     static const int64_t shapes[][3] = {{32, 32, 32}, {33, 96, 31}, {31, 288, 33}, {259, 64, 65}, {64, 544, 96}};
     for (int t = 0; t < KQ_NTYPES; t++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             zi_dtype dt = kq_types[t];
+            if (kn_q8_kind(dt) != 1 && kn_q8_kind(dt) != 2) continue; /* 16-element blocks: not on AMX */
             int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
             if (K % zi_dtype_block_elems(dt)) K = (K + 255) / 256 * 256;
             int acc = (int)((s + t) & 1), T = s & 1 ? 3 : 1;
@@ -226,7 +242,7 @@ static void kq_amx_checks(kq_fn fn, const char *name) {
             free(kq_run(fn, name, M, K, N, dt, acc, T, g));
             free(g);
         }
-    kq_nan_check(fn, name);
+    kq_nan_check(fn, name, ZI_Q8_0), kq_nan_check(fn, name, ZI_Q4_K);
 }
 
 /* kn_gemm_q8_get: the amx instance on the amx path exactly where the CPU has AMX-INT8, never elsewhere */
@@ -238,7 +254,8 @@ static void kq_choice_checks(int have_amx8) {
         for (int t = 0; t < KQ_NTYPES; t++) {
             const char *nm = NULL;
             kn_gemm_q8_fn f = kn_gemm_q8_get(kq_types[t], &nm);
-            int want = have_amx8 && i == KN_ISA_AMX;
+            int kind = kn_q8_kind(kq_types[t]);
+            int want = have_amx8 && i == KN_ISA_AMX && (kind == 1 || kind == 2); /* 16-element blocks: avx512vnni */
 #if defined(__x86_64__)
             int is_amx = f == kn_gemm_q8_amx;
 #else
@@ -283,15 +300,17 @@ void unit_q8(void) {
             int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
             if (K % zi_dtype_block_elems(dt)) K = (K + 255) / 256 * 256; /* k-quants: whole 256 blocks */
             int acc = (int)((s + t) & 1);
+            int amx_kind = kn_q8_kind(dt) == 1 || kn_q8_kind(dt) == 2; /* the AMX instance: 32-element weight blocks */
             float *g = kq_run(kn_gemm_q8_generic, "generic (emulated VNNI)", M, K, N, dt, acc, 2, NULL);
             free(kq_run(kn_gemm_q8_generic, "generic (emulated VNNI)", M, K, N, dt, acc, 1, g));
 #if defined(__x86_64__)
             if (have_avx2) free(kq_run(kn_gemm_q8_avx2, "avx2", M, K, N, dt, acc, 2, g));
-            if (have_avx2 && kn_q8_kind(dt) == 2) free(kq_run(kn_gemm_q8_avx2u, "avx2u", M, K, N, dt, acc, 2, g));
+            if (have_avx2 && kn_q8_kind(dt) == 3) free(kq_run(kn_gemm_q8_avx2s, "avx2s", M, K, N, dt, acc, 2, g));
+            if (have_avx2 && KN_Q8_OFFSET(kn_q8_kind(dt))) free(kq_run(kn_gemm_q8_avx2u, "avx2u", M, K, N, dt, acc, 2, g));
             if (have_vnni) free(kq_run(kn_gemm_q8_avx512vnni, "avx512vnni", M, K, N, dt, acc, 2, g));
-            if (have_amx8) free(kq_run(kn_gemm_q8_amx, "amx (TDPBSSD)", M, K, N, dt, acc, 2, g));
+            if (have_amx8 && amx_kind) free(kq_run(kn_gemm_q8_amx, "amx (TDPBSSD)", M, K, N, dt, acc, 2, g));
 #endif
-            free(kq_run(kn_gemm_q8_amxemu, "amx (emulated tiles)", M, K, N, dt, acc, 2, g));
+            if (amx_kind) free(kq_run(kn_gemm_q8_amxemu, "amx (emulated tiles)", M, K, N, dt, acc, 2, g));
             free(g);
         }
     kq_amx_checks(kn_gemm_q8_amxemu, "amx (emulated tiles)");
@@ -300,10 +319,15 @@ void unit_q8(void) {
 #endif
     kq_choice_checks(have_amx8);
     kq_dispatch_checks();
-    kq_nan_check(kn_gemm_q8_generic, "generic");
+    kq_nan_check(kn_gemm_q8_generic, "generic", ZI_Q4_0), kq_nan_check(kn_gemm_q8_generic, "generic", ZI_Q2_K);
 #if defined(__x86_64__)
-    if (have_avx2) kq_nan_check(kn_gemm_q8_avx2, "avx2"), kq_nan_check(kn_gemm_q8_avx2u, "avx2u");
+    if (have_avx2) {
+        kq_nan_check(kn_gemm_q8_avx2, "avx2", ZI_Q4_0), kq_nan_check(kn_gemm_q8_avx2u, "avx2u", ZI_Q4_0);
+        kq_nan_check(kn_gemm_q8_avx2, "avx2", ZI_Q6_K), kq_nan_check(kn_gemm_q8_avx2u, "avx2u", ZI_Q2_K);
+        kq_nan_check(kn_gemm_q8_avx2s, "avx2s", ZI_Q6_K), kq_nan_check(kn_gemm_q8_avx2s, "avx2s", ZI_Q3_K);
+    }
+    if (have_vnni) kq_nan_check(kn_gemm_q8_avx512vnni, "avx512vnni", ZI_Q3_K);
 #endif
-    printf("  int8 GEMM: %d types, generic%s%s + amx on emulated tiles%s\n", KQ_NTYPES, have_avx2 ? " + avx2 + avx2u" : "",
-           have_vnni ? " + avx512vnni" : "", have_amx8 ? " + amx (TDPBSSD)" : "");
+    printf("  int8 GEMM: %d types, generic%s%s + amx on emulated tiles%s\n", KQ_NTYPES,
+           have_avx2 ? " + avx2 + avx2u + avx2s" : "", have_vnni ? " + avx512vnni" : "", have_amx8 ? " + amx (TDPBSSD)" : "");
 }
