@@ -38,6 +38,19 @@ void kn_q8_unpack(zi_dtype dt, const void *src, int64_t n, int8_t *q, float *d, 
 /* Quantize 32 activations (ggml's quantize_row_q8_0_ref): d = max|x| / 127, q = round(x / d);
  * *sx = d * (float)sum(q). Non-finite input: d = NaN, q = 0 (the outputs become NaN). */
 void kn_q8_quant_block(const float *x, int8_t *q, float *d, float *sx);
+/* Write an f32 accumulator tile acc[mr][nr] (row stride nr) to y rows < mr, columns < n (<= nr):
+ * mode 0: y = acc (+ bias), 1: y += acc, 2: y += acc (+ bias) (the per-256 K-block step of the
+ * float sequence above; every instance ends with it). */
+static inline void kn_q8_store(float *y, int64_t ldy, const float *acc, int nr, int mr, int64_t n, int mode,
+                               const float *bias) {
+    if (n > nr) n = nr;
+    for (int i = 0; i < mr; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float v = acc[i * nr + j];
+            if (mode != 1 && bias) v = v + bias[j];
+            y[i * ldy + j] = mode == 0 ? v : y[i * ldy + j] + v;
+        }
+}
 /* The offset sums of the two 16-halves of a quantized block: sx[h] = d * (float)sum(q[16h ..]). */
 void kn_q8_half_sums(const int8_t *q, float d, float *sx);
 

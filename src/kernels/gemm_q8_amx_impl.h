@@ -157,17 +157,6 @@ static void mq_block(int64_t nb, const char *ap, const char *bpan, int off, int3
     }
 }
 
-/* acc -> y rows < mr, columns < n: mode 0: y = acc (+ bias), 1: y += acc, 2: y += acc (+ bias) */
-static void mq_store(float *y, int64_t ldy, const float *acc, int mr, int64_t n, int mode, const float *bias) {
-    if (n > MQ_NR) n = MQ_NR;
-    for (int i = 0; i < mr; i++)
-        for (int64_t j = 0; j < n; j++) {
-            float v = acc[i * MQ_NR + j];
-            if (mode != 1 && bias) v = v + bias[j];
-            y[i * ldy + j] = mode == 0 ? v : y[i * ldy + j] + v;
-        }
-}
-
 /* one work item: output columns [n0, n0 + nc) x rows [r0, r1) (relative to A->m0) */
 static void mq_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_t nc, int64_t r0, int64_t r1,
                     void *bpv, void *tmpv) {
@@ -187,7 +176,7 @@ static void mq_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
                     int mr = (int)(mc1 - i < MQ_MR ? mc1 - i : MQ_MR);
                     // [32, kc] x [kc, 32] -> y[m0+i.., n0+j..]
                     mq_block(nb, mq_apanel(A, kb, i), bp + (j / MQ_NR) * pb, off, isum, acc);
-                    mq_store(c->y + (A->m0 + i) * c->ldy + n0 + j, c->ldy, acc, mr, nc - j, mode,
+                    kn_q8_store(c->y + (A->m0 + i) * c->ldy + n0 + j, c->ldy, acc, MQ_NR, mr, nc - j, mode,
                              c->bias ? c->bias + n0 + j : NULL);
                 }
         }

@@ -200,17 +200,6 @@ static void kq_ukr16(int64_t nb, const char *ap, const char *bpan, int off, floa
     kq_ukr_hb(nb, ap, bpan, off, ct, 2);
 }
 
-/* ct -> y rows < mr, columns < n: mode 0: y = ct (+ bias), 1: y += ct, 2: y += ct (+ bias) */
-static void kq_store(float *y, int64_t ldy, const float *ct, int mr, int64_t n, int mode, const float *bias) {
-    if (n > KQ_NR) n = KQ_NR;
-    for (int i = 0; i < mr; i++)
-        for (int64_t j = 0; j < n; j++) {
-            float v = ct[i * KQ_NR + j];
-            if (mode != 1 && bias) v = v + bias[j];
-            y[i * ldy + j] = mode == 0 ? v : y[i * ldy + j] + v;
-        }
-}
-
 /* one work item: output columns [n0, n0 + nc) x rows [r0, r1) (relative to A->m0) */
 static void kq_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_t nc, int64_t r0, int64_t r1,
                     void *bpv, void *tmp) {
@@ -230,7 +219,7 @@ static void kq_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
                     int mr = (int)(mc1 - i < KQ_MR ? mc1 - i : KQ_MR);
                     // [MR, kc] x [kc, NR] -> y[m0+i.., n0+j..]
                     (hb == 2 ? kq_ukr16 : kq_ukr32)(nb, kq_apanel(A, kb, i), bp + (j / KQ_NR) * pb, off, ct);
-                    kq_store(c->y + (A->m0 + i) * c->ldy + n0 + j, c->ldy, ct, mr, nc - j, mode,
+                    kn_q8_store(c->y + (A->m0 + i) * c->ldy + n0 + j, c->ldy, ct, KQ_NR, mr, nc - j, mode,
                              c->bias ? c->bias + n0 + j : NULL);
                 }
         }
