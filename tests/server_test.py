@@ -226,7 +226,8 @@ def test_happy(port):
     # Jobs: create, poll to done, result, delete, gone
     st, _, d = request(port, "POST", "/v1/jobs", {"prompt": "a boat", "width": 16, "height": 16, "steps": 1, "seed": 3})
     j = jbody(d)
-    if check(st == 202 and j["state"] in ("queued", "running") and j["id"].startswith("job-"), "jobs create %s %s" % (st, d)):
+    # a 16x16 one-step job can finish before the 202 is written (3 ms on an idle box): "done" is a valid answer
+    if check(st == 202 and j["state"] in ("queued", "running", "done") and j["id"].startswith("job-"), "jobs create %s %s" % (st, d)):
         st, j2 = wait_job(port, j["id"])
         ok_done = check(st == 200 and j2["state"] == "done" and j2["progress"] == 1.0, "job done: %s %s" % (st, j2))
         if ok_done:
@@ -492,7 +493,8 @@ def test_progress_cancel(port):
     ok("progress 0..1 with ETA; interrupt stops the running job; client gets interrupted=true")
 
     # DELETE a running job and a queued one behind it
-    a = jbody(request(port, "POST", "/v1/jobs", {"prompt": "a", "width": 16, "height": 16, "steps": 100})[2])
+    # a is long enough (512x512, 100 steps: 2-4 s on an idle box) to be still running when cancelled
+    a = jbody(request(port, "POST", "/v1/jobs", {"prompt": "a", "width": 512, "height": 512, "steps": 100})[2])
     b = jbody(request(port, "POST", "/v1/jobs", {"prompt": "b", "width": 16, "height": 16, "steps": 1})[2])
     check(b["state"] == "queued" and b.get("queue_position") in (0, 1), "second job queued: %s" % b)
     wait_running(port)
