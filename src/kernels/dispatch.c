@@ -151,8 +151,7 @@ int kn_linear(float *y, const float *x, int64_t M, const kn_mat *W, const float 
 int kn_gemm_nt(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                int64_t N, int64_t K) {
     kn_wsrc src = kn_wsrc_f32(B, ldb);
-    return kn_impl_get()->gemm(C, ldc, A, lda, M, N, K, &src, NULL, 0, kn_get_precision() != KN_PREC_F32,
-                               kn_get_threads());
+    return kn_impl_get()->gemm(C, ldc, A, lda, M, N, K, &src, NULL, 0, 0, kn_get_threads()); /* 0: f32 */
 }
 
 /* ---------------------------------------------------------------- attention, activations */

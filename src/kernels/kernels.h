@@ -84,7 +84,8 @@ int kn_linear(float *y, const float *x, int64_t M, const kn_mat *W, const float 
 /* Same, for x rows with a stride (elements between rows) and y rows with a stride. */
 int kn_linear_strided(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, const kn_mat *W,
                       const float *bias);
-/* Plain f32 GEMM: C[M, N] = A[M, K] . B[N, K]^T (row-major, leading dims lda/ldb/ldc). */
+/* Plain f32 GEMM: C[M, N] = A[M, K] . B[N, K]^T (row-major, leading dims lda/ldb/ldc), in f32
+ * whatever the precision mode (LoRA merges: a one-off product that must not round to bf16). */
 int kn_gemm_nt(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                int64_t N, int64_t K);
 /* Scratch buffers: the library's one pool of big temporary buffers (scratch.c), used by the

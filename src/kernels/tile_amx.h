@@ -19,21 +19,23 @@ typedef struct {
     uint8_t rows[16];
 } __attribute__((aligned(64))) kn_tilecfg;
 
+/* The configurations are compile-time constants in .rodata. (Filling a stack copy field by field
+ * is not safe with gcc 12: it treats ldtilecfg as reading only the first bytes of its operand and
+ * deletes the colsb/rows stores as dead, so every tile is left with 0 rows and the first tile
+ * instruction raises #UD: SIGILL.) */
 static inline void kn_tile_config(void) {
-    kn_tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+    static const kn_tilecfg cfg = {.palette = 1,
+                                   .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                   .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
     _tile_loadconfig(&cfg);
 }
 
 /* int8 GEMM (gemm_q8_amx_impl.h): tiles 0-3 16 rows x 64 B (int32 C), 4-5 16 rows x 32 B (A:
  * 32 int8 of K, one quantization block), 6-7 8 rows x 64 B (B: 8 quads of K x 16 columns) */
 static inline void kn_tile_config_q8(void) {
-    kn_tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) cfg.colsb[t] = t >= 4 && t < 6 ? 32 : 64, cfg.rows[t] = t >= 6 ? 8 : 16;
+    static const kn_tilecfg cfg = {.palette = 1,
+                                   .colsb = {64, 64, 64, 64, 32, 32, 64, 64},
+                                   .rows = {16, 16, 16, 16, 16, 16, 8, 8}};
     _tile_loadconfig(&cfg);
 }
 
