@@ -70,12 +70,14 @@ typedef struct {
     const float *image;
     float *moments;
     int rc;
-    int kernel_threads; /* this thread's kernel setting (the API would install the model's) */
+    int kernel_threads; /* this thread's kernel settings (the API would install the model's) */
+    kn_precision precision;
 } enc_job;
 
 static void *enc_run(void *arg) {
     enc_job *j = arg;
     kn_set_threads(j->kernel_threads);
+    kn_set_precision(j->precision);
     j->rc = zi_vae_encode(j->v, j->image, 64, 64, j->moments);
     return NULL;
 }
@@ -94,7 +96,8 @@ static void check_vae_encode(const char *fixtures, int kt) {
     }
     kn_set_threads(kt);
     int ok = zi_vae_encode(w, image, 64, 64, ref) == 0; /* reference on a separate VAE */
-    enc_job jobs[2] = {{v, image, got[0], -1, kt}, {v, image, got[1], -1, kt}};
+    kn_precision prec = kn_get_precision(); /* whatever an earlier check left (bf16 after an AUTO load on a bf16 CPU) */
+    enc_job jobs[2] = {{v, image, got[0], -1, kt, prec}, {v, image, got[1], -1, kt, prec}};
     pthread_t th[2];
     for (int i = 0; i < 2; i++) ok &= pthread_create(&th[i], NULL, enc_run, &jobs[i]) == 0;
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
