@@ -40,13 +40,56 @@ static void ma_pack_a(uint16_t *dst, const float *x, int64_t ldx, int64_t nrows,
         }
 }
 
+#if defined(__AVX512F__)
+/* In-register 16 x 16 transpose of 32-bit elements: r[i] (16 dwords of row i) -> r[c] (column c). */
+static inline void ma_transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: (r_i[0], r_i+1[0], r_i[1], r_i+1[1]) ... */
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) { /* r[g + e] lane L = rows g..g+3 of column 4L + e */
+        r[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+        r[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+        r[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+        r[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+    }
+    for (int e = 0; e < 4; e++) { /* 4 x 4 transpose of 128-bit lanes across r[e], r[4+e], r[8+e], r[12+e] */
+        __m512i a = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x44), b = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xEE);
+        __m512i c = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x44), d = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xEE);
+        t[e] = _mm512_shuffle_i32x4(a, c, 0x88);
+        t[4 + e] = _mm512_shuffle_i32x4(a, c, 0xDD);
+        t[8 + e] = _mm512_shuffle_i32x4(b, d, 0x88);
+        t[12 + e] = _mm512_shuffle_i32x4(b, d, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* The bf16 pairs of 16 full W rows (W[n0 + r0 + i][k0 + 2kp ..]) for kp < nkp (a multiple of 16):
+ * a pair is the 32-bit word at the pair's address, so packing is a dword transpose. */
+static void ma_pack_b_bf16_rows16(uint32_t *d, const kn_wsrc *B, int64_t row0, int64_t k0, int64_t nkp) {
+    for (int64_t kp0 = 0; kp0 < nkp; kp0 += 16) {
+        __m512i r[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = _mm512_loadu_si512((const char *)B->data + (size_t)(row0 + i) * B->rs + (size_t)(k0 + 2 * kp0) * 2);
+        ma_transpose16(r);
+        for (int c = 0; c < 16; c++) _mm512_storeu_si512(d + (kp0 + c) * 32, r[c]);
+    }
+}
+#endif
+
 /* B panels of 32 columns of W rows [n0, n0+nc) x columns [k0, k0+kc): [np][kc2p][32] pairs,
  * kc2p = 16 * ceil(kc / 32). bf16 weights are copied as pairs (exact); others converted. */
 static void ma_pack_b(uint32_t *bp, const kn_wsrc *B, int64_t n0, int64_t nc, int64_t k0, int64_t kc) {
     int64_t kc2p = (kc + 31) / 32 * 16, np = (nc + 31) / 32;
     float row[MA_KC + 32];
-    for (int64_t p = 0; p < np; p++)
-        for (int64_t j = 0; j < 32; j++) {
+    for (int64_t p = 0; p < np; p++) {
+        int64_t j0 = 0; /* rows below j0 are packed */
+#if defined(__AVX512F__)
+        if (B->direct && B->dt == ZI_BF16 && (p + 1) * 32 <= nc && kc == 2 * kc2p) /* full panel, whole chunks */
+            for (; j0 < 32; j0 += 16) ma_pack_b_bf16_rows16(bp + p * kc2p * 32 + j0, B, n0 + p * 32 + j0, k0, kc2p);
+#endif
+        for (int64_t j = j0; j < 32; j++) {
             int64_t r = p * 32 + j;
             uint32_t *d = bp + p * kc2p * 32 + j;
             if (r >= nc) {
@@ -70,16 +113,33 @@ static void ma_pack_b(uint32_t *bp, const kn_wsrc *B, int64_t n0, int64_t nc, in
             for (int64_t kp = 0; kp < kc2p; kp++)
                 d[kp * 32] = (uint32_t)ma_bf16(row[2 * kp]) | ((uint32_t)ma_bf16(row[2 * kp + 1]) << 16);
         }
+    }
 }
 
 /* One 32 x 32 block: C (+)= A[32, 32 nch] . B[32 nch, 32] over nch chunks, written to y rows
  * < mr, columns < n (mode 0: = acc + bias, 1: += acc, 2: += acc + bias). tmp: 32 x 32 floats. */
 static void ma_block(const uint16_t *ap, const uint32_t *bp, int64_t nch, float *c, int64_t ldc, int mr, int64_t n,
                      int mode, const float *bias, float *tmp) {
-    TILE_ZERO(0);
-    TILE_ZERO(1);
-    TILE_ZERO(2);
-    TILE_ZERO(3);
+    /* A full block with mode 0 or 1 keeps its accumulators in y itself: C tiles start as y (mode
+     * 1) or as the bias rows (a stride-0 load) or zero (mode 0), and are stored back to y. */
+    int direct = mr == 32 && n >= 32 && mode != 2;
+    int64_t ldb = ldc * (int64_t)sizeof(float);
+    if (direct && mode == 1) {
+        TILE_LOAD(0, c, ldb);
+        TILE_LOAD(1, c + 16, ldb);
+        TILE_LOAD(2, c + 16 * ldc, ldb);
+        TILE_LOAD(3, c + 16 * ldc + 16, ldb);
+    } else if (direct && bias) {
+        TILE_LOAD(0, bias, 0);
+        TILE_LOAD(1, bias + 16, 0);
+        TILE_LOAD(2, bias, 0);
+        TILE_LOAD(3, bias + 16, 0);
+    } else {
+        TILE_ZERO(0);
+        TILE_ZERO(1);
+        TILE_ZERO(2);
+        TILE_ZERO(3);
+    }
     for (int64_t ch = 0; ch < nch; ch++) {
         TILE_LOAD(4, ap + ch * 32 * 32, 64);           /* x rows 0-15, 32 bf16 */
         TILE_LOAD(5, ap + ch * 32 * 32 + 16 * 32, 64); /* x rows 16-31 */
@@ -89,6 +149,13 @@ static void ma_block(const uint16_t *ap, const uint32_t *bp, int64_t nch, float 
         TILE_DP(1, 4, 7);
         TILE_DP(2, 5, 6);
         TILE_DP(3, 5, 7);
+    }
+    if (direct) {
+        TILE_STORE(0, c, ldb);
+        TILE_STORE(1, c + 16, ldb);
+        TILE_STORE(2, c + 16 * ldc, ldb);
+        TILE_STORE(3, c + 16 * ldc + 16, ldb);
+        return;
     }
     TILE_STORE(0, tmp, 128);
     TILE_STORE(1, tmp + 16, 128);
