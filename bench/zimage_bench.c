@@ -212,6 +212,65 @@ static rate peak_int8(long iters) {
 #endif
 }
 
+/* AMX: 4 independent accumulator tiles, each TDPBF16PS 16 x 16 x 32 MACs (16,384 FLOP), each
+ * TDPBSSD 16 x 16 x 64 (32,768 OP); operands loaded once from a buffer, so register-only. */
+#if defined(__x86_64__)
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((aligned(64))) bench_tilecfg;
+static const bench_tilecfg bench_tiles = {.palette = 1,
+                                          .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                          .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
+TARGET("amx-tile,amx-bf16,amx-int8")
+static void amx_loop(long iters, int int8) {
+    static const uint8_t buf[16 * 64] __attribute__((aligned(64))) = {1, 2, 3, 4, 5, 6, 7, 8};
+    float out[16 * 16];
+    _tile_loadconfig(&bench_tiles);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, buf, 64);
+    _tile_loadd(5, buf, 64);
+    _tile_loadd(6, buf, 64);
+    _tile_loadd(7, buf, 64);
+    if (int8)
+        for (long it = 0; it < iters; it++) {
+            _tile_dpbssd(0, 4, 6);
+            _tile_dpbssd(1, 4, 7);
+            _tile_dpbssd(2, 5, 6);
+            _tile_dpbssd(3, 5, 7);
+        }
+    else
+        for (long it = 0; it < iters; it++) {
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+    _tile_stored(0, out, 64);
+    peak_sink = out[0];
+    _tile_release();
+}
+#endif
+static rate peak_amx(long iters, int int8) {
+#if defined(__x86_64__)
+    if (!kn_isa_supported(KN_ISA_AMX, NULL)) return (rate){0, 0};
+    double t0 = now_s(), c0 = cpu_s();
+#pragma omp parallel
+    amx_loop(iters, int8);
+    double dt = now_s() - t0, dc = cpu_s() - c0, fl = (double)iters * 4 * (int8 ? 32768 : 16384) * nthreads();
+    return (rate){fl / dt * 1e-9, fl / dc * 1e-9};
+#else
+    (void)iters, (void)int8;
+    return (rate){0, 0};
+#endif
+}
+static rate peak_amx_bf16(long iters) { return peak_amx(iters, 0); }
+static rate peak_amx_int8(long iters) { return peak_amx(iters, 1); }
+
 /* median over reps of wall and CPU rates (separately) */
 static rate rate_median(const double *wall_s, const double *cpu_s_, int n, double flops) {
     double w[64], c[64];
@@ -459,17 +518,22 @@ int main(int argc, char **argv) {
 
     /* the fp32 peak of the kernels' own vector unit is the reference for the % columns */
     int avx512_kernels = !strcmp(kn_kernel_name(), "avx512");
-    rate pf32 = {0, 0};
+    rate pf32 = {0, 0}, pmx = {0, 0};
     if (do_peak) {
         rate p512 = peak_median(peak_fp32, 50000000, reps);
         rate p256 = peak_median(peak_fp32_avx2, 50000000, reps);
         rate pbf = peak_median(peak_bf16, 50000000, reps);
         rate pi8 = peak_median(peak_int8, 50000000, reps);
+        rate pamx = peak_median(peak_amx_bf16, 2000000, reps), pamx8 = peak_median(peak_amx_int8, 2000000, reps);
         printf("\nPeaks (register-only loops; per-core = per CPU-second, immune to other jobs; 0 = not on this CPU)\n");
         printf("  fp32 FMA zmm  %8.1f GFLOP/s   (%.1f per core)\n", p512.wall, p512.cpu);
         printf("  fp32 FMA ymm  %8.1f GFLOP/s   (%.1f per core)\n", p256.wall, p256.cpu);
         printf("  bf16 dot      %8.1f GFLOP/s   (%.1f per core)\n", pbf.wall, pbf.cpu);
         printf("  int8 VNNI     %8.1f GOP/s     (%.1f per core)\n", pi8.wall, pi8.cpu);
+        printf("  AMX-BF16      %8.1f GFLOP/s   (%.1f per core)\n", pamx.wall, pamx.cpu);
+        printf("  AMX-INT8      %8.1f GOP/s     (%.1f per core)\n", pamx8.wall, pamx8.cpu);
+        /* bf16 mode: the linear table also compares with the peak of the unit its GEMM runs on */
+        if (kn_get_precision() == KN_PREC_BF16) pmx = isa == KN_ISA_AMX ? pamx : isa == KN_ISA_AVX512BF16 ? pbf : pmx;
         pf32 = avx512_kernels ? p512 : p256;
     } else {
         pf32 = avx512_kernels ? peak_fp32(2000000) : peak_fp32_avx2(2000000); /* quick estimate */
@@ -486,14 +550,16 @@ int main(int argc, char **argv) {
                 for (int j = 0; j < 3; j++) sh[ns++] = (shape){tokens[t], kn[j][0], kn[j][1]};
         }
         printf("\nkn_linear, BF16 weights, y[M,N] = x[M,K] W[N,K]^T\n");
-        printf("  %6s %6s %6s %10s %10s %8s %10s %8s\n", "M", "K", "N", "GFLOP/s", "s/call", "%fp32pk", "GF/cpu-s",
-               "%core-pk");
+        printf("  %6s %6s %6s %10s %10s %8s %10s %8s%s\n", "M", "K", "N", "GFLOP/s", "s/call", "%fp32pk", "GF/cpu-s",
+               "%core-pk", pmx.wall > 0 ? "  %bf16pk %bf16core" : "");
         for (int i = 0; i < ns; i++) {
             rate g = bench_linear(sh[i], ZI_BF16, reps);
             double fl = 2.0 * (double)sh[i].M * (double)sh[i].K * (double)sh[i].N;
-            printf("  %6lld %6lld %6lld %10.1f %10.4f %7.1f%% %10.1f %7.1f%%\n", (long long)sh[i].M, (long long)sh[i].K,
+            printf("  %6lld %6lld %6lld %10.1f %10.4f %7.1f%% %10.1f %7.1f%%", (long long)sh[i].M, (long long)sh[i].K,
                    (long long)sh[i].N, g.wall, g.wall > 0 ? fl / g.wall * 1e-9 : 0.0,
                    pf32.wall > 0 ? 100.0 * g.wall / pf32.wall : 0.0, g.cpu, pf32.cpu > 0 ? 100.0 * g.cpu / pf32.cpu : 0.0);
+            if (pmx.wall > 0) printf("  %7.1f%% %8.1f%%", 100.0 * g.wall / pmx.wall, 100.0 * g.cpu / pmx.cpu);
+            printf("\n");
             fflush(stdout);
         }
     }

@@ -20,10 +20,16 @@
 #include "gemm_driver_impl.h"
 #include "impl.h"
 
-#define MA_KC 256              /* bf16 elements per K block (8 chunks of 32) */
+#ifndef MA_KC
+#define MA_KC 256 /* bf16 elements per K block (8 chunks of 32) */
+#endif
 #define MA_MC 256              /* rows per A group (8 blocks of 32) */
-#define MA_NC 1024             /* max columns per work item */
-#define MA_ROWS (3 * MA_MC)    /* max rows per work item */
+#ifndef MA_NC
+#define MA_NC 1024 /* max columns per work item */
+#endif
+#ifndef MA_ROWS
+#define MA_ROWS (3 * MA_MC) /* max rows per work item */
+#endif
 
 static inline uint16_t ma_bf16(float v) { return zi_f32_to_bf16(v); }
 
