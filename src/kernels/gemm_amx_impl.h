@@ -31,6 +31,8 @@
 #define MA_ROWS (3 * MA_MC) /* max rows per work item */
 #endif
 
+#define MA_PACK_KC 1024 /* the largest K block ma_pack_b takes (MA_KC; MT_KC for x below) */
+
 static inline uint16_t ma_bf16(float v) { return zi_f32_to_bf16(v); }
 
 /* A for rows [0, nrows) (< 32 valid, zero padded to 32) x columns [0, kc) -> nch chunks. */
@@ -88,7 +90,7 @@ static void ma_pack_b_bf16_rows16(uint32_t *d, const kn_wsrc *B, int64_t row0, i
  * kc2p = 16 * ceil(kc / 32). bf16 weights are copied as pairs (exact); others converted. */
 static void ma_pack_b(uint32_t *bp, const kn_wsrc *B, int64_t n0, int64_t nc, int64_t k0, int64_t kc) {
     int64_t kc2p = (kc + 31) / 32 * 16, np = (nc + 31) / 32;
-    float row[MA_KC + 32];
+    float row[MA_PACK_KC + 32]; /* kc <= MA_PACK_KC */
     for (int64_t p = 0; p < np; p++) {
         int64_t j0 = 0; /* rows below j0 are packed */
 #if defined(__AVX512F__)
@@ -214,11 +216,119 @@ static void ma_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
 static void ma_tiles_on(void) { TILE_CONFIG(); }
 static void ma_tiles_off(void) { TILE_RELEASE(); }
 
+/* ---- W-direct form, for bf16 weights with K and N multiples of 32 (every DiT and text-encoder
+ * shape): y^T = W . x^T. W is the tiles' A operand, loaded straight from the (mapped) weights,
+ * 16 rows x 32 bf16 with the weight row stride: W is never packed or copied. x is the B operand,
+ * packed once per call into the pair layout (ma_pack_b on x's rows). A work item (W rows
+ * [n0, n0+nc) x rows [r0, r1) of x) accumulates y^T in a per-thread f32 buffer yt [nc][rows]
+ * that stays in L2, C tiles kept from one 32-chunk to the next within a K block of MT_KC; at the
+ * end yt is transposed into y (+ bias, + y when acc). Xeon AMX: 1,800-2,100 GFLOP/s at the
+ * DiT's K = 3840 shapes vs 1,450-1,700 packed (PERF.md entry 27). */
+#ifndef MT_KC
+#define MT_KC 256   /* bf16 elements per K block: a 32-row W block (16 KB) and the x panel stay in L1 */
+#endif
+#if MT_KC > MA_PACK_KC || MA_KC > MA_PACK_KC
+#error "K blocks larger than ma_pack_b's row buffer"
+#endif
+#ifndef MT_NC
+#define MT_NC 256   /* W rows (output columns) per work item */
+#endif
+#ifndef MT_ROWS
+#define MT_ROWS 512 /* x rows per work item */
+#endif
+
+/* x rows [i0, i0 + 32) of K block kb in the pair layout: [kc / 2][32] dwords (zero rows past ms) */
+static void mt_pack_x(const kn_gemm_call *c, const kn_apack *A, int64_t kb, int64_t i0) {
+    int64_t k0 = kb * MT_KC, kc = c->K - k0 < MT_KC ? c->K - k0 : MT_KC;
+    kn_wsrc xs = kn_wsrc_f32(c->x, c->ldx);
+    ma_pack_b((uint32_t *)A->ap + (kb * A->ms_pad + i0) * (MT_KC / 2), &xs, A->m0 + i0,
+              A->ms - i0 < 32 ? A->ms - i0 : 32, k0, kc);
+}
+
+/* y rows [i0, i0 + mr) x columns [j0, j0 + nn) (+)= yt^T (+ bias) */
+static void mt_write(const kn_gemm_call *c, float *y, const float *yt, int64_t ldt, int64_t mr, int64_t nn,
+                     const float *bias) {
+    int64_t ldy = c->ldy;
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= mr; i += 16)
+        for (int64_t j = 0; j + 16 <= nn; j += 16) {
+            __m512i r[16];
+            for (int t = 0; t < 16; t++) r[t] = _mm512_loadu_si512(yt + (j + t) * ldt + i); /* yt row n = j + t */
+            ma_transpose16(r); /* r[u] = column i + u of that block = y row i + u */
+            __m512 b = bias ? _mm512_loadu_ps(bias + j) : _mm512_setzero_ps();
+            for (int u = 0; u < 16; u++) {
+                float *yr = y + (i + u) * ldy + j;
+                __m512 v = _mm512_add_ps(_mm512_castsi512_ps(r[u]), b);
+                if (c->acc) v = _mm512_add_ps(_mm512_loadu_ps(yr), v);
+                _mm512_storeu_ps(yr, v);
+            }
+        }
+#endif
+    for (; i < mr; i++)
+        for (int64_t j = 0; j < nn; j++) {
+            float v = yt[j * ldt + i] + (bias ? bias[j] : 0.0f);
+            y[i * ldy + j] = c->acc ? y[i * ldy + j] + v : v;
+        }
+}
+
+static void mt_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_t nc, int64_t r0, int64_t r1,
+                    void *bpv, void *tmpv) {
+    (void)bpv;
+    float *yt = tmpv;                                /* [nc][ldt] f32 */
+    int64_t K = c->K, rows = r1 - r0, ldt = (rows + 31) / 32 * 32, ldtb = ldt * (int64_t)sizeof(float);
+    const kn_wsrc *B = c->B;
+    int64_t rs = (int64_t)B->rs;
+    for (int64_t kb = 0; kb * MT_KC < K; kb++) {
+        int64_t k0 = kb * MT_KC, nch = (K - k0 < MT_KC ? K - k0 : MT_KC) / 32;
+        for (int64_t nb = 0; nb < nc; nb += 32) {
+            const char *w = (const char *)B->data + (size_t)(n0 + nb) * B->rs + (size_t)k0 * 2; /* W[n0+nb][k0] */
+            for (int64_t mb = 0; mb < ldt; mb += 32) {
+                const uint32_t *xp = (const uint32_t *)A->ap + (kb * A->ms_pad + r0 + mb) * (MT_KC / 2);
+                float *ct = yt + nb * ldt + mb; /* C0: n 0-15 x m 0-15, C1: m 16-31, C2/C3: n 16-31 */
+                if (kb == 0) {
+                    TILE_ZERO(0);
+                    TILE_ZERO(1);
+                    TILE_ZERO(2);
+                    TILE_ZERO(3);
+                } else {
+                    TILE_LOAD(0, ct, ldtb);
+                    TILE_LOAD(1, ct + 16, ldtb);
+                    TILE_LOAD(2, ct + 16 * ldt, ldtb);
+                    TILE_LOAD(3, ct + 16 * ldt + 16, ldtb);
+                }
+                for (int64_t ch = 0; ch < nch; ch++) {
+                    TILE_LOAD(4, w + ch * 64, rs);          /* W rows nb..nb+15, 32 bf16 of K */
+                    TILE_LOAD(5, w + 16 * rs + ch * 64, rs); /* W rows nb+16..nb+31 */
+                    TILE_LOAD(6, xp + ch * 16 * 32, 128);    /* 16 pairs x x rows mb..mb+15 */
+                    TILE_LOAD(7, xp + ch * 16 * 32 + 16, 128);
+                    TILE_DP(0, 4, 6);
+                    TILE_DP(1, 4, 7);
+                    TILE_DP(2, 5, 6);
+                    TILE_DP(3, 5, 7);
+                }
+                TILE_STORE(0, ct, ldtb);
+                TILE_STORE(1, ct + 16, ldtb);
+                TILE_STORE(2, ct + 16 * ldt, ldtb);
+                TILE_STORE(3, ct + 16 * ldt + 16, ldtb);
+            }
+        }
+    }
+    mt_write(c, c->y + (A->m0 + r0) * c->ldy + n0, yt, ldt, rows, nc, c->bias ? c->bias + n0 : NULL);
+}
+
 int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                         const kn_wsrc *B, const float *bias, int acc, int T) {
     if (M <= 0 || N <= 0 || K <= 0) return 0;
     static const kn_gemm_plan plan = {"AMX", 32, 32, MA_KC, MA_MC, MA_NC, MA_ROWS, 2, sizeof(float) * 32 * 32,
                                       ma_pack_a_block, ma_item, ma_tiles_on, ma_tiles_off};
+    static const kn_gemm_plan plan_wd = {"AMX", 32, 32, MT_KC, MA_MC, MT_NC, MT_ROWS, 2,
+                                         sizeof(float) * MT_NC * ((MT_ROWS + 31) / 32 * 32), mt_pack_x, mt_item,
+                                         ma_tiles_on, ma_tiles_off};
     kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 1};
+    /* W-direct unless W's row stride is a multiple of 4 KiB (K = 10240: 20 KiB): then the 16 rows
+     * of a W tile fall in one L1 set and thrash it; the packed form is faster there. */
+    if (B->direct && B->dt == ZI_BF16 && K % 32 == 0 && N % 32 == 0 && B->rs % 4096 != 0)
+        return kn_gemm_drive(&plan_wd, &c, M, N, T);
     return kn_gemm_drive(&plan, &c, M, N, T);
 }

@@ -155,14 +155,17 @@ static void ku_linear_bf16_case(int64_t M, int64_t K, int64_t N, zi_dtype dt) {
 /* The AMX kernel's template on emulated tiles (gemm_amx_emulated.c): packing, tiling and write-back
  * checked on any CPU against the rounded-input reference (the real tile instructions run the same
  * code on AMX machines, where the amx path's tests below cover them). */
-static void ku_amx_emulated_case(int64_t M, int64_t K, int64_t N, zi_dtype dt, int acc) {
+typedef int (*ku_gemm_bf16_fn)(float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, const kn_wsrc *,
+                               const float *, int, int);
+static void ku_amx_run_case(ku_gemm_bf16_fn fn, const char *what, int64_t M, int64_t K, int64_t N, zi_dtype dt,
+                            int acc) {
     float *x = ku_rand((size_t)(M * K), 1.0f), *wf;
     void *w = ku_weights(dt, N, K, K, &wf);
     float *bias = ku_rand((size_t)N, 0.5f), *y0 = ku_rand((size_t)(M * N), 2.0f), *y = malloc(sizeof(float) * (size_t)(M * N));
     memcpy(y, y0, sizeof(float) * (size_t)(M * N));
     kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
     kn_wsrc B = kn_wsrc_of_mat(&W);
-    int rc = kn_gemm_bf16_amxemu(y, N, x, K, M, N, K, &B, bias, acc, 2);
+    int rc = fn(y, N, x, K, M, N, K, &B, bias, acc, 2);
     float *xr = ku_round_bf16_copy(x, (size_t)(M * K)), *wr = ku_round_bf16_copy(wf, (size_t)(N * K));
     double worst = 0;
     for (int64_t i = 0; i < M; i++)
@@ -175,9 +178,17 @@ static void ku_amx_emulated_case(int64_t M, int64_t K, int64_t N, zi_dtype dt, i
             double err = fabs(y[i * N + j] - r) / (a + 1e-30);
             if (!(err <= worst)) worst = isnan(err) ? INFINITY : err;
         }
-    UNIT_CHECK(rc == 0 && worst <= 1e-6, "AMX kernel (emulated tiles) M=%lld K=%lld N=%lld %s acc=%d: rc %d rel err %.3g",
+    UNIT_CHECK(rc == 0 && worst <= 1e-6, "AMX kernel (%s) M=%lld K=%lld N=%lld %s acc=%d: rc %d rel err %.3g", what,
                (long long)M, (long long)K, (long long)N, zi_dtype_name(dt), acc, rc, worst);
     free(x), free(w), free(wf), free(bias), free(y0), free(y), free(xr), free(wr);
+}
+
+/* the template on emulated tiles everywhere, and on the real tiles where the CPU has AMX */
+static void ku_amx_emulated_case(int64_t M, int64_t K, int64_t N, zi_dtype dt, int acc) {
+    ku_amx_run_case(kn_gemm_bf16_amxemu, "emulated tiles", M, K, N, dt, acc);
+#if defined(__x86_64__)
+    if (kn_isa_supported(KN_ISA_AMX, NULL)) ku_amx_run_case(kn_gemm_bf16_amx, "AMX tiles", M, K, N, dt, acc);
+#endif
 }
 
 static void unit_linear(void) {
@@ -545,6 +556,12 @@ void unit_kernels(void) {
     ku_amx_emulated_case(64, 64, 32, ZI_F32, 1);
     ku_amx_emulated_case(5, 31, 33, ZI_F16, 0);
     ku_amx_emulated_case(300, 257, 45, ZI_BF16, 1); /* several 32-row blocks, K tail */
+    /* the W-direct form (bf16 W, K and N multiples of 32, row stride not a multiple of 4 KiB) */
+    ku_amx_emulated_case(37, 256, 64, ZI_BF16, 0);
+    ku_amx_emulated_case(70, 1088, 96, ZI_BF16, 1); /* 5 K blocks, the last 64 deep; 3 W blocks */
+    ku_amx_emulated_case(600, 64, 32, ZI_BF16, 1);  /* 2 row ranges (512 rows per item), 600 % 16 = 8 */
+    ku_amx_emulated_case(16, 96, 288, ZI_BF16, 0);  /* 2 W-row items (256 + 32) */
+    ku_amx_emulated_case(33, 2048, 32, ZI_BF16, 0); /* row stride 4 KiB: the packed form */
     unit_attention_amx_emulated();
     kn_isa saved = kn_get_isa();
     for (int i = 0; i < KN_ISA_COUNT; i++) {
