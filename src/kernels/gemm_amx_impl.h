@@ -222,8 +222,10 @@ static void ma_tiles_off(void) { TILE_RELEASE(); }
  * packed once per call into the pair layout (ma_pack_b on x's rows). A work item (W rows
  * [n0, n0+nc) x rows [r0, r1) of x) accumulates y^T in a per-thread f32 buffer yt [nc][rows]
  * that stays in L2, C tiles kept from one 32-chunk to the next within a K block of MT_KC; at the
- * end yt is transposed into y (+ bias, + y when acc). Xeon AMX: 1,800-2,100 GFLOP/s at the
- * DiT's K = 3840 shapes vs 1,450-1,700 packed (PERF.md entry 27). */
+ * end yt is transposed into y (+ bias, + y when acc). Where W's row stride is a multiple of 4 KiB
+ * (K = 10240: 20 KiB) the 32 rows of a W block would all sit in one L1 set; the block (16 KB) is
+ * then copied to a per-thread buffer first. Xeon AMX: 1,950-2,330 GFLOP/s at the DiT shapes vs
+ * 1,050-1,720 for the packed form (PERF.md entry 27). */
 #ifndef MT_KC
 #define MT_KC 256   /* bf16 elements per K block: a 32-row W block (16 KB) and the x panel stay in L1 */
 #endif
@@ -274,15 +276,19 @@ static void mt_write(const kn_gemm_call *c, float *y, const float *yt, int64_t l
 
 static void mt_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_t nc, int64_t r0, int64_t r1,
                     void *bpv, void *tmpv) {
-    (void)bpv;
     float *yt = tmpv;                                /* [nc][ldt] f32 */
     int64_t K = c->K, rows = r1 - r0, ldt = (rows + 31) / 32 * 32, ldtb = ldt * (int64_t)sizeof(float);
     const kn_wsrc *B = c->B;
-    int64_t rs = (int64_t)B->rs;
     for (int64_t kb = 0; kb * MT_KC < K; kb++) {
         int64_t k0 = kb * MT_KC, nch = (K - k0 < MT_KC ? K - k0 : MT_KC) / 32;
         for (int64_t nb = 0; nb < nc; nb += 32) {
+            int64_t rs = (int64_t)B->rs;
             const char *w = (const char *)B->data + (size_t)(n0 + nb) * B->rs + (size_t)k0 * 2; /* W[n0+nb][k0] */
+            if (rs % 4096 == 0) { /* the 32 rows would share one L1 set (K = 10240): copy the block first */
+                int64_t kcb = nch * 64;
+                for (int r = 0; r < 32; r++) memcpy((char *)bpv + r * kcb, w + r * rs, (size_t)kcb);
+                w = bpv, rs = kcb;
+            }
             for (int64_t mb = 0; mb < ldt; mb += 32) {
                 const uint32_t *xp = (const uint32_t *)A->ap + (kb * A->ms_pad + r0 + mb) * (MT_KC / 2);
                 float *ct = yt + nb * ldt + mb; /* C0: n 0-15 x m 0-15, C1: m 16-31, C2/C3: n 16-31 */
@@ -298,6 +304,10 @@ static void mt_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
                     TILE_LOAD(3, ct + 16 * ldt + 16, ldtb);
                 }
                 for (int64_t ch = 0; ch < nch; ch++) {
+                    {   /* the next chunk's x tiles (2 KB, contiguous) into L1: +6-14% */
+                        const char *nx = (const char *)(xp + (ch + 1) * 16 * 32);
+                        for (int l = 0; l < 32; l++) __builtin_prefetch(nx + 64 * l);
+                    }
                     TILE_LOAD(4, w + ch * 64, rs);          /* W rows nb..nb+15, 32 bf16 of K */
                     TILE_LOAD(5, w + 16 * rs + ch * 64, rs); /* W rows nb+16..nb+31 */
                     TILE_LOAD(6, xp + ch * 16 * 32, 128);    /* 16 pairs x x rows mb..mb+15 */
@@ -326,9 +336,7 @@ int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int6
                                          sizeof(float) * MT_NC * ((MT_ROWS + 31) / 32 * 32), mt_pack_x, mt_item,
                                          ma_tiles_on, ma_tiles_off};
     kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 1};
-    /* W-direct unless W's row stride is a multiple of 4 KiB (K = 10240: 20 KiB): then the 16 rows
-     * of a W tile fall in one L1 set and thrash it; the packed form is faster there. */
-    if (B->direct && B->dt == ZI_BF16 && K % 32 == 0 && N % 32 == 0 && B->rs % 4096 != 0)
+    if (B->direct && B->dt == ZI_BF16 && K % 32 == 0 && N % 32 == 0)
         return kn_gemm_drive(&plan_wd, &c, M, N, T);
     return kn_gemm_drive(&plan, &c, M, N, T);
 }

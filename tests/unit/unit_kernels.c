@@ -561,7 +561,8 @@ void unit_kernels(void) {
     ku_amx_emulated_case(70, 1088, 96, ZI_BF16, 1); /* 5 K blocks, the last 64 deep; 3 W blocks */
     ku_amx_emulated_case(600, 64, 32, ZI_BF16, 1);  /* 2 row ranges (512 rows per item), 600 % 16 = 8 */
     ku_amx_emulated_case(16, 96, 288, ZI_BF16, 0);  /* 2 W-row items (256 + 32) */
-    ku_amx_emulated_case(33, 2048, 32, ZI_BF16, 0); /* row stride 4 KiB: the packed form */
+    ku_amx_emulated_case(33, 2048, 64, ZI_BF16, 1); /* row stride 4 KiB: W blocks copied first */
+    ku_amx_emulated_case(9, 64, 32, ZI_F16, 0);     /* not bf16: the packed form */
     unit_attention_amx_emulated();
     kn_isa saved = kn_get_isa();
     for (int i = 0; i < KN_ISA_COUNT; i++) {
