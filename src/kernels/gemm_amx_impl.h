@@ -84,6 +84,33 @@ static void ma_pack_b_bf16_rows16(uint32_t *d, const kn_wsrc *B, int64_t row0, i
         for (int c = 0; c < 16; c++) _mm512_storeu_si512(d + (kp0 + c) * 32, r[c]);
     }
 }
+
+/* 16 f32 -> bf16 as zi_f32_to_bf16 (round to nearest even, NaN kept quiet), in the low halves */
+static inline __m512i ma_round_bf16x16(__m512 v) {
+    __m512i u = _mm512_castps_si512(v);
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                     _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000)); /* (u | 0x400000) >> 16 = (u >> 16) | 0x40 */
+    return _mm512_srli_epi32(r, 16);
+}
+
+/* The same as ma_pack_b_bf16_rows16 for 16 f32 rows (x in the W-direct form): rounded to bf16
+ * pairs (32 floats of K -> 16 pair dwords per row), then the dword transpose. */
+static void ma_pack_b_f32_rows16(uint32_t *d, const kn_wsrc *B, int64_t row0, int64_t k0, int64_t nkp) {
+    for (int64_t kp0 = 0; kp0 < nkp; kp0 += 16) {
+        __m512i r[16];
+        for (int i = 0; i < 16; i++) {
+            const float *src = (const float *)((const char *)B->data + (size_t)(row0 + i) * B->rs) + k0 + 2 * kp0;
+            __m256i lo = _mm512_cvtepi32_epi16(ma_round_bf16x16(_mm512_loadu_ps(src)));
+            __m256i hi = _mm512_cvtepi32_epi16(ma_round_bf16x16(_mm512_loadu_ps(src + 16)));
+            r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        }
+        ma_transpose16(r);
+        for (int c = 0; c < 16; c++) _mm512_storeu_si512(d + (kp0 + c) * 32, r[c]);
+    }
+}
 #endif
 
 /* B panels of 32 columns of W rows [n0, n0+nc) x columns [k0, k0+kc): [np][kc2p][32] pairs,
@@ -94,8 +121,11 @@ static void ma_pack_b(uint32_t *bp, const kn_wsrc *B, int64_t n0, int64_t nc, in
     for (int64_t p = 0; p < np; p++) {
         int64_t j0 = 0; /* rows below j0 are packed */
 #if defined(__AVX512F__)
-        if (B->direct && B->dt == ZI_BF16 && (p + 1) * 32 <= nc && kc == 2 * kc2p) /* full panel, whole chunks */
-            for (; j0 < 32; j0 += 16) ma_pack_b_bf16_rows16(bp + p * kc2p * 32 + j0, B, n0 + p * 32 + j0, k0, kc2p);
+        if (B->direct && (B->dt == ZI_BF16 || B->dt == ZI_F32) && kc == 2 * kc2p) /* groups of 16 whole rows */
+            for (; j0 < 32 && p * 32 + j0 + 16 <= nc; j0 += 16) {
+                if (B->dt == ZI_BF16) ma_pack_b_bf16_rows16(bp + p * kc2p * 32 + j0, B, n0 + p * 32 + j0, k0, kc2p);
+                else ma_pack_b_f32_rows16(bp + p * kc2p * 32 + j0, B, n0 + p * 32 + j0, k0, kc2p);
+            }
 #endif
         for (int64_t j = j0; j < 32; j++) {
             int64_t r = p * 32 + j;
