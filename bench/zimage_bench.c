@@ -11,7 +11,7 @@
  * --precision f32|bf16 sets the kernels' precision; --compare-precision adds one DiT forward in the
  * other mode and prints the relative L2 difference of the outputs.
  *
- *   build/zimage_bench [--isa P] [--precision f32|bf16] [--compare-precision] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear]
+ *   build/zimage_bench [--isa P] [--precision f32|bf16|int8] [--compare-precision] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear]
  *                      [--no-attn] [--tokens M1,M2,..] [--shape M,K,N] [--attn-len L1,L2,..]
  *                      [--res R1,R2,..] */
 #include <math.h>
@@ -467,8 +467,8 @@ int main(int argc, char **argv) {
             isa_name = argv[++i];
         else if (!strcmp(a, "--precision") && nx) {
             const char *pv = argv[++i];
-            if (strcmp(pv, "f32") && strcmp(pv, "bf16")) ntok = -1;
-            kn_set_precision(!strcmp(pv, "bf16") ? KN_PREC_BF16 : KN_PREC_F32);
+            if (strcmp(pv, "f32") && strcmp(pv, "bf16") && strcmp(pv, "int8")) ntok = -1;
+            kn_set_precision(!strcmp(pv, "bf16") ? KN_PREC_BF16 : !strcmp(pv, "int8") ? KN_PREC_INT8 : KN_PREC_F32);
         } else if (!strcmp(a, "--compare-precision"))
             bench_compare = 1;
         else if (!strcmp(a, "--threads") && nx)
@@ -491,7 +491,7 @@ int main(int argc, char **argv) {
             have_one = parse_list(argv[++i], one, 3) == 3;
             if (!have_one) ntok = -1;
         } else {
-            fprintf(stderr, "usage: %s [--isa P] [--precision f32|bf16] [--compare-precision] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear] [--no-attn]\n"
+            fprintf(stderr, "usage: %s [--isa P] [--precision f32|bf16|int8] [--compare-precision] [--reps N] [--threads N] [--dit DIR] [--no-peak] [--no-linear] [--no-attn]\n"
                             "          [--tokens M1,M2] [--shape M,K,N] [--attn-len L1,L2] [--res R1,R2]\n",
                     argv[0]);
             return 2;

@@ -33,6 +33,17 @@ static float *ku_rand(size_t n, float scale) {
 /* Weight matrix of dtype dt holding random values; wf gets the exact f32 values. */
 static void *ku_weights(zi_dtype dt, int64_t N, int64_t K, int64_t ldw, float **wf) {
     size_t n = (size_t)(N * ldw);
+    if (dt == ZI_Q8_0) { /* rows quantized by our Q8_0 quantizer; wf = their exact dequantized values */
+        float *v = malloc(n * sizeof(float));
+        void *w = malloc((size_t)N * zi_dtype_row_bytes(dt, ldw));
+        *wf = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) v[i] = ku_uniform();
+        zi_quantize(dt, v, w, (int64_t)n);
+        zi_dequantize(dt, w, *wf, (int64_t)n);
+        free(v);
+        (void)K;
+        return w;
+    }
     void *w = malloc(n * zi_dtype_size(dt));
     *wf = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) {
@@ -563,6 +574,8 @@ void unit_kernels(void) {
     ku_amx_emulated_case(16, 96, 288, ZI_BF16, 0);  /* 2 W-row items (256 + 32) */
     ku_amx_emulated_case(33, 2048, 64, ZI_BF16, 1); /* row stride 4 KiB: W blocks copied first */
     ku_amx_emulated_case(9, 64, 32, ZI_F16, 0);     /* not bf16: the packed form */
+    ku_amx_emulated_case(45, 320, 64, ZI_Q8_0, 1);  /* Q8_0: W blocks dequantized to bf16 rows (2 K blocks) */
+    ku_amx_emulated_case(40, 96, 40, ZI_Q8_0, 0);   /* N % 32 != 0: the packed form */
     unit_attention_amx_emulated();
     kn_isa saved = kn_get_isa();
     for (int i = 0; i < KN_ISA_COUNT; i++) {
