@@ -130,25 +130,15 @@ void zi_dequant_q3_k(const zi_block_q3_k *x, float *y, int64_t nb) {
 }
 
 /* 6-bit scale and min j (0..7) of Q4_K/Q5_K, packed into 12 bytes */
-static void k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
 void zi_dequant_q4_k(const zi_block_q4_k *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = H2F(x[i].d), dmin = H2F(x[i].dmin);
         const uint8_t *q = x[i].qs;
         for (int is = 0; is < 8; is += 2, q += 32) {
             uint8_t sc, m;
-            k4_scale_min(is, x[i].scales, &sc, &m);
+            zi_k4_scale_min(is, x[i].scales, &sc, &m);
             const float d1 = d * sc, m1 = dmin * m;
-            k4_scale_min(is + 1, x[i].scales, &sc, &m);
+            zi_k4_scale_min(is + 1, x[i].scales, &sc, &m);
             const float d2 = d * sc, m2 = dmin * m;
             for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
             for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
@@ -163,9 +153,9 @@ void zi_dequant_q5_k(const zi_block_q5_k *x, float *y, int64_t nb) {
         uint8_t u1 = 1, u2 = 2;
         for (int is = 0; is < 8; is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
             uint8_t sc, m;
-            k4_scale_min(is, x[i].scales, &sc, &m);
+            zi_k4_scale_min(is, x[i].scales, &sc, &m);
             const float d1 = d * sc, m1 = dmin * m;
-            k4_scale_min(is + 1, x[i].scales, &sc, &m);
+            zi_k4_scale_min(is + 1, x[i].scales, &sc, &m);
             const float d2 = d * sc, m2 = dmin * m;
             for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
             for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
@@ -580,7 +570,7 @@ static void k45_levels(const float *x, int nmax, float rmin, int nstep, uint16_t
     *dminh = F2H(max_min / 63.f);
     for (int j = 0; j < 8; j++) {
         uint8_t sc, m;
-        k4_scale_min(j, scales12, &sc, &m);
+        zi_k4_scale_min(j, scales12, &sc, &m);
         const float d = H2F(*dh) * sc;
         if (!d) continue;
         const float dm = H2F(*dminh) * m;
@@ -955,7 +945,7 @@ static void k45_levels_w(const float *x, const float *qw, int nmax, uint16_t *dh
     *dminh = F2H(m_block);
     for (int j = 0; j < 8; j++) {
         uint8_t sc, m;
-        k4_scale_min(j, sc12, &sc, &m);
+        zi_k4_scale_min(j, sc12, &sc, &m);
         const float d = H2F(*dh) * sc;
         if (!d) continue;
         const float dm = H2F(*dminh) * m;

@@ -40,6 +40,16 @@ void zi_dequant_q5_1(const zi_block_q5_1 *x, float *y, int64_t nb);
 void zi_dequant_q8_0(const zi_block_q8_0 *x, float *y, int64_t nb);
 void zi_dequant_q2_k(const zi_block_q2_k *x, float *y, int64_t nb);
 void zi_dequant_q3_k(const zi_block_q3_k *x, float *y, int64_t nb);
+/* ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block */
+static inline void zi_k4_scale_min(int j, const uint8_t *s, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
 void zi_dequant_q4_k(const zi_block_q4_k *x, float *y, int64_t nb);
 void zi_dequant_q5_k(const zi_block_q5_k *x, float *y, int64_t nb);
 void zi_dequant_q6_k(const zi_block_q6_k *x, float *y, int64_t nb);

@@ -24,17 +24,6 @@ int kn_q8_kind(zi_dtype dt) {
     }
 }
 
-/* ggml's get_scale_min_k4: 6-bit scale and min of sub-block j of a Q4_K/Q5_K block */
-static void q8_k4_scale_min(int j, const uint8_t *s, uint8_t *d, uint8_t *m) {
-    if (j < 4) {
-        *d = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *d = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
-        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-    }
-}
-
 static uint32_t q8_rd32(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -110,7 +99,7 @@ void kn_q8_unpack(zi_dtype dt, const void *src, int64_t n, int8_t *q, float *d, 
                 dd = zi_f16_to_f32(x->d), dmin = zi_f16_to_f32(x->dmin), scales = x->scales, qs = x->qs, qh = x->qh;
             }
             uint8_t sc, mn;
-            q8_k4_scale_min(j, scales, &sc, &mn);
+            zi_k4_scale_min(j, scales, &sc, &mn);
             d[b] = dd * sc, m[b] = dmin * mn; /* as zi_dequant_q4_k: d1 = d * sc, m1 = dmin * m */
             const uint8_t *p = qs + (j / 2) * 32;
             int shift = (j & 1) * 4;

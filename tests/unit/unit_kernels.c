@@ -33,7 +33,7 @@ static float *ku_rand(size_t n, float scale) {
 /* Weight matrix of dtype dt holding random values; wf gets the exact f32 values. */
 static void *ku_weights(zi_dtype dt, int64_t N, int64_t K, int64_t ldw, float **wf) {
     size_t n = (size_t)(N * ldw);
-    if (dt == ZI_Q8_0) { /* rows quantized by our Q8_0 quantizer; wf = their exact dequantized values */
+    if (zi_dtype_is_block(dt)) { /* rows quantized by our quantizer; wf = their exact dequantized values */
         float *v = malloc(n * sizeof(float));
         void *w = malloc((size_t)N * zi_dtype_row_bytes(dt, ldw));
         *wf = malloc(n * sizeof(float));
@@ -576,6 +576,9 @@ void unit_kernels(void) {
     ku_amx_emulated_case(9, 64, 32, ZI_F16, 0);     /* not bf16: the packed form */
     ku_amx_emulated_case(45, 320, 64, ZI_Q8_0, 1);  /* Q8_0: W blocks dequantized to bf16 rows (2 K blocks) */
     ku_amx_emulated_case(40, 96, 40, ZI_Q8_0, 0);   /* N % 32 != 0: the packed form */
+    ku_amx_emulated_case(45, 512, 64, ZI_Q4_K, 1);  /* Q4_K: W blocks dequantized to bf16 rows */
+    ku_amx_emulated_case(20, 256, 32, ZI_Q4_K, 0);
+    ku_amx_emulated_case(20, 288, 32, ZI_Q5_0, 0);  /* other block types: the packed form */
     unit_attention_amx_emulated();
     kn_isa saved = kn_get_isa();
     for (int i = 0; i < KN_ISA_COUNT; i++) {
