@@ -22,6 +22,7 @@
 
 #include "../common/error.h"
 #include "attention_common_impl.h"
+#include "bf16_avx512.h"
 #include "impl.h"
 
 #define ATA_Q 32 /* queries per work item */
@@ -129,7 +130,11 @@ static void ata_item(att_work *w, const att_call *c, int h, int64_t q0, int64_t 
     memset(qb, 0, sizeof(uint16_t) * (size_t)(ATA_Q * hdp));
     for (int64_t i = 0; i < nq; i++) {
         const float *qi = q + (q0 + i) * ldq + (int64_t)h * hd;
-        for (int e = 0; e < hd; e++) qb[i * hdp + e] = zi_f32_to_bf16(qi[e]);
+        int e = 0;
+#if defined(__AVX512F__)
+        for (; e + 16 <= hd; e += 16) kn_bf16x16_store(qb + i * hdp + e, _mm512_loadu_ps(qi + e));
+#endif
+        for (; e < hd; e++) qb[i * hdp + e] = zi_f32_to_bf16(qi[e]);
     }
     memset(pb + nq * ATT_FBK, 0, sizeof(uint16_t) * (size_t)((ATA_Q - nq) * ATT_FBK)); /* rows past nq */
     memset(o, 0, sizeof(float) * (size_t)(ATA_Q * hdp));
@@ -151,7 +156,13 @@ static void ata_item(att_work *w, const att_call *c, int h, int64_t q0, int64_t 
                 continue;
             }
             att_softmax_row(si, nk, lim, c->scale, &w->mx[i], &w->sum[i], o + i * hdp, hd, 1);
-            for (int64_t j = 0; j < nk32; j++) pi[j] = j < nk ? ata_hi16(si[j]) : 0;
+            int64_t j = 0;
+#if defined(__AVX512F__)
+            for (; j + 16 <= nk; j += 16) /* the rounded probabilities' bf16 bits, 16 at a time */
+                _mm256_storeu_si256((__m256i *)(pi + j),
+                                    _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(si + j), 16)));
+#endif
+            for (; j < nk32; j++) pi[j] = j < nk ? ata_hi16(si[j]) : 0;
         }
         for (int64_t ct = 0; ct < nct; ct += 2) ata_pv(o, pb, vtg, Lkp, k0, nk32, ct, hdp);
     }

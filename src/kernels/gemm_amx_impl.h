@@ -18,6 +18,7 @@
 
 #include "../common/error.h"
 #include "../common/quant.h"
+#include "bf16_avx512.h"
 #include "gemm_driver_impl.h"
 #include "impl.h"
 
@@ -86,16 +87,6 @@ static void ma_pack_b_bf16_rows16(uint32_t *d, const kn_wsrc *B, int64_t row0, i
     }
 }
 
-/* 16 f32 -> bf16 as zi_f32_to_bf16 (round to nearest even, NaN kept quiet), in the low halves */
-static inline __m512i ma_round_bf16x16(__m512 v) {
-    __m512i u = _mm512_castps_si512(v);
-    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
-                                                     _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000)); /* (u | 0x400000) >> 16 = (u >> 16) | 0x40 */
-    return _mm512_srli_epi32(r, 16);
-}
 
 /* The same as ma_pack_b_bf16_rows16 for 16 f32 rows (x in the W-direct form): rounded to bf16
  * pairs (32 floats of K -> 16 pair dwords per row), then the dword transpose. */
@@ -104,8 +95,8 @@ static void ma_pack_b_f32_rows16(uint32_t *d, const kn_wsrc *B, int64_t row0, in
         __m512i r[16];
         for (int i = 0; i < 16; i++) {
             const float *src = (const float *)((const char *)B->data + (size_t)(row0 + i) * B->rs) + k0 + 2 * kp0;
-            __m256i lo = _mm512_cvtepi32_epi16(ma_round_bf16x16(_mm512_loadu_ps(src)));
-            __m256i hi = _mm512_cvtepi32_epi16(ma_round_bf16x16(_mm512_loadu_ps(src + 16)));
+            __m256i lo = _mm512_cvtepi32_epi16(kn_bf16x16_bits(_mm512_loadu_ps(src)));
+            __m256i hi = _mm512_cvtepi32_epi16(kn_bf16x16_bits(_mm512_loadu_ps(src + 16)));
             r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
         }
         ma_transpose16(r);
@@ -326,9 +317,8 @@ static void mt_convert_w(void *dst, int64_t ldb, const kn_wsrc *B, int64_t row, 
                 __m256i v = _mm256_loadu_si256((const __m256i *)q[b].qs);
                 __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(v)));
                 __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(v, 1)));
-                _mm256_storeu_si256((__m256i *)(d + 32 * b), _mm512_cvtepi32_epi16(ma_round_bf16x16(_mm512_mul_ps(lo, sc))));
-                _mm256_storeu_si256((__m256i *)(d + 32 * b + 16),
-                                    _mm512_cvtepi32_epi16(ma_round_bf16x16(_mm512_mul_ps(hi, sc))));
+                kn_bf16x16_store(d + 32 * b, _mm512_mul_ps(lo, sc));
+                kn_bf16x16_store(d + 32 * b + 16, _mm512_mul_ps(hi, sc));
             }
         }
         return;
@@ -357,8 +347,8 @@ static void mt_convert_w(void *dst, int64_t ldb, const kn_wsrc *B, int64_t row, 
                         __m128i h8 = h ? _mm256_extracti128_si256(hi, 1) : _mm256_castsi256_si128(hi);
                         __m512 yl = _mm512_sub_ps(_mm512_mul_ps(d1, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(l8))), m1);
                         __m512 yh = _mm512_sub_ps(_mm512_mul_ps(d2, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(h8))), m2);
-                        _mm256_storeu_si256((__m256i *)(o + 16 * h), _mm512_cvtepi32_epi16(ma_round_bf16x16(yl)));
-                        _mm256_storeu_si256((__m256i *)(o + 32 + 16 * h), _mm512_cvtepi32_epi16(ma_round_bf16x16(yh)));
+                        kn_bf16x16_store(o + 16 * h, yl);
+                        kn_bf16x16_store(o + 32 + 16 * h, yh);
                     }
                 }
             }
@@ -376,7 +366,7 @@ static void mt_convert_w(void *dst, int64_t ldb, const kn_wsrc *B, int64_t row, 
         int64_t k = 0;
 #if defined(__AVX512F__)
         for (; k + 16 <= kc; k += 16)
-            _mm256_storeu_si256((__m256i *)(d + k), _mm512_cvtepi32_epi16(ma_round_bf16x16(_mm512_loadu_ps(f + k))));
+            kn_bf16x16_store(d + k, _mm512_loadu_ps(f + k));
 #endif
         for (; k < kc; k++) d[k] = ma_bf16(f[k]);
     }
