@@ -64,7 +64,7 @@ static void cpu_detect_features(void) {
     snprintf(f->brand, sizeof f->brand, "unknown CPU");
 #if defined(__x86_64__)
     unsigned a, b, c, d;
-    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
+    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
         unsigned r[12];
         for (unsigned i = 0; i < 3; i++) __get_cpuid(0x80000002 + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
         memcpy(f->brand, r, 48);
