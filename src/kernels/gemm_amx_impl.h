@@ -90,7 +90,7 @@ static void ma_pack_b_bf16_rows16(uint32_t *d, const kn_wsrc *B, int64_t row0, i
 
 /* The same as ma_pack_b_bf16_rows16 for 16 f32 rows (x in the W-direct form): rounded to bf16
  * pairs (32 floats of K -> 16 pair dwords per row), then the dword transpose. */
-static void ma_pack_b_f32_rows16_ld(uint32_t *d, int64_t ldd, const kn_wsrc *B, int64_t row0, int64_t k0, int64_t nkp) {
+static void ma_pack_b_f32_rows16(uint32_t *d, const kn_wsrc *B, int64_t row0, int64_t k0, int64_t nkp) {
     for (int64_t kp0 = 0; kp0 < nkp; kp0 += 16) {
         __m512i r[16];
         for (int i = 0; i < 16; i++) {
@@ -100,11 +100,8 @@ static void ma_pack_b_f32_rows16_ld(uint32_t *d, int64_t ldd, const kn_wsrc *B, 
             r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
         }
         ma_transpose16(r);
-        for (int c = 0; c < 16; c++) _mm512_storeu_si512(d + (kp0 + c) * ldd, r[c]);
+        for (int c = 0; c < 16; c++) _mm512_storeu_si512(d + (kp0 + c) * 32, r[c]);
     }
-}
-static void ma_pack_b_f32_rows16(uint32_t *d, const kn_wsrc *B, int64_t row0, int64_t k0, int64_t nkp) {
-    ma_pack_b_f32_rows16_ld(d, 32, B, row0, k0, nkp);
 }
 #endif
 
@@ -299,24 +296,6 @@ static void mt_write(const kn_gemm_call *c, float *y, const float *yt, int64_t l
         }
 }
 
-/* The AMX conv (kn_conv_bf16 below): a stride-1 k x k conv over a staged tile is one GEMM whose
- * x row r (an output pixel) is the k*k*cin patch at stage pixels r + ky*sw + kx. The stage is
- * converted once to channel-pair-major bf16 pairs, st[cp][pixel] (ld dwords per pair row), so the
- * B tile of K chunk kk (tap t = 32 kk / cin, channels c0 = 32 kk % cin .. + 31) for pixels m..m+15
- * is 16 pair rows of 16 consecutive pixels: loaded straight from st, nothing packed per tap. */
-typedef struct {
-    const uint32_t *st;
-    int64_t ld, cin, sw;
-    int k;
-} mc_src;
-
-static inline const uint32_t *mc_btile(const void *src, int64_t m, int64_t kk, int64_t *stride) {
-    const mc_src *s = src;
-    int64_t t = kk * 32 / s->cin, c0 = kk * 32 - t * s->cin;
-    *stride = s->ld * 4;
-    return s->st + (c0 / 2) * s->ld + m + (t / s->k) * s->sw + t % s->k;
-}
-
 /* 32 W rows from `row`, K columns [k0, k0 + kc), as bf16 rows of ldb bytes (quantized or f16/f32
  * weights: dequantized, then rounded like ma_pack_b). Q8_0 16 lanes at a time, prefetching the
  * next 32-row block's bytes (Q8_0 DiT 512x512 bf16 mode: 14.0 s -> 8.7 s, PERF.md entry 27). */
@@ -413,8 +392,7 @@ static void mt_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
                 w = bpv, rs = kcb;
             }
             for (int64_t mb = 0; mb < ldt; mb += 32) {
-                const uint32_t *xp = A->ap ? (const uint32_t *)A->ap + (kb * A->ms_pad + r0 + mb) * (MT_KC / 2) : NULL;
-                int64_t xs = 128; /* bytes between the 16 pair rows of a B tile */
+                const uint32_t *xp = (const uint32_t *)A->ap + (kb * A->ms_pad + r0 + mb) * (MT_KC / 2);
                 float *ct = yt + nb * ldt + mb; /* C0: n 0-15 x m 0-15, C1: m 16-31, C2/C3: n 16-31 */
                 if (kb == 0) {
                     TILE_ZERO(0);
@@ -428,15 +406,14 @@ static void mt_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
                     TILE_LOAD(3, ct + 16 * ldt + 16, ldtb);
                 }
                 for (int64_t ch = 0; ch < nch; ch++) {
-                    const uint32_t *xt = xp ? xp + ch * 16 * 32 : mc_btile(c->src, A->m0 + r0 + mb, k0 / 32 + ch, &xs);
-                    if (xp) { /* the next chunk's x tiles (2 KB, contiguous) into L1: +6-14% */
+                    {   /* the next chunk's x tiles (2 KB, contiguous) into L1: +6-14% */
                         const char *nx = (const char *)(xp + (ch + 1) * 16 * 32);
                         for (int l = 0; l < 32; l++) __builtin_prefetch(nx + 64 * l);
                     }
                     TILE_LOAD(4, w + ch * 64, rs);          /* W rows nb..nb+15, 32 bf16 of K */
                     TILE_LOAD(5, w + 16 * rs + ch * 64, rs); /* W rows nb+16..nb+31 */
-                    TILE_LOAD(6, xt, xs);      /* 16 pairs x x rows mb..mb+15 */
-                    TILE_LOAD(7, xt + 16, xs); /* x rows mb+16..mb+31 */
+                    TILE_LOAD(6, xp + ch * 16 * 32, 128);    /* 16 pairs x x rows mb..mb+15 */
+                    TILE_LOAD(7, xp + ch * 16 * 32 + 16, 128);
                     TILE_DP(0, 4, 6);
                     TILE_DP(1, 4, 7);
                     TILE_DP(2, 5, 6);
@@ -460,7 +437,7 @@ int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int6
     static const kn_gemm_plan plan_wd = {"AMX", 32, 32, MT_KC, MA_MC, MT_NC, MT_ROWS, 2,
                                          sizeof(float) * MT_NC * ((MT_ROWS + 31) / 32 * 32), mt_pack_x, mt_item,
                                          ma_tiles_on, ma_tiles_off};
-    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 1, NULL};
+    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 1};
     /* W-direct for bf16 and Q8_0 weights (measured faster; other types keep the packed form) */
     /* W-direct for bf16, Q8_0 and Q4_K weights (their blocks convert 16 lanes at a time; measured
      * faster than the packed form, PERF.md entry 27); other types keep the packed form */
@@ -470,45 +447,4 @@ int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int6
     if (wd_type && K % 32 == 0 && N % 32 == 0)
         return kn_gemm_drive(&plan_wd, &c, M, N, T);
     return kn_gemm_drive(&plan, &c, M, N, T);
-}
-
-/* Stage pixels [p0, p0 + 16) x channels -> st[cp][p] pairs (zero past npix). */
-static void mc_stage_block(uint32_t *st, int64_t ld, const float *stage, int64_t npix, int64_t cin, int64_t p0) {
-    int64_t ncp = cin / 2;
-#if defined(__AVX512F__)
-    if (p0 + 16 <= npix) {
-        kn_wsrc xs = kn_wsrc_f32(stage, cin);
-        for (int64_t cp0 = 0; cp0 < ncp; cp0 += 16) ma_pack_b_f32_rows16_ld(st + cp0 * ld + p0, ld, &xs, p0, 2 * cp0, 16);
-        return;
-    }
-#endif
-    for (int64_t cp = 0; cp < ncp; cp++)
-        for (int64_t p = p0; p < p0 + 16; p++) {
-            const float *x = stage + p * cin + 2 * cp;
-            st[cp * ld + p] = p < npix ? (uint32_t)ma_bf16(x[0]) | ((uint32_t)ma_bf16(x[1]) << 16) : 0;
-        }
-}
-
-/* The whole stride-1 conv of one staged tile: y[mt, N] = patches . W^T + bias, W tap-major
- * [N][k*k*cin] (conv.c's layout). Returns 1 (nothing done) unless cin and N are multiples of 32;
- * -1 when out of memory. */
-int KN_FN(kn_conv_bf16)(float *y, const float *stage, int64_t npix, int64_t sw, int64_t cin, int k, int64_t mt,
-                        int64_t N, const kn_wsrc *B, const float *bias, int T) {
-    if (cin % 32 || N % 32 || mt <= 0) return 1;
-    int64_t K = (int64_t)k * k * cin, mtp = (mt + 31) / 32 * 32;
-    int64_t ld = (mtp + (int64_t)(k - 1) * sw + k + 15) / 16 * 16; /* every pixel a B tile can touch */
-    uint32_t *st = kn_scratch_get(sizeof(uint32_t) * (size_t)(cin / 2) * (size_t)ld);
-    if (!st)
-        return zi_err("out of memory for the AMX conv stage (%lld pixels x %lld channels)", (long long)ld,
-                      (long long)cin);
-#pragma omp parallel for num_threads(T) schedule(static) if (T > 1 && ld * cin > 65536)
-    for (int64_t b = 0; b < ld / 16; b++) mc_stage_block(st, ld, stage, npix, cin, b * 16);
-    mc_src src = {st, ld, cin, sw, k};
-    static const kn_gemm_plan plan = {"AMX conv", 32, 32, MT_KC, MA_MC, MT_NC, MT_ROWS, 2,
-                                      sizeof(float) * MT_NC * ((MT_ROWS + 31) / 32 * 32), NULL, mt_item,
-                                      ma_tiles_on, ma_tiles_off};
-    kn_gemm_call c = {y, N, NULL, 0, K, B, bias, 0, 1, &src};
-    int rc = kn_gemm_drive(&plan, &c, mt, N, T);
-    kn_scratch_put(st);
-    return rc;
 }

@@ -115,6 +115,6 @@ int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int6
     if (M <= 0 || N <= 0 || K <= 0) return 0;
     static const kn_gemm_plan plan = {"bf16", KN_MR, KN_NR, MB_KC, MB_MC, MB_NC, MB_ROWS, 2, 0,
                                       mb_pack_a_panel, mb_item, NULL, NULL};
-    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 1, NULL};
+    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 1};
     return kn_gemm_drive(&plan, &c, M, N, T);
 }

@@ -22,7 +22,6 @@ typedef struct {
     const kn_wsrc *B;
     const float *bias;
     int acc, rb;
-    const void *src; /* template-specific operand source (the AMX conv's staged tile), else NULL */
 } kn_gemm_call;
 
 /* Packed x of rows [m0, m0 + ms), ms_pad = ms rounded up to the panel rows; layout: template's. */
@@ -38,8 +37,7 @@ typedef struct {
     int64_t nc_max, rows_max;    /* at most this many columns / rows per work item */
     int64_t elem_bytes;          /* bytes per packed element (x and W) */
     size_t tmp_bytes;            /* extra per-thread scratch (0: none) */
-    /* pack x rows [i0, i0 + mr) (relative to A->m0; fewer at the end) of K block kb; NULL: the
-     * items read x from c->src themselves (no packed copy is made) */
+    /* pack x rows [i0, i0 + mr) (relative to A->m0; fewer at the end) of K block kb */
     void (*pack_a)(const kn_gemm_call *c, const kn_apack *A, int64_t kb, int64_t i0);
     /* columns [n0, n0 + nc) x rows [r0, r1) (relative to A->m0); bp: W buffer, tmp: extra */
     void (*item)(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_t nc, int64_t r0, int64_t r1, void *bp,
@@ -60,8 +58,8 @@ static int kn_gemm_drive(const kn_gemm_plan *P, const kn_gemm_call *c, int64_t M
         A.ms_pad = (A.ms + P->mr - 1) / P->mr * P->mr;
         int64_t nmp = A.ms_pad / P->mr, nkb = (K + P->kc - 1) / P->kc;
         int64_t nrr = kn_split_row_ranges(nchunk, T, A.ms, P->rows_max, nmp);
-        A.ap = P->pack_a ? kn_scratch_get((size_t)P->elem_bytes * (size_t)A.ms_pad * (size_t)(nkb * P->kc)) : NULL;
-        if (P->pack_a && !A.ap) {
+        A.ap = kn_scratch_get((size_t)P->elem_bytes * (size_t)A.ms_pad * (size_t)(nkb * P->kc));
+        if (!A.ap) {
             failed = 1;
             break;
         }
@@ -69,8 +67,7 @@ static int kn_gemm_drive(const kn_gemm_plan *P, const kn_gemm_call *c, int64_t M
         {
 #pragma omp for schedule(static) collapse(2)
             for (int64_t kb = 0; kb < nkb; kb++)
-                for (int64_t p = 0; p < nmp; p++)
-                    if (P->pack_a) P->pack_a(c, &A, kb, p * P->mr);
+                for (int64_t p = 0; p < nmp; p++) P->pack_a(c, &A, kb, p * P->mr);
             void *bp = kn_scratch_get((size_t)P->elem_bytes * (size_t)P->kc * (size_t)(cpan * P->nr));
             void *tmp = P->tmp_bytes ? kn_scratch_get(P->tmp_bytes) : NULL;
             int ok = bp && (tmp || !P->tmp_bytes);

@@ -204,7 +204,7 @@ int KN_FN(kn_gemm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M
     }
     static const kn_gemm_plan plan = {"fp32", KN_MR, KN_NR, MM_KC, MM_MC, MM_NC, MM_ROWS, 4, 0,
                                       mm_pack_a, mm_item, NULL, NULL};
-    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, bf16, NULL};
+    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, bf16};
     return kn_gemm_drive(&plan, &c, M, N, T);
 }
 

@@ -196,6 +196,6 @@ int KN_FN(kn_gemm_q8)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_
     /* elem_bytes 2: A and B take 1.25 bytes per element (int8 + two floats per 32) */
     static const kn_gemm_plan plan = {"int8 AMX", MQ_MR, MQ_NR, MQ_KC, MQ_MC, MQ_NC, MQ_ROWS, 2, MQ_TMP,
                                       mq_pack_a, mq_item, mq_tiles_on, mq_tiles_off};
-    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 0, NULL};
+    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 0};
     return kn_gemm_drive(&plan, &c, M, N, T);
 }

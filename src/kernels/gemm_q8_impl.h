@@ -233,6 +233,6 @@ int KN_FN(kn_gemm_q8)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_
     if (K % KQ_BLK || !kn_q8_kind(B->dt) || !KQ_ACCEPTS(kn_q8_kind(B->dt))) return zi_err("int8 GEMM: K = %lld or the weight type unsupported", (long long)K);
     static const kn_gemm_plan plan = {"int8", KQ_MR, KQ_NR, KQ_KC, KQ_MC, KQ_NC, KQ_ROWS, KQ_ELEM, 0,
                                       kq_pack_a, kq_item, NULL, NULL};
-    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 0, NULL};
+    kn_gemm_call c = {y, ldy, x, ldx, K, B, bias, acc, 0};
     return kn_gemm_drive(&plan, &c, M, N, T);
 }
