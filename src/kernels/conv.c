@@ -112,7 +112,12 @@ static int conv2d_bf16(kn_conv_ws *ws, float *y, const float *res, int Ho, int W
         float *dst = y + oy0 * Wo * cout;
         if (s == 1) {
             int64_t mt = (nrow - 1) * sw + Wo; /* rows up to the tile's last valid pixel */
-            for (int64_t ky = 0; ky < k; ky++) {
+            /* one implicit GEMM over all taps where the path has it (AMX); 1: not taken */
+            int crc = im->conv_bf16 ? im->conv_bf16(tmp, stage, ((nrow - 1) * s + k) * sw, sw, cin, k, mt, cout, B,
+                                                    cv->bias, T)
+                                    : 1;
+            if (crc < 0) goto done;
+            for (int64_t ky = 0; ky < k && crc == 1; ky++) {
                 kn_wsrc Bk = conv_wsrc_row(B, ky, run);
                 // [mt, k*cin] (row stride cin) x [cout, k*cin]^T
                 if (conv_gemm_bf16(im, tmp, cout, stage + ky * sw * cin, cin, mt, cout, run, &Bk,

@@ -18,20 +18,20 @@
 #include "gemm_q8.h"
 #include "impl.h"
 
-#define KN_TABLE(isa, bf16, att_bf16)                                                                         \
+#define KN_TABLE(isa, bf16, att_bf16, conv_bf16_fn)                                                           \
     {                                                                                                         \
-        .name = #isa, .gemm = kn_gemm_##isa, .gemm_bf16 = bf16, .attention_bf16 = att_bf16, .packw_floats = kn_packw_floats_##isa, .packw = kn_packw_##isa, \
+        .name = #isa, .gemm = kn_gemm_##isa, .gemm_bf16 = bf16, .attention_bf16 = att_bf16, .conv_bf16 = conv_bf16_fn, .packw_floats = kn_packw_floats_##isa, .packw = kn_packw_##isa, \
         .gemm_patches = kn_gemm_patches_##isa, .attention = kn_attention_##isa, .silu_mul = kn_silu_mul_##isa, \
         .affine_row = kn_affine_row_##isa, .sumsq = kn_sumsq_##isa,                                            \
         .gemm_smallm = kn_gemm_smallm_##isa                                                                   \
     }
 
-static const kn_impl kn_impl_generic = KN_TABLE(generic, kn_gemm_bf16_generic, kn_attention_bf16_generic);
+static const kn_impl kn_impl_generic = KN_TABLE(generic, kn_gemm_bf16_generic, kn_attention_bf16_generic, NULL);
 #if defined(__x86_64__)
-static const kn_impl kn_impl_avx2 = KN_TABLE(avx2, NULL, NULL);
-static const kn_impl kn_impl_avx512 = KN_TABLE(avx512, NULL, NULL);
-static const kn_impl kn_impl_avx512bf16 = KN_TABLE(avx512, kn_gemm_bf16_avx512bf16, kn_attention_bf16_avx512bf16);
-static const kn_impl kn_impl_amx = KN_TABLE(avx512, kn_gemm_bf16_amx, kn_attention_bf16_amx);
+static const kn_impl kn_impl_avx2 = KN_TABLE(avx2, NULL, NULL, NULL);
+static const kn_impl kn_impl_avx512 = KN_TABLE(avx512, NULL, NULL, NULL);
+static const kn_impl kn_impl_avx512bf16 = KN_TABLE(avx512, kn_gemm_bf16_avx512bf16, kn_attention_bf16_avx512bf16, NULL);
+static const kn_impl kn_impl_amx = KN_TABLE(avx512, kn_gemm_bf16_amx, kn_attention_bf16_amx, kn_conv_bf16_amx);
 #endif
 
 const kn_impl *kn_impl_get(void) {

@@ -448,3 +448,109 @@ int KN_FN(kn_gemm_bf16)(float *y, int64_t ldy, const float *x, int64_t ldx, int6
         return kn_gemm_drive(&plan_wd, &c, M, N, T);
     return kn_gemm_drive(&plan, &c, M, N, T);
 }
+
+/* ---- The implicit-GEMM conv (conv.c, bf16 mode, stride 1): one staged tile's k x k conv as one
+ * GEMM, y[mt, N] = P . W^T + bias, where row r of P (an output pixel) is the k*k*cin patch at
+ * stage pixels r + ky*sw + kx. The stage is converted once to bf16, pixel-major [pixel][cin], so an
+ * A tile (16 pixels x 32 channels of one tap) is 16 rows of 64 B at a stride of cin*2 bytes, loaded
+ * straight from it: nothing is packed per tap. W (tap-major [N][k*k*cin]) is packed once into pair
+ * panels [K block][N/32][128][32]. A 32 x 32 block of y keeps its four C tiles over the whole K.
+ * Pixel blocks go in groups of MC_GROUP (their stage rows stay in L2) with W panels outer. */
+#define MC_GROUP 8
+
+static int mc_conv_block(float *y, int64_t N, const uint16_t *sb, int64_t cin, int64_t sw, int k, int64_t K,
+                         const uint32_t *wp, int64_t np, int64_t m0, int64_t mr, int64_t j, const float *bias,
+                         float *tmp) {
+    int64_t ldb = cin * 2, pstride = np * 128 * 32; /* bytes per stage pixel; dwords per packed K block */
+    if (bias) {
+        TILE_LOAD(0, bias + j, 0);
+        TILE_LOAD(1, bias + j + 16, 0);
+        TILE_LOAD(2, bias + j, 0);
+        TILE_LOAD(3, bias + j + 16, 0);
+    } else {
+        TILE_ZERO(0);
+        TILE_ZERO(1);
+        TILE_ZERO(2);
+        TILE_ZERO(3);
+    }
+    for (int64_t kk = 0; kk < K / 32; kk++) { /* chunk kk: tap t, channels c0 .. c0 + 31 */
+        int64_t t = kk * 32 / cin, c0 = kk * 32 - t * cin, off = (t / k) * sw + t % k;
+        const uint16_t *a = sb + (m0 + off) * cin + c0;
+        const uint32_t *b = wp + (kk / 8) * pstride + (j / 32) * 128 * 32 + (kk % 8) * 16 * 32;
+        TILE_LOAD(4, a, ldb);           /* pixels m0..m0+15 */
+        TILE_LOAD(5, a + 16 * cin, ldb); /* pixels m0+16..m0+31 */
+        TILE_LOAD(6, b, 128);
+        TILE_LOAD(7, b + 16, 128);
+        TILE_DP(0, 4, 6);
+        TILE_DP(1, 4, 7);
+        TILE_DP(2, 5, 6);
+        TILE_DP(3, 5, 7);
+    }
+    float *c = mr == 32 ? y + m0 * N + j : tmp;
+    int64_t ldc = mr == 32 ? N : 32;
+    TILE_STORE(0, c, ldc * 4);
+    TILE_STORE(1, c + 16, ldc * 4);
+    TILE_STORE(2, c + 16 * ldc, ldc * 4);
+    TILE_STORE(3, c + 16 * ldc + 16, ldc * 4);
+    if (mr < 32)
+        for (int64_t i = 0; i < mr; i++) memcpy(y + (m0 + i) * N + j, tmp + i * 32, sizeof(float) * 32);
+    return 0;
+}
+
+/* The whole stride-1 conv of one staged tile (npix staged pixels of cin channels, sw per row):
+ * y[mt, N] = patches . W^T + bias, W tap-major [N][k*k*cin]. Returns 1 (nothing done) unless cin
+ * and N are multiples of 32; -1 when out of memory. */
+int KN_FN(kn_conv_bf16)(float *y, const float *stage, int64_t npix, int64_t sw, int64_t cin, int k, int64_t mt,
+                        int64_t N, const kn_wsrc *B, const float *bias, int T) {
+    if (cin % 32 || N % 32 || mt <= 0) return 1;
+    int64_t K = (int64_t)k * k * cin, np = N / 32, nkb = (K + MA_KC - 1) / MA_KC, mtp = (mt + 31) / 32 * 32;
+    int64_t nsb = mtp + (int64_t)(k - 1) * (sw + 1); /* every pixel an A tile can touch */
+    uint16_t *sb = kn_scratch_get(sizeof(uint16_t) * (size_t)(nsb * cin));
+    uint32_t *wp = sb ? kn_scratch_get(sizeof(uint32_t) * (size_t)(nkb * np * 128 * 32)) : NULL;
+    if (!wp) {
+        kn_scratch_put(sb);
+        return zi_err("out of memory for the AMX conv (%lld pixels x %lld channels)", (long long)nsb, (long long)cin);
+    }
+    int64_t nmb = mtp / 32, ngroups = (nmb + MC_GROUP - 1) / MC_GROUP;
+    int failed = 0;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < nsb; p++) { /* the stage in bf16 (zeros past npix) */
+            uint16_t *d = sb + p * cin;
+            const float *x = stage + p * cin;
+            int64_t e = 0;
+            if (p >= npix) {
+                memset(d, 0, sizeof(uint16_t) * (size_t)cin);
+                continue;
+            }
+#if defined(__AVX512F__)
+            for (; e + 16 <= cin; e += 16) kn_bf16x16_store(d + e, _mm512_loadu_ps(x + e));
+#endif
+            for (; e < cin; e++) d[e] = ma_bf16(x[e]);
+        }
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t kb = 0; kb < nkb; kb++) /* W pair panels, one K block at a time */
+            for (int64_t pp = 0; pp < np; pp++) {
+                int64_t k0 = kb * MA_KC, kc = K - k0 < MA_KC ? K - k0 : MA_KC;
+                ma_pack_b(wp + kb * np * 128 * 32 + pp * 128 * 32, B, pp * 32, 32, k0, kc);
+            }
+        float *tmp = kn_scratch_get(sizeof(float) * 32 * 32);
+        if (!tmp) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        TILE_CONFIG();
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t g = 0; g < ngroups; g++)
+            for (int64_t j = 0; j < N && tmp; j += 32)
+                for (int64_t i = g * MC_GROUP; i < nmb && i < (g + 1) * MC_GROUP; i++)
+                    mc_conv_block(y, N, sb, cin, sw, k, K, wp, np, i * 32, mt - i * 32 < 32 ? mt - i * 32 : 32, j,
+                                  bias, tmp);
+        TILE_RELEASE();
+        kn_scratch_put(tmp);
+    }
+    kn_scratch_put(wp);
+    kn_scratch_put(sb);
+    return failed ? zi_err("out of memory for the AMX conv") : 0;
+}

@@ -96,6 +96,10 @@ typedef struct {
     void (*affine_row)(float *d, const float *s, const float *sc, const float *sh, int cin, int silu);
     /* sum of x^2 in double */
     double (*sumsq)(const float *x, int64_t n);
+    /* bf16 mode: a whole stride-1 k x k conv of a staged tile (conv.c) as one implicit GEMM where
+     * the path has one (AMX); returns 1 when the shape is not taken. NULL: conv.c's row GEMMs. */
+    int (*conv_bf16)(float *y, const float *stage, int64_t npix, int64_t sw, int64_t cin, int k, int64_t mt,
+                     int64_t N, const kn_wsrc *B, const float *bias, int T);
     /* gemm for a few rows of x (gemm_smallm_impl.h): streams W once, no packing; same contract */
     int (*gemm_smallm)(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K,
                        const kn_wsrc *B, const float *bias, int acc, int bf16, int T);
@@ -120,6 +124,10 @@ typedef struct {
     int kn_gemm_bf16_##isa(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M, int64_t N, int64_t K, \
                            const kn_wsrc *B, const float *bias, int acc, int T);
 
+#define KN_DECLARE_CONV_BF16(isa)                                                                             \
+    int kn_conv_bf16_##isa(float *y, const float *stage, int64_t npix, int64_t sw, int64_t cin, int k, int64_t mt, \
+                           int64_t N, const kn_wsrc *B, const float *bias, int T);
+
 #define KN_DECLARE_ATTENTION_BF16(isa)                                                                         \
     int kn_attention_bf16_##isa(float *out, int64_t ldo, const float *q, int64_t ldq, const float *k,         \
                                 int64_t ldk, const float *v, int64_t ldv, int64_t Lq, int64_t Lk, int n_heads, \
@@ -134,6 +142,7 @@ KN_DECLARE_SMALLM(generic)
 KN_DECLARE_BF16(generic)
 KN_DECLARE_ATTENTION_BF16(generic)
 KN_DECLARE_BF16(amxemu) /* the AMX kernels on emulated tiles: for tests only */
+KN_DECLARE_CONV_BF16(amxemu)
 KN_DECLARE_ATTENTION_BF16(amxemu)
 #if defined(__x86_64__)
 KN_DECLARE_ISA(avx2)
@@ -143,6 +152,7 @@ KN_DECLARE_SMALLM(avx512)
 KN_DECLARE_BF16(avx512bf16)
 KN_DECLARE_ATTENTION_BF16(avx512bf16)
 KN_DECLARE_BF16(amx)
+KN_DECLARE_CONV_BF16(amx)
 KN_DECLARE_ATTENTION_BF16(amx)
 #endif
 

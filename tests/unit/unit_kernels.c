@@ -166,6 +166,8 @@ static void ku_linear_bf16_case(int64_t M, int64_t K, int64_t N, zi_dtype dt) {
 /* The AMX kernel's template on emulated tiles (gemm_amx_emulated.c): packing, tiling and write-back
  * checked on any CPU against the rounded-input reference (the real tile instructions run the same
  * code on AMX machines, where the amx path's tests below cover them). */
+typedef int (*ku_conv_fn)(float *, const float *, int64_t, int64_t, int64_t, int, int64_t, int64_t, const kn_wsrc *,
+                          const float *, int);
 typedef int (*ku_gemm_bf16_fn)(float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, const kn_wsrc *,
                                const float *, int, int);
 static void ku_amx_run_case(ku_gemm_bf16_fn fn, const char *what, int64_t M, int64_t K, int64_t N, zi_dtype dt,
@@ -199,6 +201,49 @@ static void ku_amx_emulated_case(int64_t M, int64_t K, int64_t N, zi_dtype dt, i
     ku_amx_run_case(kn_gemm_bf16_amxemu, "emulated tiles", M, K, N, dt, acc);
 #if defined(__x86_64__)
     if (kn_isa_supported(KN_ISA_AMX, NULL)) ku_amx_run_case(kn_gemm_bf16_amx, "AMX tiles", M, K, N, dt, acc);
+#endif
+}
+
+/* kn_conv_bf16, the AMX implicit-GEMM conv of a staged tile: y[r][n] = bias[n] + sum over ky, kx, c
+ * of bf16(stage[r + ky*sw + kx][c]) * bf16(W[n][(ky*k + kx)*cin + c]), on emulated tiles everywhere
+ * and on real ones where the CPU has AMX. */
+static void ku_conv_amx_run(ku_conv_fn fn, const char *what, int64_t cin, int k, int64_t sw, int64_t nrows, int64_t mt,
+                            int64_t N, zi_dtype dt) {
+    int64_t npix = nrows * sw, K = (int64_t)k * k * cin;
+    if (mt - 1 + (k - 1) * (sw + 1) >= npix) { /* a patch past the stage: a bad case, not a kernel error */
+        UNIT_CHECK(0, "AMX conv case: %lld pixels need more than %lld staged", (long long)mt, (long long)npix);
+        return;
+    }
+    float *st = ku_rand((size_t)(npix * cin), 1.0f), *wf, *bias = ku_rand((size_t)N, 0.5f);
+    void *w = ku_weights(dt, N, K, K, &wf);
+    float *y = malloc(sizeof(float) * (size_t)(mt * N));
+    kn_mat W = {.dtype = dt, .rows = N, .cols = K, .data = w};
+    kn_wsrc B = kn_wsrc_of_mat(&W);
+    int rc = fn(y, st, npix, sw, cin, k, mt, N, &B, bias, 2);
+    double worst = 0;
+    for (int64_t r = 0; r < mt && rc == 0; r++)
+        for (int64_t n = 0; n < N; n++) {
+            double ref = bias[n], mag = fabs(bias[n]);
+            for (int t = 0; t < k * k; t++)
+                for (int64_t c = 0; c < cin; c++) {
+                    double p = (double)zi_bf16_to_f32(zi_f32_to_bf16(st[(r + (t / k) * sw + t % k) * cin + c])) *
+                               zi_bf16_to_f32(zi_f32_to_bf16(wf[n * K + t * cin + c]));
+                    ref += p, mag += fabs(p);
+                }
+            double e = fabs(y[r * N + n] - ref) / (mag + 1e-30);
+            if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+        }
+    UNIT_CHECK(rc == 0 && worst <= 1e-6, "AMX conv (%s) cin %lld k %d sw %lld mt %lld N %lld %s: rc %d rel err %.3g",
+               what, (long long)cin, k, (long long)sw, (long long)mt, (long long)N, zi_dtype_name(dt), rc, worst);
+    rc = fn(y, st, npix, sw, 48, 1, 1, N, &B, bias, 1); /* cin not a multiple of 32: not taken */
+    UNIT_CHECK(rc == 1, "AMX conv (%s): cin 48 must be refused with 1, got %d", what, rc);
+    free(st), free(wf), free(bias), free(w), free(y);
+}
+
+static void ku_conv_amx_case(int64_t cin, int k, int64_t sw, int64_t nrows, int64_t mt, int64_t N, zi_dtype dt) {
+    ku_conv_amx_run(kn_conv_bf16_amxemu, "emulated tiles", cin, k, sw, nrows, mt, N, dt);
+#if defined(__x86_64__)
+    if (kn_isa_supported(KN_ISA_AMX, NULL)) ku_conv_amx_run(kn_conv_bf16_amx, "AMX tiles", cin, k, sw, nrows, mt, N, dt);
 #endif
 }
 
@@ -579,6 +624,11 @@ void unit_kernels(void) {
     ku_amx_emulated_case(45, 512, 64, ZI_Q4_K, 1);  /* Q4_K: W blocks dequantized to bf16 rows */
     ku_amx_emulated_case(20, 256, 32, ZI_Q4_K, 0);
     ku_amx_emulated_case(20, 288, 32, ZI_Q5_0, 0);  /* other block types: the packed form */
+    /* mt = (rows - k) sw + sw - k + 1 output pixels, as conv.c stages them */
+    ku_conv_amx_case(32, 3, 12, 5, 2 * 12 + 10, 32, ZI_BF16);   /* 34 pixels: a partial 32-row block */
+    ku_conv_amx_case(64, 3, 9, 4, 1 * 9 + 7, 64, ZI_F32);       /* f32 weights: converted blocks */
+    ku_conv_amx_case(96, 1, 40, 1, 40, 96, ZI_BF16);            /* 1x1, K = 96: a 3-chunk K block */
+    ku_conv_amx_case(32, 3, 30, 22, 19 * 30 + 28, 32, ZI_BF16); /* 598 pixels: 2 row ranges */
     unit_attention_amx_emulated();
     kn_isa saved = kn_get_isa();
     for (int i = 0; i < KN_ISA_COUNT; i++) {
