@@ -146,20 +146,23 @@ static void ma_pack_b(uint32_t *bp, const kn_wsrc *B, int64_t n0, int64_t nc, in
     }
 }
 
-/* One 32 x 32 block: C (+)= A[32, 32 nch] . B[32 nch, 32] over nch chunks, written to y rows
- * < mr, columns < n (mode 0: = acc + bias, 1: += acc, 2: += acc + bias). tmp: 32 x 32 floats. */
-static void ma_block(const uint16_t *ap, const uint32_t *bp, int64_t nch, float *c, int64_t ldc, int mr, int64_t n,
-                     int mode, const float *bias, float *tmp) {
-    /* A full block with mode 0 or 1 keeps its accumulators in y itself: C tiles start as y (mode
-     * 1) or as the bias rows (a stride-0 load) or zero (mode 0), and are stored back to y. */
-    int direct = mr == 32 && n >= 32 && mode != 2;
-    int64_t ldb = ldc * (int64_t)sizeof(float);
-    if (direct && mode == 1) {
-        TILE_LOAD(0, c, ldb);
-        TILE_LOAD(1, c + 16, ldb);
-        TILE_LOAD(2, c + 16 * ldc, ldb);
-        TILE_LOAD(3, c + 16 * ldc + 16, ldb);
-    } else if (direct && bias) {
+/* The four C tiles of a 32 x 32 f32 block (C0 rows 0-15 x columns 0-15, C1 columns 16-31, C2/C3
+ * rows 16-31): loaded from / stored to c (ldc floats per row), or set to the bias row pair with
+ * stride-0 loads (zero when bias is NULL). */
+static inline void ma_c_load(const float *c, int64_t ldc) {
+    TILE_LOAD(0, c, ldc * 4);
+    TILE_LOAD(1, c + 16, ldc * 4);
+    TILE_LOAD(2, c + 16 * ldc, ldc * 4);
+    TILE_LOAD(3, c + 16 * ldc + 16, ldc * 4);
+}
+static inline void ma_c_store(float *c, int64_t ldc) {
+    TILE_STORE(0, c, ldc * 4);
+    TILE_STORE(1, c + 16, ldc * 4);
+    TILE_STORE(2, c + 16 * ldc, ldc * 4);
+    TILE_STORE(3, c + 16 * ldc + 16, ldc * 4);
+}
+static inline void ma_c_bias(const float *bias) {
+    if (bias) {
         TILE_LOAD(0, bias, 0);
         TILE_LOAD(1, bias + 16, 0);
         TILE_LOAD(2, bias, 0);
@@ -170,6 +173,17 @@ static void ma_block(const uint16_t *ap, const uint32_t *bp, int64_t nch, float 
         TILE_ZERO(2);
         TILE_ZERO(3);
     }
+}
+
+/* One 32 x 32 block: C (+)= A[32, 32 nch] . B[32 nch, 32] over nch chunks, written to y rows
+ * < mr, columns < n (mode 0: = acc + bias, 1: += acc, 2: += acc + bias). tmp: 32 x 32 floats. */
+static void ma_block(const uint16_t *ap, const uint32_t *bp, int64_t nch, float *c, int64_t ldc, int mr, int64_t n,
+                     int mode, const float *bias, float *tmp) {
+    /* A full block with mode 0 or 1 keeps its accumulators in y itself: C tiles start as y (mode
+     * 1) or as the bias rows (a stride-0 load) or zero (mode 0), and are stored back to y. */
+    int direct = mr == 32 && n >= 32 && mode != 2;
+    if (direct && mode == 1) ma_c_load(c, ldc);
+    else ma_c_bias(direct ? bias : NULL);
     for (int64_t ch = 0; ch < nch; ch++) {
         TILE_LOAD(4, ap + ch * 32 * 32, 64);           /* x rows 0-15, 32 bf16 */
         TILE_LOAD(5, ap + ch * 32 * 32 + 16 * 32, 64); /* x rows 16-31 */
@@ -181,16 +195,10 @@ static void ma_block(const uint16_t *ap, const uint32_t *bp, int64_t nch, float 
         TILE_DP(3, 5, 7);
     }
     if (direct) {
-        TILE_STORE(0, c, ldb);
-        TILE_STORE(1, c + 16, ldb);
-        TILE_STORE(2, c + 16 * ldc, ldb);
-        TILE_STORE(3, c + 16 * ldc + 16, ldb);
+        ma_c_store(c, ldc);
         return;
     }
-    TILE_STORE(0, tmp, 128);
-    TILE_STORE(1, tmp + 16, 128);
-    TILE_STORE(2, tmp + 16 * 32, 128);
-    TILE_STORE(3, tmp + 16 * 32 + 16, 128);
+    ma_c_store(tmp, 32);
     for (int i = 0; i < mr; i++) {
         float *ci = c + i * ldc;
         const float *ti = tmp + i * 32;
@@ -375,7 +383,7 @@ static void mt_convert_w(void *dst, int64_t ldb, const kn_wsrc *B, int64_t row, 
 static void mt_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_t nc, int64_t r0, int64_t r1,
                     void *bpv, void *tmpv) {
     float *yt = tmpv;                                /* [nc][ldt] f32 */
-    int64_t K = c->K, rows = r1 - r0, ldt = (rows + 31) / 32 * 32, ldtb = ldt * (int64_t)sizeof(float);
+    int64_t K = c->K, rows = r1 - r0, ldt = (rows + 31) / 32 * 32;
     const kn_wsrc *B = c->B;
     for (int64_t kb = 0; kb * MT_KC < K; kb++) {
         int64_t k0 = kb * MT_KC, nch = (K - k0 < MT_KC ? K - k0 : MT_KC) / 32;
@@ -394,17 +402,8 @@ static void mt_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
             for (int64_t mb = 0; mb < ldt; mb += 32) {
                 const uint32_t *xp = (const uint32_t *)A->ap + (kb * A->ms_pad + r0 + mb) * (MT_KC / 2);
                 float *ct = yt + nb * ldt + mb; /* C0: n 0-15 x m 0-15, C1: m 16-31, C2/C3: n 16-31 */
-                if (kb == 0) {
-                    TILE_ZERO(0);
-                    TILE_ZERO(1);
-                    TILE_ZERO(2);
-                    TILE_ZERO(3);
-                } else {
-                    TILE_LOAD(0, ct, ldtb);
-                    TILE_LOAD(1, ct + 16, ldtb);
-                    TILE_LOAD(2, ct + 16 * ldt, ldtb);
-                    TILE_LOAD(3, ct + 16 * ldt + 16, ldtb);
-                }
+                if (kb == 0) ma_c_bias(NULL);
+                else ma_c_load(ct, ldt);
                 for (int64_t ch = 0; ch < nch; ch++) {
                     {   /* the next chunk's x tiles (2 KB, contiguous) into L1: +6-14% */
                         const char *nx = (const char *)(xp + (ch + 1) * 16 * 32);
@@ -419,10 +418,7 @@ static void mt_item(const kn_gemm_call *c, const kn_apack *A, int64_t n0, int64_
                     TILE_DP(2, 5, 6);
                     TILE_DP(3, 5, 7);
                 }
-                TILE_STORE(0, ct, ldtb);
-                TILE_STORE(1, ct + 16, ldtb);
-                TILE_STORE(2, ct + 16 * ldt, ldtb);
-                TILE_STORE(3, ct + 16 * ldt + 16, ldtb);
+                ma_c_store(ct, ldt);
             }
         }
     }
@@ -462,17 +458,7 @@ static int mc_conv_block(float *y, int64_t N, const uint16_t *sb, int64_t cin, i
                          const uint32_t *wp, int64_t np, int64_t m0, int64_t mr, int64_t j, const float *bias,
                          float *tmp) {
     int64_t ldb = cin * 2, pstride = np * 128 * 32; /* bytes per stage pixel; dwords per packed K block */
-    if (bias) {
-        TILE_LOAD(0, bias + j, 0);
-        TILE_LOAD(1, bias + j + 16, 0);
-        TILE_LOAD(2, bias + j, 0);
-        TILE_LOAD(3, bias + j + 16, 0);
-    } else {
-        TILE_ZERO(0);
-        TILE_ZERO(1);
-        TILE_ZERO(2);
-        TILE_ZERO(3);
-    }
+    ma_c_bias(bias ? bias + j : NULL);
     for (int64_t kk = 0; kk < K / 32; kk++) { /* chunk kk: tap t, channels c0 .. c0 + 31 */
         int64_t t = kk * 32 / cin, c0 = kk * 32 - t * cin, off = (t / k) * sw + t % k;
         const uint16_t *a = sb + (m0 + off) * cin + c0;
@@ -486,12 +472,8 @@ static int mc_conv_block(float *y, int64_t N, const uint16_t *sb, int64_t cin, i
         TILE_DP(2, 5, 6);
         TILE_DP(3, 5, 7);
     }
-    float *c = mr == 32 ? y + m0 * N + j : tmp;
-    int64_t ldc = mr == 32 ? N : 32;
-    TILE_STORE(0, c, ldc * 4);
-    TILE_STORE(1, c + 16, ldc * 4);
-    TILE_STORE(2, c + 16 * ldc, ldc * 4);
-    TILE_STORE(3, c + 16 * ldc + 16, ldc * 4);
+    if (mr == 32) ma_c_store(y + m0 * N + j, N);
+    else ma_c_store(tmp, 32);
     if (mr < 32)
         for (int64_t i = 0; i < mr; i++) memcpy(y + (m0 + i) * N + j, tmp + i * 32, sizeof(float) * 32);
     return 0;
