@@ -60,7 +60,9 @@ int kn_has_bf16_units(void) {
 
 const char *kn_bf16_describe(void) {
     switch (kn_get_isa()) {
-    case KN_ISA_AMX: return "GEMM and attention on AMX tiles (TDPBF16PS)";
+    case KN_ISA_AMX:
+        return "GEMM and attention on AMX tiles (TDPBF16PS); stride-1 VAE convs with channels in multiples of 32\n"
+               "  as one implicit GEMM on the tiles, the other convs as row GEMMs";
     case KN_ISA_AVX512BF16: return "GEMM and attention on vdpbf16ps";
     case KN_ISA_C: return "GEMM and attention on an exact emulation of vdpbf16ps";
     default: return "GEMM and attention on the fp32 kernels with bf16-rounded inputs (no bf16 units)";
