@@ -777,8 +777,11 @@ def test_concurrency(port):
             check(r[1].get("retry-after") == "10" and jbody(r[2])["error"]["type"] == "server_busy",
                   "503 has Retry-After: %s" % (r[1],))
     # the jobs API counts against the same queue
+    # (the running one is 1024x1024 x 100 steps, cancelled below: a short one could finish before the
+    # four POSTs and free its slot, as 16x16 x 30 steps once did under load)
+    long_job = {"prompt": "q", "width": 1024, "height": 1024, "steps": 100}
     job = {"prompt": "q", "width": 16, "height": 16, "steps": 30}
-    a = [request(port, "POST", "/v1/jobs", job)]
+    a = [request(port, "POST", "/v1/jobs", long_job)]
     wait_running(port)  # the worker took it: the queue is empty again
     a += [request(port, "POST", "/v1/jobs", job) for _ in range(4)]
     ca = [x[0] for x in a]
