@@ -469,8 +469,8 @@ def test_progress_cancel(port):
     box = {}
 
     def long_txt2img():
-        box["r"] = request(port, "POST", "/sdapi/v1/txt2img",
-                           {"prompt": "slow", "width": 16, "height": 16, "steps": 100, "seed": 1})
+        box["r"] = request(port, "POST", "/sdapi/v1/txt2img",  # 256x256: still running when interrupted
+                           {"prompt": "slow", "width": 256, "height": 256, "steps": 100, "seed": 1})
 
     t = threading.Thread(target=long_txt2img)
     t.start()
